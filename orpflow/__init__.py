@@ -1,0 +1,21 @@
+"""orpflow: low-latency order-flow trading with a nogil Cython core.
+
+Light to import: numpy and the compiled core only. Heavy optional pieces (ONNX, Prometheus)
+load when a feature that needs them is configured.
+"""
+from orpflow.events import (
+    EVENT_DTYPE, Flags, Reason, check_event_array, empty_events, flags, load_events, save_events,
+)
+from orpflow.instrument import Instrument
+from orpflow._core.book import OrderBook
+from orpflow._core.ring import EventRing
+from orpflow._core.snapshot import MarketSnapshot
+from orpflow.feeds import FeedReport, read_binance, read_cryptofeed, read_tardis
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "EVENT_DTYPE", "Flags", "Reason", "flags", "check_event_array", "empty_events",
+    "load_events", "save_events", "Instrument", "OrderBook", "EventRing", "MarketSnapshot",
+    "FeedReport", "read_binance", "read_cryptofeed", "read_tardis", "__version__",
+]

@@ -1,0 +1,102 @@
+# L2 order book: snapshot + diffs under the venue's sequence rules, one writer thread.
+from libc.stdint cimport int64_t, uint32_t
+from orpflow._core.types cimport Event, R_COUNT
+
+cdef enum BookVenue:
+    VENUE_BINANCE_SPOT = 0
+    VENUE_BINANCE_FUTURES = 1     # USD-M and COIN-M: `pu` continuity, inclusive first-diff rule
+    VENUE_GENERIC = 2             # absolute sizes, no sequence rules (Tardis, Bybit deltas)
+
+cdef enum SyncState:
+    S_WAIT_SNAPSHOT = 0           # no snapshot yet: diffs are buffered (Binance) or dropped (generic)
+    S_AWAIT_FIRST = 1             # snapshot applied, first diff must straddle its id
+    S_IN_SYNC = 2
+    S_OUT_OF_SYNC = 3             # gap or bad data: diffs buffered until a snapshot re-syncs
+
+# A side is one array of levels sorted by key ascending with the BEST level LAST, so the
+# frequent top-of-book updates move nothing; key = price for bids, -price for asks, which
+# gives both sides one code path.
+cdef struct Level:
+    int64_t key
+    int64_t qty
+
+cdef struct BookSide:
+    Level *lv
+    int64_t n
+    int64_t cap
+
+cdef struct BookCounters:
+    int64_t records           # records seen by apply()
+    int64_t messages          # book messages completed (LAST seen)
+    int64_t applied           # level records applied to the book
+    int64_t buffered          # records put in the pre-snapshot buffer
+    int64_t snapshots         # snapshots applied
+    int64_t resyncs           # snapshots that ended an OUT_OF_SYNC period
+    int64_t gaps              # sequence gaps detected
+    int64_t stale             # diff messages dropped as already in the book
+    int64_t desyncs           # times the book left sync for bad data (not a gap)
+    int64_t crossed           # complete messages that left the book crossed (bid > ask)
+    int64_t locked            # ... or locked (bid == ask)
+    int64_t trades            # trade records seen (passed over)
+    int64_t bbo               # BBO records seen (passed over)
+    int64_t rejected          # records rejected, all reasons
+
+cdef struct BookMetrics:
+    double best_bid
+    double best_ask
+    double bid_qty
+    double ask_qty
+    double mid
+    double spread_bps
+    double imbalance              # (sum Qb - sum Qa)/(sum Qb + sum Qa), top imbalance_levels
+    double weighted_imbalance     # same with weights decay**level, top weighted_levels
+    double depth_bid              # sum of sizes, top depth_levels
+    double depth_ask
+    double stoikov_imbalance      # Qb/(Qb+Qa) at level 1
+    double weighted_mid           # Pb(1-I) + Pa*I with I the Stoikov imbalance
+
+cdef struct Book:
+    BookSide bid
+    BookSide ask
+    int venue
+    int state
+    int ever_synced
+    int crossed_now
+    int64_t last_update_id
+    uint32_t instrument
+    # the message in progress (records up to one carrying F_LAST)
+    int msg_open
+    int msg_kind
+    int msg_action
+    int msg_drop_reason
+    int msg_resync
+    int64_t msg_seq
+    int64_t msg_buf_start
+    int64_t ts_exch               # times of the last complete applied message
+    int64_t ts_local
+    # pre-snapshot buffer: [buf_start, buf_end) holds whole messages (plus the one in progress)
+    Event *buf
+    int64_t buf_start
+    int64_t buf_end
+    int64_t buf_cap
+    int replaying
+    int replay_stop
+    # price/size scale for the float views: value = units * num / den
+    double px_num
+    double px_den
+    double qty_num
+    double qty_den
+    int imbalance_levels
+    int weighted_levels
+    int depth_levels
+    double weighted_decay
+    BookCounters c
+    int64_t rejects[R_COUNT]
+
+cdef int64_t book_apply(Book *b, const Event *evs, int64_t n) noexcept nogil
+cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil
+cdef bint book_in_sync(const Book *b) noexcept nogil
+
+cdef class OrderBook:
+    cdef Book *book
+    cdef readonly object instrument

@@ -1,0 +1,667 @@
+"""L2 order book with the venue's sequence rules, int64 ticks and size units.
+
+Per level update: a binary search (O(log n)) plus a memmove of the levels *better* than the
+updated one (best is stored last), so top-of-book updates move nothing. Memory: each side is
+one array that doubles when full and never shrinks, and the pre-snapshot buffer is allocated
+once, so a book that has seen its widest depth allocates nothing more (no malloc per update).
+
+Message framing: records up to and including one with F_LAST form one venue message. The
+message's first record decides what happens to the whole message (apply, buffer, drop), so a
+message is never half-applied because of sequencing; a bad record inside an applied message
+takes the book out of sync instead of leaving it silently wrong.
+"""
+from cpython.mem cimport PyMem_RawMalloc, PyMem_RawFree
+from libc.stdint cimport int64_t, uint32_t
+from libc.stdlib cimport malloc, realloc, free
+from libc.string cimport memmove, memset
+from libc.math cimport NAN
+
+import numpy as np
+
+from orpflow._core.types cimport (
+    Event, event_ptr, F_DEPTH, F_TRADE, F_BBO, F_SNAPSHOT, F_CLEAR, F_BID, F_ASK, F_LAST,
+    R_COUNT, R_WRONG_INSTRUMENT, R_BAD_FLAGS, R_BAD_PRICE, R_NEGATIVE, R_STALE,
+    R_BUFFER_OVERFLOW, R_NO_SNAPSHOT, R_STALE_SNAPSHOT, R_OUT_OF_SYNC,
+)
+
+cdef enum MsgKind:
+    K_NONE = 0
+    K_DEPTH = 1
+    K_SNAPSHOT = 2
+    K_CLEAR = 3
+
+cdef enum MsgAction:
+    A_NONE = 0
+    A_APPLY = 1
+    A_SNAPSHOT = 2
+    A_BUFFER = 3
+    A_DROP = 4
+
+VENUES = {
+    "binance-spot": VENUE_BINANCE_SPOT,
+    "binance-usdm": VENUE_BINANCE_FUTURES,
+    "binance-coinm": VENUE_BINANCE_FUTURES,
+    "generic": VENUE_GENERIC,
+}
+STATE_NAMES = ("WAIT_SNAPSHOT", "AWAIT_FIRST_DIFF", "IN_SYNC", "OUT_OF_SYNC")
+COUNTER_NAMES = (
+    "records", "messages", "applied", "buffered", "snapshots", "resyncs", "gaps", "stale",
+    "desyncs", "crossed", "locked", "trades", "bbo", "rejected",
+)
+
+# ------------------------------------------------------------------------------------------
+# one side
+
+
+cdef int side_reserve(BookSide *s, int64_t need) noexcept nogil:
+    """Grow (doubling) so that `need` levels fit; 0 on success, -1 out of memory."""
+    if need <= s.cap:
+        return 0
+    cdef int64_t cap = s.cap if s.cap > 0 else 64
+    while cap < need:
+        cap *= 2
+    cdef Level *p = <Level *>realloc(s.lv, <size_t>cap * sizeof(Level))
+    if p == NULL:
+        return -1
+    s.lv = p
+    s.cap = cap
+    return 0
+
+
+cdef inline int64_t side_lower_bound(const BookSide *s, int64_t key) noexcept nogil:
+    """First index whose key is >= key (n if none)."""
+    cdef int64_t lo = 0, hi = s.n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if s.lv[mid].key < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+cdef int side_set(BookSide *s, int64_t key, int64_t qty) noexcept nogil:
+    """Set the absolute size at key (0 removes the level); -1 only when out of memory."""
+    cdef int64_t i = side_lower_bound(s, key)
+    cdef bint found = i < s.n and s.lv[i].key == key
+    if found:
+        if qty == 0:
+            memmove(&s.lv[i], &s.lv[i + 1], <size_t>(s.n - i - 1) * sizeof(Level))
+            s.n -= 1
+        else:
+            s.lv[i].qty = qty
+        return 0
+    if qty == 0:
+        return 0    # removing a level the book does not have: valid, nothing to do
+    if side_reserve(s, s.n + 1) != 0:
+        return -1
+    memmove(&s.lv[i + 1], &s.lv[i], <size_t>(s.n - i) * sizeof(Level))
+    s.lv[i].key = key
+    s.lv[i].qty = qty
+    s.n += 1
+    return 0
+
+
+cdef int side_append_unsorted(BookSide *s, int64_t key, int64_t qty) noexcept nogil:
+    """Snapshot staging: append now, sort once when the snapshot message is complete."""
+    if side_reserve(s, s.n + 1) != 0:
+        return -1
+    s.lv[s.n].key = key
+    s.lv[s.n].qty = qty
+    s.n += 1
+    return 0
+
+
+cdef void side_finish_snapshot(BookSide *s) noexcept nogil:
+    """Sort staged levels by key (stable), keep the last size given for a repeated price,
+    drop zero sizes. Venues send snapshots best-first, which is exactly reversed order, so
+    that case is a reversal; anything else falls back to an insertion sort."""
+    cdef int64_t i, j, n = s.n
+    cdef Level tmp
+    cdef bint strictly_desc = True
+    for i in range(1, n):
+        if s.lv[i].key >= s.lv[i - 1].key:
+            strictly_desc = False
+            break
+    if strictly_desc:
+        i = 0
+        j = n - 1
+        while i < j:
+            tmp = s.lv[i]
+            s.lv[i] = s.lv[j]
+            s.lv[j] = tmp
+            i += 1
+            j -= 1
+    else:
+        for i in range(1, n):
+            tmp = s.lv[i]
+            j = i - 1
+            while j >= 0 and s.lv[j].key > tmp.key:
+                s.lv[j + 1] = s.lv[j]
+                j -= 1
+            s.lv[j + 1] = tmp
+    # dedupe (last one given wins: stable sort kept arrival order among equal keys), drop zeros
+    cdef int64_t w = 0
+    for i in range(n):
+        if i + 1 < n and s.lv[i + 1].key == s.lv[i].key:
+            continue
+        if s.lv[i].qty != 0:
+            s.lv[w] = s.lv[i]
+            w += 1
+    s.n = w
+
+
+# ------------------------------------------------------------------------------------------
+# the book
+
+
+cdef inline void book_reject(Book *b, int reason) noexcept nogil:
+    b.rejects[reason] += 1
+    b.c.rejected += 1
+
+
+cdef inline void book_clear_levels(Book *b) noexcept nogil:
+    b.bid.n = 0
+    b.ask.n = 0
+    b.crossed_now = 0
+
+
+cdef bint book_in_sync(const Book *b) noexcept nogil:
+    return b.state == S_AWAIT_FIRST or b.state == S_IN_SYNC
+
+
+cdef void book_lose_sync(Book *b) noexcept nogil:
+    """Leave sync after bad data (not a sequence gap): wait for the next snapshot."""
+    if b.state != S_OUT_OF_SYNC and b.state != S_WAIT_SNAPSHOT:
+        b.c.desyncs += 1
+    b.state = S_OUT_OF_SYNC if b.ever_synced else S_WAIT_SNAPSHOT
+
+
+cdef void book_check_crossed(Book *b) noexcept nogil:
+    b.crossed_now = 0
+    if b.bid.n == 0 or b.ask.n == 0:
+        return
+    cdef int64_t best_bid = b.bid.lv[b.bid.n - 1].key
+    cdef int64_t best_ask = -b.ask.lv[b.ask.n - 1].key
+    if best_bid > best_ask:
+        b.c.crossed += 1
+        b.crossed_now = 1
+    elif best_bid == best_ask:
+        b.c.locked += 1
+        b.crossed_now = 1
+
+
+cdef int book_depth_action(Book *b, const Event *e) noexcept nogil:
+    """Decide what a diff message does, from its first record (Binance rules, DESIGN §4)."""
+    cdef int64_t lid = b.last_update_id
+    cdef bint spot = b.venue == VENUE_BINANCE_SPOT
+    if b.venue == VENUE_GENERIC:
+        if b.state == S_IN_SYNC:
+            return A_APPLY
+        b.msg_drop_reason = R_NO_SNAPSHOT if b.state == S_WAIT_SNAPSHOT else R_OUT_OF_SYNC
+        return A_DROP
+    if b.state == S_WAIT_SNAPSHOT or b.state == S_OUT_OF_SYNC:
+        return A_BUFFER
+    if b.state == S_AWAIT_FIRST:
+        if (e.seq <= lid) if spot else (e.seq < lid):
+            b.c.stale += 1
+            b.msg_drop_reason = R_STALE
+            return A_DROP
+        if (e.seq_first <= lid + 1 <= e.seq) if spot else (e.seq_first <= lid <= e.seq):
+            return A_APPLY
+    else:  # S_IN_SYNC
+        if (e.seq_first == lid + 1) if spot else (e.seq_prev == lid):
+            return A_APPLY
+        if e.seq <= lid:
+            b.c.stale += 1
+            b.msg_drop_reason = R_STALE
+            return A_DROP
+    # a gap: the book no longer matches the venue; keep this diff, it may follow a new snapshot
+    b.c.gaps += 1
+    b.state = S_OUT_OF_SYNC
+    return A_BUFFER
+
+
+cdef int book_snapshot_action(Book *b, const Event *e) noexcept nogil:
+    if b.venue != VENUE_GENERIC and book_in_sync(b) and e.seq <= b.last_update_id:
+        b.msg_drop_reason = R_STALE_SNAPSHOT
+        return A_DROP
+    b.msg_resync = b.state == S_OUT_OF_SYNC
+    book_clear_levels(b)
+    b.state = S_WAIT_SNAPSHOT     # levels are being staged: not usable until the message ends
+    return A_SNAPSHOT
+
+
+cdef void buffer_drop_oldest_message(Book *b) noexcept nogil:
+    cdef int64_t j = b.buf_start
+    while j < b.buf_end and not (b.buf[j].flags & F_LAST):
+        j += 1
+    cdef int64_t dropped = j + 1 - b.buf_start
+    b.rejects[R_BUFFER_OVERFLOW] += dropped
+    b.c.rejected += dropped
+    b.buf_start = j + 1
+
+
+cdef void buffer_push(Book *b, const Event *e) noexcept nogil:
+    """Append a record of the message in progress; on overflow discard whole oldest messages
+    (a later continuity check then reports the gap), or this message if it alone is too big."""
+    cdef int64_t live
+    while b.buf_end == b.buf_cap:
+        if b.buf_start > 0:
+            live = b.buf_end - b.buf_start
+            memmove(b.buf, &b.buf[b.buf_start], <size_t>live * sizeof(Event))
+            b.msg_buf_start -= b.buf_start
+            b.buf_end = live
+            b.buf_start = 0
+            continue
+        if b.msg_buf_start == 0:
+            # the message in progress fills the whole buffer: it cannot be kept
+            live = b.buf_end + 1
+            b.rejects[R_BUFFER_OVERFLOW] += live
+            b.c.rejected += live
+            b.buf_end = 0
+            b.msg_action = A_DROP
+            b.msg_drop_reason = R_BUFFER_OVERFLOW
+            return
+        buffer_drop_oldest_message(b)
+    b.buf[b.buf_end] = e[0]
+    b.buf_end += 1
+    b.c.buffered += 1
+
+
+cdef bint record_is_valid(Book *b, const Event *e, uint32_t side) noexcept nogil:
+    """Level records need a positive price and a non-negative size; rejects with a reason."""
+    if side == 0:
+        return True
+    if e.price <= 0:
+        book_reject(b, R_BAD_PRICE)
+        return False
+    if e.qty < 0:
+        book_reject(b, R_NEGATIVE)
+        return False
+    return True
+
+
+cdef void book_abandon_message(Book *b) noexcept nogil:
+    """A bad record inside a book message: undo what cannot stand, drop the rest of it."""
+    if b.msg_action == A_APPLY or b.msg_action == A_SNAPSHOT:
+        if b.msg_action == A_SNAPSHOT:
+            book_clear_levels(b)
+        book_lose_sync(b)
+    elif b.msg_action == A_BUFFER:
+        b.buf_end = b.msg_buf_start   # the lost message then shows up as a gap, as it should
+    b.msg_action = A_DROP
+    b.msg_drop_reason = R_OUT_OF_SYNC
+
+
+cdef void book_end_message(Book *b) noexcept nogil:
+    b.msg_open = 0
+    b.c.messages += 1
+    if b.msg_action == A_APPLY:
+        b.last_update_id = b.msg_seq
+        b.state = S_IN_SYNC
+        book_check_crossed(b)
+    elif b.msg_action == A_SNAPSHOT:
+        side_finish_snapshot(&b.bid)
+        side_finish_snapshot(&b.ask)
+        b.last_update_id = b.msg_seq
+        b.state = S_IN_SYNC if b.venue == VENUE_GENERIC else S_AWAIT_FIRST
+        b.c.snapshots += 1
+        if b.msg_resync:
+            b.c.resyncs += 1
+        b.ever_synced = 1
+        book_check_crossed(b)
+        if not b.replaying:
+            book_replay_buffer(b)
+
+
+cdef int book_begin_message(Book *b, const Event *e, int kind) noexcept nogil:
+    b.msg_open = 1
+    b.msg_kind = kind
+    b.msg_seq = e.seq
+    b.msg_buf_start = b.buf_end
+    b.msg_resync = 0
+    if kind == K_DEPTH:
+        b.msg_action = book_depth_action(b, e)
+        if b.msg_action == A_BUFFER and b.replaying:
+            b.replay_stop = 1        # leave this and later messages buffered
+            b.msg_open = 0
+            return 0
+    elif kind == K_SNAPSHOT:
+        b.msg_action = book_snapshot_action(b, e)
+    else:  # K_CLEAR: the venue says its book was reset; wait for a snapshot
+        book_clear_levels(b)
+        if book_in_sync(b):
+            b.state = S_WAIT_SNAPSHOT
+        b.msg_action = A_NONE
+    return 1
+
+
+cdef int record_kind(uint32_t f) noexcept nogil:
+    """The message kind a book record belongs to, or -1 for an invalid flag combination."""
+    cdef uint32_t kinds = f & (F_DEPTH | F_SNAPSHOT | F_TRADE | F_BBO)
+    if kinds == F_SNAPSHOT:
+        return K_SNAPSHOT
+    if kinds == F_DEPTH and not (f & F_CLEAR):
+        return K_DEPTH
+    if kinds == 0 and (f & F_CLEAR):
+        return K_CLEAR
+    return -1
+
+
+cdef void book_process(Book *b, const Event *e) noexcept nogil:
+    """One record. Counts it in b.c.applied if it changed (or staged) a level."""
+    cdef uint32_t f = e.flags
+    cdef uint32_t side = f & (F_BID | F_ASK)
+    cdef int kind
+    if e.instrument != b.instrument:
+        book_reject(b, R_WRONG_INSTRUMENT)
+        return
+    if not (f & (F_DEPTH | F_SNAPSHOT | F_CLEAR)):
+        if f & F_TRADE and not (f & F_BBO):
+            b.c.trades += 1
+        elif f & F_BBO and not (f & F_TRADE):
+            b.c.bbo += 1
+        else:
+            book_reject(b, R_BAD_FLAGS)
+        return
+    kind = record_kind(f)
+    if kind < 0 or side == (F_BID | F_ASK):
+        book_reject(b, R_BAD_FLAGS)
+        if b.msg_open:
+            book_abandon_message(b)
+            if f & F_LAST:
+                book_end_message(b)
+        return
+
+    if not b.msg_open:
+        if not book_begin_message(b, e, kind):
+            return
+    elif kind != b.msg_kind:
+        if b.msg_kind == K_CLEAR and kind == K_SNAPSHOT:
+            b.msg_kind = K_SNAPSHOT           # CLEAR leading a snapshot group
+            b.msg_seq = e.seq
+            b.msg_action = book_snapshot_action(b, e)
+        else:
+            book_reject(b, R_BAD_FLAGS)
+            book_abandon_message(b)
+            if f & F_LAST:
+                book_end_message(b)
+            return
+
+    if b.msg_action != A_DROP and not record_is_valid(b, e, side):
+        book_abandon_message(b)
+    elif b.msg_action == A_DROP:
+        book_reject(b, b.msg_drop_reason)
+    elif side != 0:
+        if b.msg_action == A_APPLY:
+            if side_set(&b.ask if side == F_ASK else &b.bid,
+                        -e.price if side == F_ASK else e.price, e.qty) != 0:
+                book_abandon_message(b)   # out of memory: never half-apply silently
+            else:
+                b.c.applied += 1
+        elif b.msg_action == A_SNAPSHOT:
+            if side_append_unsorted(&b.ask if side == F_ASK else &b.bid,
+                                    -e.price if side == F_ASK else e.price, e.qty) != 0:
+                book_abandon_message(b)
+            else:
+                b.c.applied += 1
+        elif b.msg_action == A_BUFFER:
+            buffer_push(b, e)
+    elif b.msg_action == A_BUFFER:
+        buffer_push(b, e)     # a level-less record still carries the message's sequence ids
+
+    if f & F_LAST:
+        if b.msg_action == A_APPLY or b.msg_action == A_SNAPSHOT:
+            b.ts_exch = e.ts_exch
+            b.ts_local = e.ts_local
+        book_end_message(b)
+
+
+cdef void book_replay_buffer(Book *b) noexcept nogil:
+    """After a snapshot: run the buffered diffs through the normal rules, oldest first.
+    Stops (keeping the rest buffered) at the first one that has to wait for another snapshot."""
+    cdef int64_t i = b.buf_start, msg_start = b.buf_start
+    b.replaying = 1
+    b.replay_stop = 0
+    while i < b.buf_end:
+        if not b.msg_open:
+            msg_start = i
+        book_process(b, &b.buf[i])
+        if b.replay_stop:
+            break
+        i += 1
+    b.replaying = 0
+    if b.replay_stop:
+        b.buf_start = msg_start
+        b.replay_stop = 0
+    else:
+        b.buf_start = 0
+        b.buf_end = 0
+    b.msg_open = 0
+    b.msg_buf_start = b.buf_end
+
+
+cdef int64_t book_apply(Book *b, const Event *evs, int64_t n) noexcept nogil:
+    """Apply n records; returns level records applied (replayed buffered ones included)."""
+    cdef int64_t i, before = b.c.applied
+    for i in range(n):
+        b.c.records += 1
+        book_process(b, &evs[i])
+    return b.c.applied - before
+
+
+cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil:
+    cdef double nan = NAN
+    cdef const BookSide *bs = &b.bid
+    cdef const BookSide *as_ = &b.ask
+    cdef int64_t i, k, sb, sa
+    cdef double w, wb, wa
+    m.best_bid = nan; m.best_ask = nan; m.bid_qty = nan; m.ask_qty = nan
+    m.mid = nan; m.spread_bps = nan; m.imbalance = nan; m.weighted_imbalance = nan
+    m.stoikov_imbalance = nan; m.weighted_mid = nan
+    if bs.n > 0:
+        m.best_bid = bs.lv[bs.n - 1].key * b.px_num / b.px_den
+        m.bid_qty = bs.lv[bs.n - 1].qty * b.qty_num / b.qty_den
+    if as_.n > 0:
+        m.best_ask = (-as_.lv[as_.n - 1].key) * b.px_num / b.px_den
+        m.ask_qty = as_.lv[as_.n - 1].qty * b.qty_num / b.qty_den
+    sb = 0
+    for i in range(min(<int64_t>b.depth_levels, bs.n)):
+        sb += bs.lv[bs.n - 1 - i].qty
+    sa = 0
+    for i in range(min(<int64_t>b.depth_levels, as_.n)):
+        sa += as_.lv[as_.n - 1 - i].qty
+    m.depth_bid = sb * b.qty_num / b.qty_den
+    m.depth_ask = sa * b.qty_num / b.qty_den
+    if bs.n == 0 or as_.n == 0:
+        return
+    m.mid = (m.best_bid + m.best_ask) / 2.0
+    m.spread_bps = (m.best_ask - m.best_bid) / m.mid * 1e4
+    # size ratios are scale-free: sum in exact integer units, divide once
+    sb = 0
+    for i in range(min(<int64_t>b.imbalance_levels, bs.n)):
+        sb += bs.lv[bs.n - 1 - i].qty
+    sa = 0
+    for i in range(min(<int64_t>b.imbalance_levels, as_.n)):
+        sa += as_.lv[as_.n - 1 - i].qty
+    m.imbalance = (<double>(sb - sa)) / (<double>(sb + sa))
+    w = 1.0
+    wb = 0.0
+    wa = 0.0
+    for i in range(b.weighted_levels):
+        if i < bs.n:
+            wb += w * bs.lv[bs.n - 1 - i].qty
+        if i < as_.n:
+            wa += w * as_.lv[as_.n - 1 - i].qty
+        w *= b.weighted_decay
+    m.weighted_imbalance = (wb - wa) / (wb + wa)
+    k = bs.lv[bs.n - 1].qty + as_.lv[as_.n - 1].qty
+    m.stoikov_imbalance = (<double>bs.lv[bs.n - 1].qty) / (<double>k)
+    m.weighted_mid = m.best_bid * (1.0 - m.stoikov_imbalance) + m.best_ask * m.stoikov_imbalance
+
+
+# ------------------------------------------------------------------------------------------
+# Python surface
+
+
+
+cdef object _level_array(const BookSide *s, bint is_ask, int64_t n, bint raw, const Book *b):
+    n = min(n, s.n) if n >= 0 else s.n
+    cdef int64_t i
+    if raw:
+        out_i = np.empty((n, 2), dtype=np.int64)
+        for i in range(n):
+            out_i[i, 0] = -s.lv[s.n - 1 - i].key if is_ask else s.lv[s.n - 1 - i].key
+            out_i[i, 1] = s.lv[s.n - 1 - i].qty
+        return out_i
+    out = np.empty((n, 2), dtype=np.float64)
+    cdef double[:, ::1] v = out
+    for i in range(n):
+        v[i, 0] = (-s.lv[s.n - 1 - i].key if is_ask else s.lv[s.n - 1 - i].key) * b.px_num / b.px_den
+        v[i, 1] = s.lv[s.n - 1 - i].qty * b.qty_num / b.qty_den
+    return out
+
+
+cdef class OrderBook:
+    """L2 order book of one instrument, with the sequence rules of its venue.
+
+    Parameters
+    ----------
+    instrument : orpflow.Instrument
+        Supplies the venue rules (``instrument.venue``), the instrument id records must carry,
+        and the tick/size scales for the float views.
+    buffer_capacity : int
+        Records kept while waiting for a snapshot (whole messages; oldest discarded first).
+    imbalance_levels, weighted_levels, weighted_decay, depth_levels
+        Book-metric windows (DESIGN §4): imbalance over the top 5, weighted imbalance with
+        weights ``weighted_decay**level`` over the top 10, depth over the top 10 levels.
+
+    Raises
+    ------
+    ValueError
+        Unknown venue or a non-positive window.
+    """
+
+    def __cinit__(self, instrument, *, int64_t buffer_capacity=65536, int imbalance_levels=5,
+                  int weighted_levels=10, double weighted_decay=0.9, int depth_levels=10):
+        venue = VENUES.get(instrument.venue)
+        if venue is None:
+            raise ValueError(f"unknown venue {instrument.venue!r}; expected one of {sorted(VENUES)}")
+        if buffer_capacity < 1:
+            raise ValueError("buffer_capacity must be >= 1")
+        if imbalance_levels < 1 or weighted_levels < 1 or depth_levels < 1:
+            raise ValueError("metric level windows must be >= 1")
+        if not (0.0 < weighted_decay <= 1.0):
+            raise ValueError("weighted_decay must be in (0, 1]")
+        self.book = <Book *>PyMem_RawMalloc(sizeof(Book))
+        if self.book == NULL:
+            raise MemoryError()
+        memset(self.book, 0, sizeof(Book))
+        self.book.buf = <Event *>malloc(<size_t>buffer_capacity * sizeof(Event))
+        if self.book.buf == NULL or side_reserve(&self.book.bid, 1024) or side_reserve(&self.book.ask, 1024):
+            raise MemoryError()
+        self.book.buf_cap = buffer_capacity
+        self.book.venue = venue
+        self.book.instrument = instrument.id
+        self.book.px_num, self.book.px_den = instrument.price_scale
+        self.book.qty_num, self.book.qty_den = instrument.size_scale
+        self.book.imbalance_levels = imbalance_levels
+        self.book.weighted_levels = weighted_levels
+        self.book.weighted_decay = weighted_decay
+        self.book.depth_levels = depth_levels
+        self.instrument = instrument
+
+    def __dealloc__(self):
+        if self.book != NULL:
+            free(self.book.bid.lv)
+            free(self.book.ask.lv)
+            free(self.book.buf)
+            PyMem_RawFree(self.book)
+            self.book = NULL
+
+    def apply(self, events):
+        """Apply a slice of EVENT_DTYPE records (any slice: messages may span calls).
+
+        Returns
+        -------
+        int
+            Level records applied to the book (including buffered ones replayed on a snapshot).
+        """
+        cdef const Event *p = event_ptr(events, False)
+        cdef int64_t n = events.shape[0], applied
+        if n == 0:
+            return 0
+        with nogil:
+            applied = book_apply(self.book, p, n)
+        return applied
+
+    def best_bid(self):
+        """(price, size) of the best bid as floats, or None if the side is empty."""
+        if self.book.bid.n == 0:
+            return None
+        return tuple(_level_array(&self.book.bid, False, 1, False, self.book)[0])
+
+    def best_ask(self):
+        """(price, size) of the best ask as floats, or None if the side is empty."""
+        if self.book.ask.n == 0:
+            return None
+        return tuple(_level_array(&self.book.ask, True, 1, False, self.book)[0])
+
+    def levels(self, side, n=None):
+        """Top n levels of "bid" or "ask", best first: float array of (price, size)."""
+        return self._levels(side, n, False)
+
+    def levels_raw(self, side, n=None):
+        """Top n levels, best first, as int64 (price in ticks, size in size units)."""
+        return self._levels(side, n, True)
+
+    def _levels(self, side, n, bint raw):
+        if side not in ("bid", "ask"):
+            raise ValueError(f'side must be "bid" or "ask", got {side!r}')
+        if n is not None and n < 0:
+            raise ValueError("n must be >= 0")
+        is_ask = side == "ask"
+        return _level_array(&self.book.ask if is_ask else &self.book.bid, is_ask,
+                            -1 if n is None else n, raw, self.book)
+
+    def depth(self):
+        """Number of levels on each side: (bids, asks)."""
+        return self.book.bid.n, self.book.ask.n
+
+    @property
+    def in_sync(self):
+        """True when the book matches the venue (snapshot applied, no gap since)."""
+        return bool(book_in_sync(self.book)) and not self.book.msg_open
+
+    @property
+    def state(self):
+        return STATE_NAMES[self.book.state]
+
+    @property
+    def crossed(self):
+        """True if the last complete message left the book crossed or locked."""
+        return bool(self.book.crossed_now)
+
+    @property
+    def last_update_id(self):
+        return self.book.last_update_id
+
+    def stats(self):
+        """Counters: records, messages, applied, gaps, resyncs, stale, crossed, ... and
+        ``rejected_by_reason`` ({reason name: records})."""
+        from orpflow._core.types import REASONS
+        cdef dict counters = self.book.c
+        out = {name: counters[name] for name in COUNTER_NAMES}
+        out["buffer_pending"] = self.book.buf_end - self.book.buf_start
+        out["rejected_by_reason"] = {
+            name: self.book.rejects[code] for name, code in REASONS.items()
+            if code and self.book.rejects[code]
+        }
+        return out
+
+    def metrics(self):
+        """Book metrics (DESIGN §4) as a dict of floats (NaN where a side is missing)."""
+        cdef BookMetrics m
+        book_metrics(self.book, &m)
+        return m

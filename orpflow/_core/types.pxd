@@ -1,0 +1,67 @@
+# The single source of widths, the Event record, flag bits and reason codes.
+# Everything in the hot path is an integer: prices in ticks, sizes in size units, times in ns.
+from libc.stdint cimport int64_t, uint32_t, int32_t
+
+ctypedef int64_t price_t     # price in ticks of the instrument's tick_size
+ctypedef int64_t qty_t       # size in units of the instrument's size_increment
+ctypedef int64_t ts_t        # nanoseconds since the epoch (exchange) or any monotonic origin
+ctypedef int64_t seq_t       # venue sequence number (Binance update id)
+
+# One cache line, laid out in orp_event.h (which static-asserts the size and offsets).
+# Field order and names are mirrored by orpflow.EVENT_DTYPE; events.py checks the offsets at import.
+cdef extern from "orp_event.h":
+    ctypedef struct Event "orp_event":
+        ts_t ts_exch         # exchange timestamp
+        ts_t ts_local        # local receive timestamp
+        seq_t seq            # venue final update id (Binance u, lastUpdateId, trade id)
+        seq_t seq_first      # Binance U
+        seq_t seq_prev       # Binance futures pu
+        price_t price
+        qty_t qty
+        uint32_t flags
+        uint32_t instrument
+
+cdef enum:
+    # kind (exactly one of DEPTH/SNAPSHOT/TRADE/BBO, or CLEAR alone)
+    F_DEPTH = 1 << 0
+    F_TRADE = 1 << 1
+    F_BBO = 1 << 2
+    F_SNAPSHOT = 1 << 3
+    F_CLEAR = 1 << 4
+    # side of a book level (or of a BBO record)
+    F_BID = 1 << 5
+    F_ASK = 1 << 6
+    # aggressor side of a trade
+    F_BUY = 1 << 7
+    F_SELL = 1 << 8
+    # final record of one venue message: consumers act on a message only after it
+    F_LAST = 1 << 9
+
+    F_BOOK_KINDS = F_DEPTH | F_SNAPSHOT | F_CLEAR
+    F_SIDES = F_BID | F_ASK
+
+# Why a record, message or order was refused. Stable numbers: they are persisted and exported.
+cdef enum:
+    R_OK = 0
+    # -- parsing (feeds) --
+    R_MALFORMED = 1            # not valid JSON / CSV, or a required field is missing or mistyped
+    R_BAD_NUMBER = 2           # not a plain decimal string (NaN, inf, exponent, empty, ...)
+    R_NEGATIVE = 3             # negative price or size
+    R_OFF_TICK = 4             # price not a whole number of ticks
+    R_OFF_SIZE_INCREMENT = 5   # size finer than the instrument's size_increment
+    R_OVERFLOW = 6             # does not fit int64 in the instrument's units
+    R_WRONG_SYMBOL = 7         # message for another symbol
+    R_UNSUPPORTED = 8          # a message kind this reader does not convert (kline, ...)
+    # -- book --
+    R_WRONG_INSTRUMENT = 9     # record's instrument id is not the book's
+    R_BAD_FLAGS = 10           # no kind, two kinds, two sides, or a kind change inside a message
+    R_BAD_PRICE = 11           # level price <= 0
+    R_STALE = 12               # diff already contained in the book (u below the book's id)
+    R_BUFFER_OVERFLOW = 13     # pre-snapshot buffer full: oldest buffered message discarded
+    R_NO_SNAPSHOT = 14         # generic venue: diff before any snapshot
+    R_STALE_SNAPSHOT = 15      # snapshot older than the synced book
+    R_OUT_OF_SYNC = 16         # record of a message that could not be applied (book desynced)
+    R_COUNT = 64               # size of per-reason counter arrays (room for risk reasons)
+
+# Pointer to the records of a C-contiguous EVENT_DTYPE array (validated; raises otherwise).
+cdef Event *event_ptr(object arr, bint writable) except NULL

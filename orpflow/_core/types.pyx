@@ -1,0 +1,54 @@
+"""Flags, reason codes and the Event layout, exported from the C definitions in types.pxd."""
+
+import numpy as np
+
+FLAGS = {
+    "DEPTH": F_DEPTH, "TRADE": F_TRADE, "BBO": F_BBO, "SNAPSHOT": F_SNAPSHOT, "CLEAR": F_CLEAR,
+    "BID": F_BID, "ASK": F_ASK, "BUY": F_BUY, "SELL": F_SELL, "LAST": F_LAST,
+}
+
+REASONS = {
+    "OK": R_OK, "MALFORMED": R_MALFORMED, "BAD_NUMBER": R_BAD_NUMBER, "NEGATIVE": R_NEGATIVE,
+    "OFF_TICK": R_OFF_TICK, "OFF_SIZE_INCREMENT": R_OFF_SIZE_INCREMENT, "OVERFLOW": R_OVERFLOW,
+    "WRONG_SYMBOL": R_WRONG_SYMBOL, "UNSUPPORTED": R_UNSUPPORTED,
+    "WRONG_INSTRUMENT": R_WRONG_INSTRUMENT, "BAD_FLAGS": R_BAD_FLAGS, "BAD_PRICE": R_BAD_PRICE,
+    "STALE": R_STALE, "BUFFER_OVERFLOW": R_BUFFER_OVERFLOW, "NO_SNAPSHOT": R_NO_SNAPSHOT,
+    "STALE_SNAPSHOT": R_STALE_SNAPSHOT, "OUT_OF_SYNC": R_OUT_OF_SYNC,
+}
+
+REASON_COUNT = R_COUNT
+
+
+def event_layout():
+    """(name, byte offset, byte size) of every Event field, as the C compiler laid it out."""
+    cdef Event e
+    cdef char *base = <char *>&e
+    return [
+        ("ts_exch", <char *>&e.ts_exch - base, sizeof(e.ts_exch)),
+        ("ts_local", <char *>&e.ts_local - base, sizeof(e.ts_local)),
+        ("seq", <char *>&e.seq - base, sizeof(e.seq)),
+        ("seq_first", <char *>&e.seq_first - base, sizeof(e.seq_first)),
+        ("seq_prev", <char *>&e.seq_prev - base, sizeof(e.seq_prev)),
+        ("price", <char *>&e.price - base, sizeof(e.price)),
+        ("qty", <char *>&e.qty - base, sizeof(e.qty)),
+        ("flags", <char *>&e.flags - base, sizeof(e.flags)),
+        ("instrument", <char *>&e.instrument - base, sizeof(e.instrument)),
+    ]
+
+
+def event_size():
+    return sizeof(Event)
+
+
+cdef Event *event_ptr(object arr, bint writable) except NULL:
+    from orpflow.events import check_event_array
+    check_event_array(arr, writable)
+    if arr.shape[0] == 0:
+        return <Event *>8   # a non-NULL placeholder, never dereferenced: callers pass n == 0
+    cdef unsigned char[::1] wbytes
+    cdef const unsigned char[::1] rbytes
+    if writable:
+        wbytes = arr.view(np.uint8)
+        return <Event *>&wbytes[0]
+    rbytes = arr.view(np.uint8)
+    return <Event *>&rbytes[0]

@@ -1,0 +1,60 @@
+"""Build of orpflow's compiled core: every Cython compiler directive lives here, nowhere else.
+
+Switches (environment):
+  ORPFLOW_CYTHON_DEBUG=1  bounds/wraparound checks on, line tracing (coverage, profilers), -O0 -g
+  ORPFLOW_ANNOTATE=1      write the `cython -a` HTML next to each .pyx (yellow = Python on the path)
+
+The default build is portable (no -march=native): wheels need that, and valgrind rejects
+host-specific instructions.
+"""
+import os
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+DEBUG = os.environ.get("ORPFLOW_CYTHON_DEBUG") == "1"
+ANNOTATE = os.environ.get("ORPFLOW_ANNOTATE") == "1"
+
+COMPONENTS = ["types", "ring", "snapshot", "book", "convert"]
+
+directives = {
+    "language_level": 3,
+    "boundscheck": DEBUG,
+    "wraparound": DEBUG,
+    "initializedcheck": DEBUG,
+    "cdivision": True,
+    "embedsignature": True,
+    "binding": False,
+    "profile": False,
+    "linetrace": DEBUG,
+}
+
+macros = []
+if DEBUG:
+    macros += [("CYTHON_TRACE_NOGIL", "1"), ("ORP_DEBUG", "1")]
+
+if os.name == "nt":
+    compile_args = ["/O2"] if not DEBUG else ["/Od", "/Zi"]
+else:
+    compile_args = ["-O3"] if not DEBUG else ["-O0", "-g"]
+    compile_args += ["-fno-strict-aliasing"]
+
+extensions = [
+    Extension(
+        f"orpflow._core.{name}",
+        [f"orpflow/_core/{name}.pyx"],
+        include_dirs=["orpflow/_core"],
+        define_macros=macros,
+        extra_compile_args=compile_args,
+    )
+    for name in COMPONENTS
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives=directives,
+        annotate=ANNOTATE,
+        include_path=["."],
+    ),
+)
