@@ -1,0 +1,5 @@
+import sys
+
+from orpflow.cli import main
+
+sys.exit(main())
