@@ -25,7 +25,9 @@ def _grid(name: str, value: DecimalLike) -> Tuple[int, int]:
     sign, digits, exp = d.normalize().as_tuple()
     mant = int("".join(map(str, digits)))
     if exp > 0:
-        return mant * 10 ** exp, 0
+        mant, exp = mant * 10 ** exp, 0
+    if -exp > 18 or mant >= 2 ** 63:
+        raise ValueError(f"{name} {value!r} is outside the supported range (1e-18 .. 9.2e18)")
     return mant, -exp
 
 

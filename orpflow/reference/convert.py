@@ -16,30 +16,33 @@ from orpflow.events import EVENT_DTYPE
 
 R = REASONS
 INT64_MAX = 2 ** 63 - 1
-_DECIMAL = re.compile(r"(-?)([0-9]+)(?:\.([0-9]+))?\Z")
+_DECIMAL = re.compile(r"(-?)([0-9]+)(?:\.([0-9]*))?\Z")
 
 
 def units_reason(text: str, unit_mant: int, unit_exp: int, off_grid: int = R["OFF_TICK"]) -> Tuple[int, int]:
-    """(reason, units): ``text`` as a whole number of ``unit_mant * 10**-unit_exp``."""
+    """(reason, units): ``text`` as a whole number of ``unit_mant * 10**-unit_exp``.
+
+    Checks in this order: syntax, sign, digits beyond the grid, int64 range, multiple of unit.
+    """
+    if unit_mant < 1 or not 0 <= unit_exp <= 18:
+        raise ValueError(f"unit must be mant >= 1, 0 <= exp <= 18; got {unit_mant}e-{unit_exp}")
     m = _DECIMAL.match(text) if text.isascii() else None
     if m is None:
         return R["BAD_NUMBER"], 0
-    sign, whole, frac = m.group(1), m.group(2), (m.group(3) or "").rstrip("0")
-    mant = int(whole + frac)
-    if mant > INT64_MAX:
-        return R["OVERFLOW"], 0
-    if sign and mant != 0:
+    sign, whole, frac = m.group(1), m.group(2), m.group(3)
+    if frac == "":
+        return R["BAD_NUMBER"], 0
+    frac = frac or ""
+    if sign and (whole + frac).strip("0"):
         return R["NEGATIVE"], 0
-    scale = unit_exp - len(frac)
-    if scale >= 0:
-        num, den = mant * 10 ** scale, unit_mant
-        if num > INT64_MAX:
-            return R["OVERFLOW"], 0
-    else:
-        num, den = mant, unit_mant * 10 ** (-scale)
-    if num % den:
+    if frac[unit_exp:].strip("0"):
         return off_grid, 0
-    return R["OK"], num // den
+    scaled = int(whole + frac[:unit_exp].ljust(unit_exp, "0"))
+    if scaled > INT64_MAX:
+        return R["OVERFLOW"], 0
+    if scaled % unit_mant:
+        return off_grid, 0
+    return R["OK"], scaled // unit_mant
 
 
 class _Reject(Exception):
