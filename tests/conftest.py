@@ -1,50 +1,13 @@
-"""Shared fixtures: where real data lives, and the [reference, compiled] parametrisation."""
+"""Shared fixtures: the [reference, compiled] parametrisation."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import numpy as np
 import pytest
 
 import orpflow as of
 from orpflow.reference.book import OrderBook as RefOrderBook
-
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO / "examples" / "data" / "binance_spot_btcusdt_sample.gz"
-
-
-def _shared_data() -> Path:
-    env = os.environ.get("ORPFLOW_DATA")
-    return Path(env) if env else REPO.parent / "shared" / "data"
-
-
-SHARED = _shared_data()
-
-
-def shared_file(*parts: str) -> Path:
-    """A file under ../shared/data, or skip (a user's clone has no ../shared)."""
-    path = SHARED.joinpath(*parts)
-    if not path.is_file():
-        pytest.skip(f"real-data file {path} not present (../shared/data is only on the project's machines; "
-                    f"set ORPFLOW_DATA to point elsewhere)")
-    return path
-
-
-SPOT = of.Instrument("BTCUSDT", venue="binance-spot", tick_size="0.01", lot_size="0.00001")
-USDM = of.Instrument("BTCUSDT", venue="binance-usdm", tick_size="0.1", lot_size="0.001")
 
 
 @pytest.fixture(params=["reference", "compiled"])
 def book_cls(request):
     """Behavioural tests run on both the pure-Python twin and the compiled book."""
     return RefOrderBook if request.param == "reference" else of.OrderBook
-
-
-def ev(flags, price=0, qty=0, seq=0, seq_first=0, seq_prev=0, ts_exch=0, ts_local=0, instrument=0):
-    """One record as a tuple in EVENT_DTYPE field order."""
-    return (ts_exch, ts_local, seq, seq_first, seq_prev, price, qty, int(flags), instrument)
-
-
-def events(*records) -> np.ndarray:
-    return np.array(list(records), dtype=of.EVENT_DTYPE)
