@@ -148,23 +148,28 @@ cdef inline bint _consistent(const SnapshotData *d) noexcept nogil:
     return True
 
 
-def _stress_write(MarketSnapshot snap, int64_t n):
-    """Publish n snapshots whose every field derives from one counter."""
-    cdef int64_t k
+def _stress_write(MarketSnapshot snap, int64_t n, int64_t gap_pauses=0):
+    """Publish n snapshots whose every field derives from one counter, with gap_pauses pause
+    instructions between publishes (a writer that never pauses starves seqlock readers)."""
+    cdef int64_t k, j
     with nogil:
         for k in range(1, n + 1):
             snapshot_write_begin(snap.snap)
             _fill_from_counter(&snap.snap.data, k)
             snapshot_write_end(snap.snap)
+            for j in range(gap_pauses):
+                ORP_pause()
 
 
-def _stress_read(MarketSnapshot snap, int64_t n):
-    """Read n snapshots; returns (torn reads, reads that saw the version go backwards,
-    retries, distinct versions seen)."""
+def _stress_read(MarketSnapshot snap, int64_t n, int64_t until_version=-1):
+    """Read at least n snapshots, and (if until_version >= 0) on until one shows
+    book_seq == until_version; returns
+    (torn reads, reads that saw the version go backwards, retries, distinct versions seen)."""
     cdef SnapshotData d
-    cdef int64_t i, torn = 0, backwards = 0, retries = 0, last = -1, distinct = 0
+    cdef int64_t i = 0, torn = 0, backwards = 0, retries = 0, last = -1, distinct = 0
     with nogil:
-        for i in range(n):
+        while i < n or (until_version >= 0 and last != until_version):
+            i += 1
             retries += snapshot_read(snap.snap, &d)
             if not _consistent(&d):
                 torn += 1
@@ -184,3 +189,23 @@ def _bench_read(MarketSnapshot snap, int64_t n):
         for i in range(n):
             retries += snapshot_read(snap.snap, &d)
     return retries
+
+
+def _tear_for_test(MarketSnapshot snap):
+    """Overwrite half the payload without the seqlock protocol (tests the torn-read check)."""
+    snap.snap.data.ts_exch += 1
+
+
+def _stress_read_unprotected(MarketSnapshot snap, int64_t n, int64_t until_version):
+    """Like _stress_read but copying without the seqlock protocol: shows that the stress
+    test's writer and reader really race (this one is expected to see torn snapshots)."""
+    cdef SnapshotData d
+    cdef int64_t i = 0, torn = 0, last = -1
+    with nogil:
+        while i < n or last != until_version:
+            i += 1
+            memcpy(&d, &snap.snap.data, sizeof(SnapshotData))
+            if not _consistent(&d):
+                torn += 1
+            last = d.book_seq
+    return torn
