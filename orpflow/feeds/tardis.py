@@ -63,7 +63,7 @@ class _Writer:
         return np.array(self.rows, dtype=EVENT_DTYPE) if self.rows else np.zeros(0, EVENT_DTYPE)
 
 
-def _book(rows: List[Dict[str, str]], w: _Writer, first_line: int) -> None:
+def _book(rows: List[Dict[str, str]], w: _Writer, line_of: List[int]) -> None:
     """Group rows into messages and convert each message whole or not at all."""
     side_flag = {"bid": FLAGS["BID"], "ask": FLAGS["ASK"]}
     i = 0
@@ -77,8 +77,6 @@ def _book(rows: List[Dict[str, str]], w: _Writer, first_line: int) -> None:
         try:
             for k in range(i, j):
                 r = rows[k]
-                if r["symbol"].upper() != w.inst.symbol.upper():
-                    raise _Rejected("WRONG_SYMBOL")
                 if r["side"] not in side_flag or r["is_snapshot"] not in ("true", "false"):
                     raise _Rejected("MALFORMED")
                 kind = FLAGS["SNAPSHOT"] if is_snap else FLAGS["DEPTH"]
@@ -92,18 +90,16 @@ def _book(rows: List[Dict[str, str]], w: _Writer, first_line: int) -> None:
             w.report.messages += 1
         except _Rejected as exc:
             del w.rows[start:]
-            w.reject(first_line + i, exc.reason)
+            w.reject(2 + line_of[i], exc.reason)
             # the book cannot know it missed this message: make it wait for a snapshot
             w.emit(0, 0, 0, 0, 0, FLAGS["CLEAR"] | FLAGS["LAST"])
         i = j
 
 
-def _trades(rows: List[Dict[str, str]], w: _Writer, first_line: int) -> None:
+def _trades(rows: List[Dict[str, str]], w: _Writer, line_of: List[int]) -> None:
     aggressor = {"buy": FLAGS["BUY"], "sell": FLAGS["SELL"], "unknown": 0}
     for k, r in enumerate(rows):
         try:
-            if r["symbol"].upper() != w.inst.symbol.upper():
-                raise _Rejected("WRONG_SYMBOL")
             if r["side"] not in aggressor:
                 raise _Rejected("MALFORMED")
             seq = int(r["id"]) if r["id"].isdigit() else 0
@@ -113,7 +109,7 @@ def _trades(rows: List[Dict[str, str]], w: _Writer, first_line: int) -> None:
                    FLAGS["TRADE"] | FLAGS["LAST"] | aggressor[r["side"]])
             w.report.messages += 1
         except _Rejected as exc:
-            w.reject(first_line + k, exc.reason)
+            w.reject(2 + line_of[k], exc.reason)
 
 
 def read_tardis(path: PathLike, instrument: Instrument,
@@ -136,13 +132,20 @@ def read_tardis(path: PathLike, instrument: Instrument,
     text = b"\n".join(read_lines(file)).decode("utf-8", errors="replace")
     reader = csv.DictReader(io.StringIO(text))
     columns = set(reader.fieldnames or ())
-    rows = [r for r in reader]
+    rows = list(reader)
     report.lines += len(rows)
     w = _Writer(instrument, report, str(file))
+    # another instrument's rows are not this book's messages: set them aside before grouping
+    symbol = instrument.symbol.upper()
+    others = [i for i, r in enumerate(rows) if (r.get("symbol") or "").upper() != symbol]
+    for i in others:
+        w.reject(2 + i, "WRONG_SYMBOL")
+    line_of = [i for i, r in enumerate(rows) if (r.get("symbol") or "").upper() == symbol]
+    rows = [rows[i] for i in line_of]
     if _BOOK_COLUMNS <= columns:
-        _book(rows, w, first_line=2)
+        _book(rows, w, line_of)
     elif _TRADE_COLUMNS <= columns:
-        _trades(rows, w, first_line=2)
+        _trades(rows, w, line_of)
     else:
         raise ValueError(f"{file}: not a Tardis incremental_book_L2 or trades CSV (columns {sorted(columns)})")
     events = w.array()
