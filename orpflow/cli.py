@@ -114,6 +114,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     except (FileNotFoundError, ValueError) as exc:
         print(f"orpflow: error: {exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:          # output piped into `head` and closed early
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     return 2
 
 
