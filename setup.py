@@ -55,6 +55,7 @@ setup(
         extensions,
         compiler_directives=directives,
         annotate=ANNOTATE,
+        force=ANNOTATE,      # annotation HTML is only written when Cython actually runs
         include_path=["."],
     ),
 )

@@ -77,9 +77,9 @@ class Instrument:
         if not isinstance(self.id, int) or not 0 <= self.id < 2 ** 32:
             raise ValueError(f"id must be an int in [0, 2**32), got {self.id!r}")
         size_inc = DEFAULT_SIZE_INCREMENT if self.size_increment is None else self.size_increment
-        object.__setattr__(self, "size_increment", str(Decimal(size_inc if not isinstance(size_inc, float) else repr(size_inc))))
         object.__setattr__(self, "tick", _grid("tick_size", self.tick_size))
-        object.__setattr__(self, "size_unit", _grid("size_increment", self.size_increment))
+        object.__setattr__(self, "size_unit", _grid("size_increment", size_inc))
+        object.__setattr__(self, "size_increment", format(Decimal(_text(size_inc)), "f"))
         object.__setattr__(self, "lot", _grid("lot_size", self.lot_size))
         if _ratio(self.lot, self.size_unit) is None:
             raise ValueError(

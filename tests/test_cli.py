@@ -19,9 +19,10 @@ def test_replay_sample(capsys, tmp_path):
 
 
 def test_console_script_and_errors(tmp_path):
+    # cwd elsewhere: from the repo root, `-m orpflow` would import the uncompiled source tree
     proc = subprocess.run([sys.executable, "-m", "orpflow", "replay", str(tmp_path / "nope.gz")],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "not found" in proc.stderr
     proc = subprocess.run([sys.executable, "-m", "orpflow", "replay", str(SAMPLE), "--tick-size", "abc"],
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, cwd=tmp_path)
     assert proc.returncode == 2 and "tick_size" in proc.stderr

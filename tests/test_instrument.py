@@ -32,6 +32,7 @@ def test_odd_tick_size():
     (dict(lot_size="0.000000001"), "multiple of size_increment"),
     (dict(id=-1), "id must be"),
     (dict(tick_size="1e-19"), "supported range"),
+    (dict(size_increment="x"), "not a decimal"),
     (dict(id=2 ** 32), "id must be"),
 ])
 def test_bad_instruments(kwargs, match):

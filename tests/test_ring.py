@@ -109,3 +109,10 @@ def test_stress_ten_million_through_python_api():
 
     _run_pair(produce, consume)
     assert state == {"got": n, "bad": 0}
+
+
+def test_drivers_refuse_none_instead_of_crashing():
+    with pytest.raises(TypeError):
+        cring._produce_sequence(None, 1)
+    with pytest.raises(TypeError):
+        cring._consume_check(None, 1)

@@ -68,3 +68,19 @@ def test_same_race_without_seqlock_does_tear():
     if out["torn"] == 0:
         pytest.skip("writer and reader never overlapped on this run (machine too loaded)")
     assert out["torn"] > 0
+
+
+def test_publish_refuses_none():
+    import pytest
+    with pytest.raises(TypeError):
+        of.MarketSnapshot().publish(None)
+    with pytest.raises(TypeError):
+        csnap._bench_read(None, 1)
+
+
+def test_snapshot_in_sync_matches_book_mid_message():
+    book = of.OrderBook(SPOT)
+    book.apply(events(ev(F.SNAPSHOT | F.BID | F.LAST, 100, 1, seq=5), ev(F.SNAPSHOT | F.ASK, 101, 1, seq=6)))
+    snap = of.MarketSnapshot()
+    snap.publish(book)
+    assert snap.read()["in_sync"] is book.in_sync is False

@@ -96,6 +96,7 @@ cdef struct Book:
 cdef int64_t book_apply(Book *b, const Event *evs, int64_t n) noexcept nogil
 cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil
 cdef bint book_in_sync(const Book *b) noexcept nogil
+cdef bint book_usable(const Book *b) noexcept nogil
 
 cdef class OrderBook:
     cdef Book *book

@@ -170,6 +170,11 @@ cdef bint book_in_sync(const Book *b) noexcept nogil:
     return b.state == S_AWAIT_FIRST or b.state == S_IN_SYNC
 
 
+cdef bint book_usable(const Book *b) noexcept nogil:
+    """In sync and not inside a half-applied message: what consumers may act on."""
+    return book_in_sync(b) and not b.msg_open
+
+
 cdef void book_lose_sync(Book *b) noexcept nogil:
     """Leave sync after bad data (not a sequence gap): wait for the next snapshot."""
     if b.state != S_OUT_OF_SYNC and b.state != S_WAIT_SNAPSHOT:
@@ -600,13 +605,13 @@ cdef class OrderBook:
         """(price, size) of the best bid as floats, or None if the side is empty."""
         if self.book.bid.n == 0:
             return None
-        return tuple(_level_array(&self.book.bid, False, 1, False, self.book)[0])
+        return tuple(_level_array(&self.book.bid, False, 1, False, self.book)[0].tolist())
 
     def best_ask(self):
         """(price, size) of the best ask as floats, or None if the side is empty."""
         if self.book.ask.n == 0:
             return None
-        return tuple(_level_array(&self.book.ask, True, 1, False, self.book)[0])
+        return tuple(_level_array(&self.book.ask, True, 1, False, self.book)[0].tolist())
 
     def levels(self, side, n=None):
         """Top n levels of "bid" or "ask", best first: float array of (price, size)."""
@@ -632,7 +637,7 @@ cdef class OrderBook:
     @property
     def in_sync(self):
         """True when the book matches the venue (snapshot applied, no gap since)."""
-        return bool(book_in_sync(self.book)) and not self.book.msg_open
+        return bool(book_usable(self.book))
 
     @property
     def state(self):

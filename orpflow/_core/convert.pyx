@@ -171,7 +171,7 @@ cdef class BinanceConverter:
     cdef int64_t rejects[R_COUNT]
     cdef public int64_t lines
     cdef public int64_t messages
-    cdef public list examples       # first few rejections: (line number, reason code)
+    cdef readonly list examples     # first few rejections: (line number, reason code)
 
     def __cinit__(self, instrument):
         self.out = EventBuffer()
@@ -200,8 +200,12 @@ cdef class BinanceConverter:
         cdef bytes line
         cdef Py_ssize_t sp
         cdef int rc
-        for line in lines:
+        for item in lines:
             self.lines += 1
+            if type(item) is not bytes:
+                self._reject(R_MALFORMED)
+                continue
+            line = <bytes>item
             sp = line.find(b" ")
             if sp <= 0:
                 if line.strip():

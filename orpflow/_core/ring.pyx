@@ -165,7 +165,7 @@ cdef class EventRing:
 
 # ---- stress and latency drivers: whole loops in C, run from Python threads without the GIL ----
 
-def _produce_sequence(EventRing ring, int64_t n, int64_t spacing_ns=0):
+def _produce_sequence(EventRing ring not None, int64_t n, int64_t spacing_ns=0):
     """Push n records one by one with seq = 0..n-1 and ts_local = now; spins while full.
     spacing_ns > 0 paces pushes (for hand-off latency, not queueing delay)."""
     cdef Event ev
@@ -188,7 +188,7 @@ def _produce_sequence(EventRing ring, int64_t n, int64_t spacing_ns=0):
     return full_spins
 
 
-def _consume_check(EventRing ring, int64_t n, int64_t[::1] latencies=None):
+def _consume_check(EventRing ring not None, int64_t n, int64_t[::1] latencies=None):
     """Pop n records one by one; returns how many broke the sequence (lost, duplicated,
     reordered or torn). With `latencies`, stores pop time - push time of each record (ns)."""
     cdef Event ev

@@ -11,7 +11,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from orpflow._core.book cimport Book, BookMetrics, BookSide, OrderBook, book_in_sync, book_metrics
+from orpflow._core.book cimport Book, BookMetrics, BookSide, OrderBook, book_usable, book_metrics
 
 cdef extern from "orp_atomic.h":
     int64_t ORP_load_acquire(const int64_t *p) noexcept nogil
@@ -50,7 +50,7 @@ cdef void snapshot_publish_book(SeqlockSnapshot *s, const Book *b) noexcept nogi
     s.data.book_seq = b.last_update_id
     s.data.ts_exch = b.ts_exch
     s.data.ts_local = b.ts_local
-    s.data.in_sync = book_in_sync(b)
+    s.data.in_sync = book_usable(b)
     s.data.crossed = b.crossed_now
     _copy_side(&b.bid, False, s.data.bid_px, s.data.bid_qty, &s.data.n_bid)
     _copy_side(&b.ask, True, s.data.ask_px, s.data.ask_qty, &s.data.n_ask)
@@ -92,7 +92,7 @@ cdef class MarketSnapshot:
     def __dealloc__(self):
         PyMem_RawFree(self._block)
 
-    def publish(self, OrderBook book):
+    def publish(self, OrderBook book not None):
         """Publish ``book``'s state (call from the book's writer thread only)."""
         with nogil:
             snapshot_publish_book(self.snap, book.book)
@@ -148,7 +148,7 @@ cdef inline bint _consistent(const SnapshotData *d) noexcept nogil:
     return True
 
 
-def _stress_write(MarketSnapshot snap, int64_t n, int64_t gap_pauses=0):
+def _stress_write(MarketSnapshot snap not None, int64_t n, int64_t gap_pauses=0):
     """Publish n snapshots whose every field derives from one counter, with gap_pauses pause
     instructions between publishes (a writer that never pauses starves seqlock readers)."""
     cdef int64_t k, j
@@ -161,7 +161,7 @@ def _stress_write(MarketSnapshot snap, int64_t n, int64_t gap_pauses=0):
                 ORP_pause()
 
 
-def _stress_read(MarketSnapshot snap, int64_t n, int64_t until_version=-1):
+def _stress_read(MarketSnapshot snap not None, int64_t n, int64_t until_version=-1):
     """Read at least n snapshots, and (if until_version >= 0) on until one shows
     book_seq == until_version; returns
     (torn reads, reads that saw the version go backwards, retries, distinct versions seen)."""
@@ -181,7 +181,7 @@ def _stress_read(MarketSnapshot snap, int64_t n, int64_t until_version=-1):
     return torn, backwards, retries, distinct
 
 
-def _bench_read(MarketSnapshot snap, int64_t n):
+def _bench_read(MarketSnapshot snap not None, int64_t n):
     """n back-to-back reads (benchmark): returns total retries."""
     cdef SnapshotData d
     cdef int64_t i, retries = 0
@@ -191,12 +191,12 @@ def _bench_read(MarketSnapshot snap, int64_t n):
     return retries
 
 
-def _tear_for_test(MarketSnapshot snap):
+def _tear_for_test(MarketSnapshot snap not None):
     """Overwrite half the payload without the seqlock protocol (tests the torn-read check)."""
     snap.snap.data.ts_exch += 1
 
 
-def _stress_read_unprotected(MarketSnapshot snap, int64_t n, int64_t until_version):
+def _stress_read_unprotected(MarketSnapshot snap not None, int64_t n, int64_t until_version):
     """Like _stress_read but copying without the seqlock protocol: shows that the stress
     test's writer and reader really race (this one is expected to see torn snapshots)."""
     cdef SnapshotData d
