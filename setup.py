@@ -24,7 +24,7 @@ directives = {
     "initializedcheck": DEBUG,
     "cdivision": True,
     "embedsignature": True,
-    "binding": False,
+    "binding": True,     # introspectable signatures: stubtest checks the .pyi against them
     "profile": False,
     "linetrace": DEBUG,
 }

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
-from typing import Union
+from typing import Any, Union
 
 import numpy as np
 
@@ -29,19 +29,20 @@ EVENT_DTYPE = np.dtype(
 def _check_layout() -> None:
     """The numpy and C layouts must agree byte for byte, or every zero-copy loop is wrong."""
     c_layout = _types.event_layout()
-    np_layout = [(name, EVENT_DTYPE.fields[name][1], EVENT_DTYPE.fields[name][0].itemsize)
-                 for name in EVENT_DTYPE.names]
+    fields: Any = EVENT_DTYPE.fields or {}
+    np_layout = [(name, fields[name][1], fields[name][0].itemsize) for name in EVENT_DTYPE.names or ()]
     if c_layout != np_layout or _types.event_size() != EVENT_DTYPE.itemsize:
         raise ImportError(f"EVENT_DTYPE {np_layout} does not match the C Event {c_layout}")
 
 
 _check_layout()
 
-Flags = enum.IntFlag("Flags", _types.FLAGS)
+# Members come from the compiled definitions (one source of truth), so mypy cannot list them.
+Flags = enum.IntFlag("Flags", _types.FLAGS)  # type: ignore[misc]
 Flags.__doc__ = "Event flag bits: kind (DEPTH TRADE BBO SNAPSHOT CLEAR), side (BID ASK / BUY SELL), LAST."
 flags = Flags
 
-Reason = enum.IntEnum("Reason", _types.REASONS)
+Reason = enum.IntEnum("Reason", _types.REASONS)  # type: ignore[misc]
 Reason.__doc__ = "Why a record, message or order was rejected (stable numeric codes)."
 
 

@@ -22,7 +22,9 @@ def _grid(name: str, value: DecimalLike) -> Tuple[int, int]:
         raise ValueError(f"{name}: {value!r} is not a decimal number") from None
     if not d.is_finite() or d <= 0:
         raise ValueError(f"{name} must be a positive finite decimal, got {value!r}")
-    sign, digits, exp = d.normalize().as_tuple()
+    sign, digits, exponent = d.normalize().as_tuple()
+    assert isinstance(exponent, int)        # finite, checked above
+    exp = exponent
     mant = int("".join(map(str, digits)))
     if exp > 0:
         mant, exp = mant * 10 ** exp, 0
