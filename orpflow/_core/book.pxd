@@ -1,5 +1,5 @@
 # L2 order book: snapshot + diffs under the venue's sequence rules, one writer thread.
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from orpflow._core.types cimport Event, R_COUNT
 
 cdef enum BookVenue:
@@ -13,17 +13,42 @@ cdef enum SyncState:
     S_IN_SYNC = 2
     S_OUT_OF_SYNC = 3             # gap or bad data: diffs buffered until a snapshot re-syncs
 
-# A side is one array of levels sorted by key ascending with the BEST level LAST, so the
-# frequent top-of-book updates move nothing; key = price for bids, -price for asks, which
-# gives both sides one code path.
+# A side is a blocked sorted array: levels sorted by key ascending, with the BEST level LAST,
+# cut into blocks of at most BLOCK_LEVELS levels; `order` lists the blocks in key order.
+# key = price for bids and -price for asks, which gives both sides one code path. An update
+# searches the block index, then the block, and moves at most one block's levels, wherever
+# in the book it lands (real Binance diffs insert/delete at a median depth of ~100 levels).
+cdef enum:
+    BLOCK_LEVELS = 64
+
 cdef struct Level:
     int64_t key
     int64_t qty
 
-cdef struct BookSide:
-    Level *lv
+cdef struct LevelBlock:
     int64_t n
-    int64_t cap
+    Level lv[BLOCK_LEVELS]
+
+cdef struct BookSide:
+    LevelBlock *pool          # block storage; grows by doubling, never shrinks
+    int32_t *order            # pool indices of the blocks in use, in key order
+    int32_t *free_blocks      # pool indices released by merges/empties, reused first
+    int64_t nblocks           # entries in `order`
+    int64_t nfree
+    int64_t pool_used         # pool entries ever handed out since the last clear
+    int64_t pool_cap
+    int64_t n                 # levels on the side
+    Level *stage              # snapshot levels as they arrive, sorted once when complete
+    int64_t stage_n
+    int64_t stage_cap
+
+# Walks a side from the best level down.
+cdef struct SideIter:
+    const BookSide *s
+    int64_t block
+    int64_t i
+
+cdef int64_t side_top(const BookSide *s, int64_t n, int64_t *keys, int64_t *qty) noexcept nogil
 
 cdef struct BookCounters:
     int64_t records           # records seen by apply()

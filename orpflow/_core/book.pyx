@@ -11,9 +11,9 @@ message is never half-applied because of sequencing; a bad record inside an appl
 takes the book out of sync instead of leaving it silently wrong.
 """
 from cpython.mem cimport PyMem_RawMalloc, PyMem_RawFree
-from libc.stdint cimport int64_t, uint32_t
+from libc.stdint cimport int32_t, int64_t, uint32_t
 from libc.stdlib cimport malloc, realloc, free
-from libc.string cimport memmove, memset
+from libc.string cimport memcpy, memmove, memset
 from libc.math cimport NAN
 
 import numpy as np
@@ -50,105 +50,279 @@ COUNTER_NAMES = (
 )
 
 # ------------------------------------------------------------------------------------------
-# one side
+# one side: a blocked sorted array (see book.pxd)
 
 
-cdef int side_reserve(BookSide *s, int64_t need) noexcept nogil:
-    """Grow (doubling) so that `need` levels fit; 0 on success, -1 out of memory."""
-    if need <= s.cap:
-        return 0
-    cdef int64_t cap = s.cap if s.cap > 0 else 64
-    while cap < need:
-        cap *= 2
-    cdef Level *p = <Level *>realloc(s.lv, <size_t>cap * sizeof(Level))
-    if p == NULL:
+cdef int side_grow_pool(BookSide *s) noexcept nogil:
+    """Double the block pool; 0 on success, -1 out of memory. Blocks are addressed by pool
+    index, so moving the pool in memory invalidates nothing."""
+    cdef int64_t cap = s.pool_cap * 2 if s.pool_cap > 0 else 16
+    cdef LevelBlock *pool = <LevelBlock *>realloc(s.pool, <size_t>cap * sizeof(LevelBlock))
+    if pool == NULL:
         return -1
-    s.lv = p
-    s.cap = cap
+    s.pool = pool
+    cdef int32_t *order = <int32_t *>realloc(s.order, <size_t>cap * sizeof(int32_t))
+    if order == NULL:
+        return -1
+    s.order = order
+    cdef int32_t *free_blocks = <int32_t *>realloc(s.free_blocks, <size_t>cap * sizeof(int32_t))
+    if free_blocks == NULL:
+        return -1
+    s.free_blocks = free_blocks
+    s.pool_cap = cap
     return 0
 
 
-cdef inline int64_t side_lower_bound(const BookSide *s, int64_t key) noexcept nogil:
-    """First index whose key is >= key (n if none)."""
-    cdef int64_t lo = 0, hi = s.n, mid
+cdef int64_t side_new_block(BookSide *s) noexcept nogil:
+    """A free block's pool index (n = 0), or -1 out of memory."""
+    cdef int64_t idx
+    if s.nfree > 0:
+        s.nfree -= 1
+        idx = s.free_blocks[s.nfree]
+    else:
+        if s.pool_used == s.pool_cap and side_grow_pool(s) != 0:
+            return -1
+        idx = s.pool_used
+        s.pool_used += 1
+    s.pool[idx].n = 0
+    return idx
+
+
+cdef inline void side_order_insert(BookSide *s, int64_t pos, int64_t idx) noexcept nogil:
+    memmove(&s.order[pos + 1], &s.order[pos], <size_t>(s.nblocks - pos) * sizeof(int32_t))
+    s.order[pos] = <int32_t>idx
+    s.nblocks += 1
+
+
+cdef inline void side_order_remove(BookSide *s, int64_t pos) noexcept nogil:
+    s.free_blocks[s.nfree] = s.order[pos]
+    s.nfree += 1
+    memmove(&s.order[pos], &s.order[pos + 1], <size_t>(s.nblocks - pos - 1) * sizeof(int32_t))
+    s.nblocks -= 1
+
+
+cdef void side_clear(BookSide *s) noexcept nogil:
+    s.nblocks = 0
+    s.nfree = 0
+    s.pool_used = 0
+    s.n = 0
+    s.stage_n = 0
+
+
+cdef void side_free(BookSide *s) noexcept nogil:
+    free(s.pool)
+    free(s.order)
+    free(s.free_blocks)
+    free(s.stage)
+
+
+cdef inline LevelBlock *side_block(const BookSide *s, int64_t pos) noexcept nogil:
+    return &s.pool[s.order[pos]]
+
+
+cdef inline int64_t side_route(const BookSide *s, int64_t key) noexcept nogil:
+    """Position in `order` of the block that holds key or would receive it: the last block
+    whose first key is <= key (the first block if none)."""
+    cdef int64_t lo = 1, hi = s.nblocks, mid
     while lo < hi:
         mid = (lo + hi) >> 1
-        if s.lv[mid].key < key:
+        if side_block(s, mid).lv[0].key <= key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo - 1
+
+
+cdef inline int64_t block_lower_bound(const LevelBlock *blk, int64_t key) noexcept nogil:
+    cdef int64_t lo = 0, hi = blk.n, mid
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if blk.lv[mid].key < key:
             lo = mid + 1
         else:
             hi = mid
     return lo
 
 
+cdef void side_merge_small(BookSide *s, int64_t pos) noexcept nogil:
+    """Keep blocks at least a quarter full: fold a small block into a neighbour with room."""
+    cdef LevelBlock *lo
+    cdef LevelBlock *hi
+    cdef int64_t k, p
+    for k in range(2):                # merge (p, p+1): with the next block, else the previous
+        p = pos - k
+        if p < 0 or p + 1 >= s.nblocks:
+            continue
+        lo = side_block(s, p)
+        hi = side_block(s, p + 1)
+        if lo.n + hi.n <= (BLOCK_LEVELS * 3) // 4:
+            memcpy(&lo.lv[lo.n], &hi.lv[0], <size_t>hi.n * sizeof(Level))
+            lo.n += hi.n
+            side_order_remove(s, p + 1)
+            return
+
+
 cdef int side_set(BookSide *s, int64_t key, int64_t qty) noexcept nogil:
     """Set the absolute size at key (0 removes the level); -1 only when out of memory."""
-    cdef int64_t i = side_lower_bound(s, key)
-    cdef bint found = i < s.n and s.lv[i].key == key
-    if found:
+    cdef int64_t pos, i, idx, half
+    cdef LevelBlock *blk
+    cdef LevelBlock *upper
+    if s.nblocks == 0:
         if qty == 0:
-            memmove(&s.lv[i], &s.lv[i + 1], <size_t>(s.n - i - 1) * sizeof(Level))
-            s.n -= 1
-        else:
-            s.lv[i].qty = qty
+            return 0
+        idx = side_new_block(s)
+        if idx < 0:
+            return -1
+        side_order_insert(s, 0, idx)
+    pos = side_route(s, key)
+    blk = side_block(s, pos)
+    i = block_lower_bound(blk, key)
+    if i < blk.n and blk.lv[i].key == key:
+        if qty != 0:
+            blk.lv[i].qty = qty
+            return 0
+        memmove(&blk.lv[i], &blk.lv[i + 1], <size_t>(blk.n - i - 1) * sizeof(Level))
+        blk.n -= 1
+        s.n -= 1
+        if blk.n == 0:
+            side_order_remove(s, pos)
+        elif blk.n < BLOCK_LEVELS // 4:
+            side_merge_small(s, pos)
         return 0
     if qty == 0:
         return 0    # removing a level the book does not have: valid, nothing to do
-    if side_reserve(s, s.n + 1) != 0:
-        return -1
-    memmove(&s.lv[i + 1], &s.lv[i], <size_t>(s.n - i) * sizeof(Level))
-    s.lv[i].key = key
-    s.lv[i].qty = qty
+    if blk.n == BLOCK_LEVELS:
+        # split: the upper half moves to a new block right after this one
+        idx = side_new_block(s)
+        if idx < 0:
+            return -1
+        blk = side_block(s, pos)              # the pool may have moved
+        upper = &s.pool[idx]
+        half = BLOCK_LEVELS // 2
+        memcpy(&upper.lv[0], &blk.lv[half], <size_t>(BLOCK_LEVELS - half) * sizeof(Level))
+        upper.n = BLOCK_LEVELS - half
+        blk.n = half
+        side_order_insert(s, pos + 1, idx)
+        if i > half:
+            blk = upper
+            i -= half
+    memmove(&blk.lv[i + 1], &blk.lv[i], <size_t>(blk.n - i) * sizeof(Level))
+    blk.lv[i].key = key
+    blk.lv[i].qty = qty
+    blk.n += 1
     s.n += 1
     return 0
 
 
-cdef int side_append_unsorted(BookSide *s, int64_t key, int64_t qty) noexcept nogil:
+cdef int side_stage(BookSide *s, int64_t key, int64_t qty) noexcept nogil:
     """Snapshot staging: append now, sort once when the snapshot message is complete."""
-    if side_reserve(s, s.n + 1) != 0:
-        return -1
-    s.lv[s.n].key = key
-    s.lv[s.n].qty = qty
-    s.n += 1
+    cdef int64_t cap
+    cdef Level *p
+    if s.stage_n == s.stage_cap:
+        cap = s.stage_cap * 2 if s.stage_cap > 0 else 1024
+        p = <Level *>realloc(s.stage, <size_t>cap * sizeof(Level))
+        if p == NULL:
+            return -1
+        s.stage = p
+        s.stage_cap = cap
+    s.stage[s.stage_n].key = key
+    s.stage[s.stage_n].qty = qty
+    s.stage_n += 1
     return 0
 
 
-cdef void side_finish_snapshot(BookSide *s) noexcept nogil:
-    """Sort staged levels by key (stable), keep the last size given for a repeated price,
-    drop zero sizes. Venues send snapshots best-first, which is exactly reversed order, so
-    that case is a reversal; anything else falls back to an insertion sort."""
-    cdef int64_t i, j, n = s.n
+cdef int side_finish_snapshot(BookSide *s) noexcept nogil:
+    """Sort the staged levels by key (stable), keep the last size given for a repeated price,
+    drop zero sizes, and load them into blocks filled to 3/4 (room to insert before a split).
+    Venues send snapshots best-first, which is exactly reversed order, so that case is a
+    reversal; anything else falls back to an insertion sort. -1 only when out of memory."""
+    cdef Level *lv = s.stage
+    cdef int64_t i, j, n = s.stage_n, w, idx, take
     cdef Level tmp
     cdef bint strictly_desc = True
     for i in range(1, n):
-        if s.lv[i].key >= s.lv[i - 1].key:
+        if lv[i].key >= lv[i - 1].key:
             strictly_desc = False
             break
     if strictly_desc:
         i = 0
         j = n - 1
         while i < j:
-            tmp = s.lv[i]
-            s.lv[i] = s.lv[j]
-            s.lv[j] = tmp
+            tmp = lv[i]
+            lv[i] = lv[j]
+            lv[j] = tmp
             i += 1
             j -= 1
     else:
         for i in range(1, n):
-            tmp = s.lv[i]
+            tmp = lv[i]
             j = i - 1
-            while j >= 0 and s.lv[j].key > tmp.key:
-                s.lv[j + 1] = s.lv[j]
+            while j >= 0 and lv[j].key > tmp.key:
+                lv[j + 1] = lv[j]
                 j -= 1
-            s.lv[j + 1] = tmp
-    # dedupe (last one given wins: stable sort kept arrival order among equal keys), drop zeros
-    cdef int64_t w = 0
+            lv[j + 1] = tmp
+    # dedupe (last one given wins: the sort kept arrival order among equal keys), drop zeros
+    w = 0
     for i in range(n):
-        if i + 1 < n and s.lv[i + 1].key == s.lv[i].key:
+        if i + 1 < n and lv[i + 1].key == lv[i].key:
             continue
-        if s.lv[i].qty != 0:
-            s.lv[w] = s.lv[i]
+        if lv[i].qty != 0:
+            lv[w] = lv[i]
             w += 1
+    side_clear(s)
+    i = 0
+    while i < w:
+        idx = side_new_block(s)
+        if idx < 0:
+            return -1
+        take = min(w - i, (BLOCK_LEVELS * 3) // 4)
+        memcpy(&s.pool[idx].lv[0], &lv[i], <size_t>take * sizeof(Level))
+        s.pool[idx].n = take
+        side_order_insert(s, s.nblocks, idx)
+        i += take
     s.n = w
+    return 0
+
+
+cdef inline void side_iter_begin(SideIter *it, const BookSide *s) noexcept nogil:
+    it.s = s
+    it.block = s.nblocks - 1
+    it.i = s.pool[s.order[it.block]].n - 1 if s.nblocks > 0 else -1
+
+
+cdef inline bint side_iter_next(SideIter *it, Level *out) noexcept nogil:
+    """Next level, best first; False when the side is exhausted."""
+    if it.block < 0:
+        return False
+    cdef const LevelBlock *blk = &it.s.pool[it.s.order[it.block]]
+    out[0] = blk.lv[it.i]
+    it.i -= 1
+    if it.i < 0:
+        it.block -= 1
+        if it.block >= 0:
+            it.i = it.s.pool[it.s.order[it.block]].n - 1
+    return True
+
+
+cdef inline const Level *side_best(const BookSide *s) noexcept nogil:
+    cdef const LevelBlock *blk
+    if s.nblocks == 0:
+        return NULL
+    blk = &s.pool[s.order[s.nblocks - 1]]
+    return &blk.lv[blk.n - 1]
+
+
+cdef int64_t side_top(const BookSide *s, int64_t n, int64_t *keys, int64_t *qty) noexcept nogil:
+    """Copy up to n best levels (best first) into keys/qty; returns how many."""
+    cdef SideIter it
+    cdef Level lv
+    cdef int64_t k = 0
+    side_iter_begin(&it, s)
+    while k < n and side_iter_next(&it, &lv):
+        keys[k] = lv.key
+        qty[k] = lv.qty
+        k += 1
+    return k
 
 
 # ------------------------------------------------------------------------------------------
@@ -161,8 +335,8 @@ cdef inline void book_reject(Book *b, int reason) noexcept nogil:
 
 
 cdef inline void book_clear_levels(Book *b) noexcept nogil:
-    b.bid.n = 0
-    b.ask.n = 0
+    side_clear(&b.bid)
+    side_clear(&b.ask)
     b.crossed_now = 0
 
 
@@ -184,10 +358,12 @@ cdef void book_lose_sync(Book *b) noexcept nogil:
 
 cdef void book_check_crossed(Book *b) noexcept nogil:
     b.crossed_now = 0
-    if b.bid.n == 0 or b.ask.n == 0:
+    cdef const Level *bid = side_best(&b.bid)
+    cdef const Level *ask = side_best(&b.ask)
+    if bid == NULL or ask == NULL:
         return
-    cdef int64_t best_bid = b.bid.lv[b.bid.n - 1].key
-    cdef int64_t best_ask = -b.ask.lv[b.ask.n - 1].key
+    cdef int64_t best_bid = bid.key
+    cdef int64_t best_ask = -ask.key
     if best_bid > best_ask:
         b.c.crossed += 1
         b.crossed_now = 1
@@ -307,8 +483,10 @@ cdef void book_end_message(Book *b) noexcept nogil:
         b.state = S_IN_SYNC
         book_check_crossed(b)
     elif b.msg_action == A_SNAPSHOT:
-        side_finish_snapshot(&b.bid)
-        side_finish_snapshot(&b.ask)
+        if side_finish_snapshot(&b.bid) != 0 or side_finish_snapshot(&b.ask) != 0:
+            book_clear_levels(b)          # out of memory: no half-loaded book
+            book_lose_sync(b)
+            return
         b.last_update_id = b.msg_seq
         b.state = S_IN_SYNC if b.venue == VENUE_GENERIC else S_AWAIT_FIRST
         b.c.snapshots += 1
@@ -406,8 +584,8 @@ cdef void book_process(Book *b, const Event *e) noexcept nogil:
             else:
                 b.c.applied += 1
         elif b.msg_action == A_SNAPSHOT:
-            if side_append_unsorted(&b.ask if side == F_ASK else &b.bid,
-                                    -e.price if side == F_ASK else e.price, e.qty) != 0:
+            if side_stage(&b.ask if side == F_ASK else &b.bid,
+                          -e.price if side == F_ASK else e.price, e.qty) != 0:
                 book_abandon_message(b)
             else:
                 b.c.applied += 1
@@ -458,51 +636,52 @@ cdef int64_t book_apply(Book *b, const Event *evs, int64_t n) noexcept nogil:
 
 cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil:
     cdef double nan = NAN
-    cdef const BookSide *bs = &b.bid
-    cdef const BookSide *as_ = &b.ask
-    cdef int64_t i, k, sb, sa
-    cdef double w, wb, wa
+    cdef const Level *bb = side_best(&b.bid)
+    cdef const Level *ba = side_best(&b.ask)
+    cdef SideIter bit, ait
+    cdef Level lb, la
+    cdef bint has_b, has_a
+    cdef int64_t i, levels, depth_b = 0, depth_a = 0, imb_b = 0, imb_a = 0
+    cdef double w = 1.0, wb = 0.0, wa = 0.0
     m.best_bid = nan; m.best_ask = nan; m.bid_qty = nan; m.ask_qty = nan
     m.mid = nan; m.spread_bps = nan; m.imbalance = nan; m.weighted_imbalance = nan
     m.stoikov_imbalance = nan; m.weighted_mid = nan
-    if bs.n > 0:
-        m.best_bid = bs.lv[bs.n - 1].key * b.px_num / b.px_den
-        m.bid_qty = bs.lv[bs.n - 1].qty * b.qty_num / b.qty_den
-    if as_.n > 0:
-        m.best_ask = (-as_.lv[as_.n - 1].key) * b.px_num / b.px_den
-        m.ask_qty = as_.lv[as_.n - 1].qty * b.qty_num / b.qty_den
-    sb = 0
-    for i in range(min(<int64_t>b.depth_levels, bs.n)):
-        sb += bs.lv[bs.n - 1 - i].qty
-    sa = 0
-    for i in range(min(<int64_t>b.depth_levels, as_.n)):
-        sa += as_.lv[as_.n - 1 - i].qty
-    m.depth_bid = sb * b.qty_num / b.qty_den
-    m.depth_ask = sa * b.qty_num / b.qty_den
-    if bs.n == 0 or as_.n == 0:
+    if bb != NULL:
+        m.best_bid = bb.key * b.px_num / b.px_den
+        m.bid_qty = bb.qty * b.qty_num / b.qty_den
+    if ba != NULL:
+        m.best_ask = (-ba.key) * b.px_num / b.px_den
+        m.ask_qty = ba.qty * b.qty_num / b.qty_den
+    # one walk down both sides serves every window; size sums are exact integers
+    levels = max(b.depth_levels, max(b.imbalance_levels, b.weighted_levels))
+    side_iter_begin(&bit, &b.bid)
+    side_iter_begin(&ait, &b.ask)
+    for i in range(levels):
+        has_b = side_iter_next(&bit, &lb)
+        has_a = side_iter_next(&ait, &la)
+        if not has_b and not has_a:
+            break
+        if i < b.depth_levels:
+            depth_b += lb.qty if has_b else 0
+            depth_a += la.qty if has_a else 0
+        if i < b.imbalance_levels:
+            imb_b += lb.qty if has_b else 0
+            imb_a += la.qty if has_a else 0
+        if i < b.weighted_levels:
+            if has_b:
+                wb += w * lb.qty
+            if has_a:
+                wa += w * la.qty
+            w *= b.weighted_decay
+    m.depth_bid = depth_b * b.qty_num / b.qty_den
+    m.depth_ask = depth_a * b.qty_num / b.qty_den
+    if bb == NULL or ba == NULL:
         return
     m.mid = (m.best_bid + m.best_ask) / 2.0
     m.spread_bps = (m.best_ask - m.best_bid) / m.mid * 1e4
-    # size ratios are scale-free: sum in exact integer units, divide once
-    sb = 0
-    for i in range(min(<int64_t>b.imbalance_levels, bs.n)):
-        sb += bs.lv[bs.n - 1 - i].qty
-    sa = 0
-    for i in range(min(<int64_t>b.imbalance_levels, as_.n)):
-        sa += as_.lv[as_.n - 1 - i].qty
-    m.imbalance = (<double>(sb - sa)) / (<double>(sb + sa))
-    w = 1.0
-    wb = 0.0
-    wa = 0.0
-    for i in range(b.weighted_levels):
-        if i < bs.n:
-            wb += w * bs.lv[bs.n - 1 - i].qty
-        if i < as_.n:
-            wa += w * as_.lv[as_.n - 1 - i].qty
-        w *= b.weighted_decay
+    m.imbalance = (<double>(imb_b - imb_a)) / (<double>(imb_b + imb_a))
     m.weighted_imbalance = (wb - wa) / (wb + wa)
-    k = bs.lv[bs.n - 1].qty + as_.lv[as_.n - 1].qty
-    m.stoikov_imbalance = (<double>bs.lv[bs.n - 1].qty) / (<double>k)
+    m.stoikov_imbalance = (<double>bb.qty) / (<double>(bb.qty + ba.qty))
     m.weighted_mid = m.best_bid * (1.0 - m.stoikov_imbalance) + m.best_ask * m.stoikov_imbalance
 
 
@@ -513,18 +692,23 @@ cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil:
 
 cdef object _level_array(const BookSide *s, bint is_ask, int64_t n, bint raw, const Book *b):
     n = min(n, s.n) if n >= 0 else s.n
+    out_i = np.empty((n, 2), dtype=np.int64)
+    cdef int64_t[:, ::1] vi = out_i
     cdef int64_t i
+    cdef SideIter it
+    cdef Level lv
+    side_iter_begin(&it, s)
+    for i in range(n):
+        side_iter_next(&it, &lv)
+        vi[i, 0] = -lv.key if is_ask else lv.key
+        vi[i, 1] = lv.qty
     if raw:
-        out_i = np.empty((n, 2), dtype=np.int64)
-        for i in range(n):
-            out_i[i, 0] = -s.lv[s.n - 1 - i].key if is_ask else s.lv[s.n - 1 - i].key
-            out_i[i, 1] = s.lv[s.n - 1 - i].qty
         return out_i
     out = np.empty((n, 2), dtype=np.float64)
     cdef double[:, ::1] v = out
     for i in range(n):
-        v[i, 0] = (-s.lv[s.n - 1 - i].key if is_ask else s.lv[s.n - 1 - i].key) * b.px_num / b.px_den
-        v[i, 1] = s.lv[s.n - 1 - i].qty * b.qty_num / b.qty_den
+        v[i, 0] = vi[i, 0] * b.px_num / b.px_den
+        v[i, 1] = vi[i, 1] * b.qty_num / b.qty_den
     return out
 
 
@@ -564,7 +748,7 @@ cdef class OrderBook:
             raise MemoryError()
         memset(self.book, 0, sizeof(Book))
         self.book.buf = <Event *>malloc(<size_t>buffer_capacity * sizeof(Event))
-        if self.book.buf == NULL or side_reserve(&self.book.bid, 1024) or side_reserve(&self.book.ask, 1024):
+        if self.book.buf == NULL or side_grow_pool(&self.book.bid) or side_grow_pool(&self.book.ask):
             raise MemoryError()
         self.book.buf_cap = buffer_capacity
         self.book.venue = venue
@@ -579,8 +763,8 @@ cdef class OrderBook:
 
     def __dealloc__(self):
         if self.book != NULL:
-            free(self.book.bid.lv)
-            free(self.book.ask.lv)
+            side_free(&self.book.bid)
+            side_free(&self.book.ask)
             free(self.book.buf)
             PyMem_RawFree(self.book)
             self.book = NULL

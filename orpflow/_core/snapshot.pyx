@@ -11,7 +11,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from orpflow._core.book cimport Book, BookMetrics, BookSide, OrderBook, book_usable, book_metrics
+from orpflow._core.book cimport Book, BookMetrics, BookSide, OrderBook, book_usable, book_metrics, side_top
 
 cdef extern from "orp_atomic.h":
     int64_t ORP_load_acquire(const int64_t *p) noexcept nogil
@@ -35,10 +35,10 @@ cdef void snapshot_write_end(SeqlockSnapshot *s) noexcept nogil:
 
 cdef inline void _copy_side(const BookSide *side, bint is_ask, int64_t *px, int64_t *qty,
                             int64_t *n_out) noexcept nogil:
-    cdef int64_t i, n = side.n if side.n < SNAPSHOT_LEVELS else SNAPSHOT_LEVELS
-    for i in range(n):
-        px[i] = -side.lv[side.n - 1 - i].key if is_ask else side.lv[side.n - 1 - i].key
-        qty[i] = side.lv[side.n - 1 - i].qty
+    cdef int64_t i, n = side_top(side, SNAPSHOT_LEVELS, px, qty)
+    if is_ask:
+        for i in range(n):
+            px[i] = -px[i]        # ask keys are negated prices
     n_out[0] = n
 
 

@@ -39,11 +39,6 @@ def _record_kind(f: int) -> int:
     return -1
 
 
-def _div(a: float, b: float) -> float:
-    """C semantics for the only case that can occur (a zero size staged mid-snapshot)."""
-    return a / b if b != 0 else math.nan
-
-
 class OrderBook:
     """Reference L2 book. See ``orpflow.OrderBook`` for the documented behaviour."""
 
@@ -346,8 +341,7 @@ class OrderBook:
     def _side_levels(self, side: str) -> List[Tuple[int, int]]:
         """Levels as the compiled book would show them, including a snapshot being staged."""
         if self._msg_open and self._msg_action == A_SNAPSHOT:
-            # mid-snapshot (a message split across apply calls): not meaningful, not in sync
-            return [(px, q) for px, q in self._staged[side]][::-1]
+            return []      # mid-snapshot (split across apply calls): levels are staged, not shown
         return self._sorted(side)
 
     def levels_raw(self, side, n=None) -> np.ndarray:
@@ -422,7 +416,7 @@ class OrderBook:
         m["spread_bps"] = (m["best_ask"] - m["best_bid"]) / m["mid"] * 1e4
         sb = sum(q for _, q in bids[:self._imb_n])
         sa = sum(q for _, q in asks[:self._imb_n])
-        m["imbalance"] = _div(float(sb - sa), float(sb + sa))
+        m["imbalance"] = float(sb - sa) / float(sb + sa)
         w, wb, wa = 1.0, 0.0, 0.0
         for i in range(self._wimb_n):
             if i < len(bids):
@@ -430,8 +424,8 @@ class OrderBook:
             if i < len(asks):
                 wa += w * asks[i][1]
             w *= self._decay
-        m["weighted_imbalance"] = _div(wb - wa, wb + wa)
+        m["weighted_imbalance"] = (wb - wa) / (wb + wa)
         qb, qa = bids[0][1], asks[0][1]
-        m["stoikov_imbalance"] = _div(float(qb), float(qb + qa))
+        m["stoikov_imbalance"] = float(qb) / float(qb + qa)
         m["weighted_mid"] = m["best_bid"] * (1.0 - m["stoikov_imbalance"]) + m["best_ask"] * m["stoikov_imbalance"]
         return m
