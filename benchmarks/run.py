@@ -1,0 +1,759 @@
+#!/usr/bin/env python
+"""orpflow benchmarks: one command, one table of medians.
+
+    python benchmarks/run.py [--quick] [--callgrind] [--json PATH] [--reps N]
+
+Every figure is the median of several repetitions (the machine is shared and small); a ratio
+is the median of per-repetition ratios measured side by side (compiled and reference run
+alternately in the same process). Nothing here asserts a timing. See benchmarks/README.md.
+"""
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if (REPO / "orpflow").is_dir() and str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))          # benchmark the in-place build of this checkout
+
+import numpy as np  # noqa: E402
+
+import orpflow as of  # noqa: E402
+from orpflow._core import ring, snapshot  # noqa: E402
+from orpflow._core.convert import BinanceConverter  # noqa: E402
+from orpflow.feeds._io import read_lines  # noqa: E402
+from orpflow.reference.book import OrderBook as RefBook  # noqa: E402
+
+SPOT = of.Instrument("BTCUSDT", venue="binance-spot", tick_size="0.01", lot_size="0.00001")
+USDM = of.Instrument("BTCUSDT", venue="binance-usdm", tick_size="0.1", lot_size="0.001")
+SPOT_FILES = ("spot_btcusdt_20240808.gz", "spot_btcusdt_20240809.gz")
+USDM_FILE = "usdm_btcusdt_20240808.gz"
+SAMPLE = REPO / "examples" / "data" / "binance_spot_btcusdt_sample.gz"
+
+pc = time.perf_counter_ns
+
+
+# ---------------------------------------------------------------------------- sizes
+
+def sizes(quick: bool, reps: int | None) -> dict:
+    if quick:
+        s = dict(reps=3, reps_slow=3, feed_files=1, convert_lines=20_000, book_prefix=50_000,
+                 ring_n=2_000_000, lat_n=50_000, snap_reads=2_000_000, snap_writes=2_000_000,
+                 contended_s=0.15, publish_n=200_000, read_n=20_000,
+                 cg_records=100_000, cg_lines=20_000)
+    else:
+        s = dict(reps=7, reps_slow=5, feed_files=2, convert_lines=None, book_prefix=100_000,
+                 ring_n=10_000_000, lat_n=200_000, snap_reads=20_000_000, snap_writes=20_000_000,
+                 contended_s=0.5, publish_n=1_000_000, read_n=50_000,
+                 cg_records=None, cg_lines=None)
+    if reps:
+        s["reps"] = s["reps_slow"] = reps
+    return s
+
+
+# ---------------------------------------------------------------------------- data
+
+def find_data() -> dict:
+    """Where the market data is: ORPFLOW_DATA, else ../shared/data, else the bundled sample."""
+    env = os.environ.get("ORPFLOW_DATA")
+    root = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "data"
+    binance = root / "binance"
+    spot = [binance / f for f in SPOT_FILES]
+    usdm = binance / USDM_FILE
+    if all(p.is_file() for p in spot):
+        return dict(source=str(binance), spot=spot, usdm=usdm if usdm.is_file() else None,
+                    sample=False, looked=[str(binance)])
+    if SAMPLE.is_file():
+        return dict(source=str(SAMPLE), spot=[SAMPLE], usdm=None, sample=True,
+                    looked=[str(binance)])
+    return dict(source=None, spot=[], usdm=None, sample=False, looked=[str(binance), str(SAMPLE)])
+
+
+# ---------------------------------------------------------------------------- results
+
+RESULTS: list[dict] = []
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def add(name, unit, orp=None, ref=None, ratio=None, samples=None, ref_samples=None,
+        note="", skipped=None):
+    row = dict(benchmark=name, unit=unit, orpflow=orp, reference=ref, ratio=ratio,
+               runs=len(samples) if samples else 0, samples=samples, ref_samples=ref_samples,
+               note=note, skipped=skipped)
+    RESULTS.append(row)
+    if skipped:
+        print(f"  .. {name}: skipped ({skipped})", file=sys.stderr, flush=True)
+    else:
+        r = f" ref {fmt(ref)}" if ref is not None else ""
+        print(f"  .. {name}: {fmt(orp)}{r} {unit}", file=sys.stderr, flush=True)
+    return row
+
+
+def fmt(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, str):
+        return x
+    ax = abs(x)
+    if ax == 0:
+        return "0"
+    if ax >= 1000:
+        return f"{x:,.0f}"
+    if ax >= 100:
+        return f"{x:.0f}"
+    if ax >= 10:
+        return f"{x:.1f}"
+    if ax >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3g}"
+
+
+def spread(samples) -> str:
+    """min..max of the runs, formatted like the values."""
+    if not samples or len(samples) < 2:
+        return ""
+    return f"{fmt(min(samples))}..{fmt(max(samples))}"
+
+
+def timed(fn) -> int:
+    gc.collect()
+    t0 = pc()
+    fn()
+    return pc() - t0
+
+
+def paired(orp_fn, ref_fn, reps, warm=True):
+    """Run both alternately (order swapped each repetition); returns (orp_ns, ref_ns) lists."""
+    if warm:
+        orp_fn()
+    a, b = [], []
+    for i in range(reps):
+        if i % 2 == 0:
+            a.append(timed(orp_fn))
+            b.append(timed(ref_fn))
+        else:
+            b.append(timed(ref_fn))
+            a.append(timed(orp_fn))
+    return a, b
+
+
+def rate_row(name, count, orp_ns, ref_ns=None, note="", scale=1e3, unit="k msg/s"):
+    """Throughput row: count per second (in `scale`s); ratio = orpflow rate / reference rate."""
+    o = [count / (t / 1e9) / scale for t in orp_ns]
+    r = [count / (t / 1e9) / scale for t in ref_ns] if ref_ns else None
+    ratio = med([ti_r / ti_o for ti_o, ti_r in zip(orp_ns, ref_ns)]) if ref_ns else None
+    return add(name, unit, med(o), med(r) if r else None, ratio, o, r, note)
+
+
+def per_item_row(name, count, orp_ns, ref_ns=None, note="", unit="ns/record"):
+    """Cost row: ns per item; ratio = reference time / orpflow time."""
+    o = [t / count for t in orp_ns]
+    r = [t / count for t in ref_ns] if ref_ns else None
+    ratio = med([ti_r / ti_o for ti_o, ti_r in zip(orp_ns, ref_ns)]) if ref_ns else None
+    return add(name, unit, med(o), med(r) if r else None, ratio, o, r, note)
+
+
+# ---------------------------------------------------------------------------- feed
+
+def bench_feed(data, S):
+    files = data["spot"][: S["feed_files"]] if not data["sample"] else data["spot"]
+    label = "+".join(p.name.replace("spot_btcusdt_", "").replace(".gz", "") for p in files)
+    try:
+        from orpflow.reference.convert import read_binance as ref_read
+        from orpflow.reference.convert import BinanceConverter as RefConverter
+        ref_missing = None
+    except Exception as e:                          # the reference converter may not exist yet
+        ref_read = RefConverter = None
+        ref_missing = f"orpflow.reference.convert unavailable: {type(e).__name__}: {e}"
+        print(f"  .. note: {ref_missing}", file=sys.stderr)
+
+    rep = of.FeedReport()
+    of.read_binance(files, SPOT, report=rep)
+    msgs = rep.messages
+    note = f"{msgs:,} msgs, {rep.records:,} records, files {label}"
+
+    def orp():
+        of.read_binance(files, SPOT)
+
+    if ref_read is not None:
+        def ref():
+            ref_read(files, SPOT)
+        o, r = paired(orp, ref, S["reps_slow"], warm=True)
+        rate_row("feed read_binance (gzip+json+convert)", msgs, o, r, note)
+    else:
+        o = [timed(orp) for _ in range(S["reps_slow"])]
+        rate_row("feed read_binance (gzip+json+convert)", msgs, o, None, note + "; " + ref_missing)
+
+    # decompression alone, then conversion of already-decompressed lines
+    o = [timed(lambda: [read_lines(p) for p in files]) for _ in range(S["reps"])]
+    rate_row("  gzip decompress+splitlines only", msgs, o, None, "stdlib gzip; part of the row above")
+
+    parts = [read_lines(p) for p in files]
+    if S["convert_lines"]:
+        parts = [parts[0][: S["convert_lines"]]]
+    nlines = sum(len(p) for p in parts)
+
+    def orp_conv():
+        for lines in parts:
+            c = BinanceConverter(SPOT)
+            c.feed_lines(lines)
+            c.out.take()
+
+    cnote = f"{nlines:,} lines already in memory"
+    if RefConverter is not None:
+        def ref_conv():
+            for lines in parts:
+                c = RefConverter(SPOT)
+                c.feed_lines(lines)
+                c.take()
+        o, r = paired(orp_conv, ref_conv, S["reps_slow"], warm=True)
+        rate_row("  convert only (json+convert, no gzip)", nlines, o, r, cnote)
+    else:
+        o = [timed(orp_conv) for _ in range(S["reps"])]
+        rate_row("  convert only (json+convert, no gzip)", nlines, o, None, cnote + "; " + ref_missing)
+
+    try:
+        import orjson
+    except ImportError:
+        add("  orjson.loads only", "k msg/s", skipped="orjson not installed")
+        return
+    payloads = [ln.partition(b" ")[2] for lines in parts for ln in lines]
+
+    def loads_only():
+        loads = orjson.loads
+        for pl in payloads:
+            loads(pl)
+
+    loads_only()
+    o = [timed(loads_only) for _ in range(S["reps"])]
+    rate_row("  orjson.loads only (decode, discard)", len(payloads), o, None,
+             "the JSON part of the row above, for scale")
+
+
+# ---------------------------------------------------------------------------- book
+
+def bench_book(name, inst, events, S, prefix_n):
+    n_all = len(events)
+
+    def orp_all():
+        of.OrderBook(inst).apply(events)
+
+    orp_all()
+    o = []
+    for _ in range(S["reps"]):
+        b = of.OrderBook(inst)
+        gc.collect()
+        t0 = pc()
+        b.apply(events)
+        o.append(pc() - t0)
+    applied = b.stats()["applied"]
+    per_item_row(f"book apply {name}, all records", n_all, o, None,
+                 f"{n_all:,} records ({applied:,} level updates applied)")
+
+    pre = events[:prefix_n]
+    npre = len(pre)
+    results = {}
+
+    def run(cls, key):
+        bk = cls(inst)
+        gc.collect()
+        t0 = pc()
+        results[key] = bk.apply(pre)
+        return pc() - t0
+
+    run(of.OrderBook, "orp")
+    run(RefBook, "ref")
+    o, r = [], []
+    for i in range(S["reps"] if npre <= 100_000 else S["reps_slow"]):
+        if i % 2 == 0:
+            o.append(run(of.OrderBook, "orp"))
+            r.append(run(RefBook, "ref"))
+        else:
+            r.append(run(RefBook, "ref"))
+            o.append(run(of.OrderBook, "orp"))
+    note = f"first {npre:,} records, same prefix for both"
+    if results["orp"] != results["ref"]:
+        note += f"; MISMATCH apply() returned {results['orp']} vs reference {results['ref']}"
+    per_item_row(f"book apply {name}, prefix", npre, o, r, note)
+
+
+# ---------------------------------------------------------------------------- ring
+
+CPU_WARNINGS: list[str] = []
+
+
+def _cpu_share(fn, out, key):
+    """Run fn, storing in out[key] the share of a core this thread got (CPU time / wall)."""
+    def run():
+        c0, w0 = time.thread_time_ns(), pc()
+        fn()
+        out[key] = (time.thread_time_ns() - c0) / max(1, pc() - w0)
+    return run
+
+
+def _two_threads(f1, f2, share):
+    t1 = threading.Thread(target=_cpu_share(f1, share, 1), daemon=True)
+    t2 = threading.Thread(target=_cpu_share(f2, share, 2), daemon=True)
+    t0 = pc()
+    t1.start()
+    t2.start()
+    t2.join()
+    t1.join()
+    return pc() - t0
+
+
+def _share_note(shares, what, names):
+    """'cpu share a/b 99%/97%' from per-run shares (min over runs); records a warning if low."""
+    lo = [min(s[i] for s in shares) for i in (1, 2)]
+    if min(lo) < 0.9:
+        CPU_WARNINGS.append(f"{what}: a spinning thread got only {min(lo):.0%} of a core in some run")
+    return f"min cpu share {names} {lo[0]:.0%}/{lo[1]:.0%}"
+
+
+def bench_ring(S):
+    n = S["ring_n"]
+    samples, spins, errors, shares = [], [], 0, []
+    for _ in range(S["reps_slow"]):
+        r = ring.EventRing(65536)
+        out, share = {}, {}
+
+        def cons():
+            out["err"] = ring._consume_check(r, n, None)
+
+        def prod():
+            out["spins"] = ring._produce_sequence(r, n, 0)
+
+        samples.append(_two_threads(cons, prod, share))
+        shares.append(share)
+        errors += out["err"]
+        spins.append(out["spins"])
+    note = (f"{n:,} records 1-by-1, cap 65536; full-spins/rec {med(spins) / n:.2f}; "
+            + _share_note(shares, "ring throughput", "cons/prod"))
+    if errors:
+        note += f"; SEQUENCE ERRORS {errors}"
+    rate_row("ring SPSC throughput (1 record/op)", n, samples, None, note, scale=1e6, unit="M rec/s")
+
+    # batch push / pop_into from Python, one thread (no contention; API + memcpy cost)
+    batch = 4096
+    arr = np.zeros(batch, dtype=of.EVENT_DTYPE)
+    dst = np.empty(batch, dtype=of.EVENT_DTYPE)
+    rr = ring.EventRing(65536)
+    loops = max(1, (S["ring_n"] // 10) // batch)
+
+    def batch_loop():
+        push, pop_into = rr.push, rr.pop_into
+        for _ in range(loops):
+            push(arr)
+            pop_into(dst)
+
+    batch_loop()
+    o = [timed(batch_loop) for _ in range(S["reps"])]
+    per_item_row("ring push+pop_into, batches of 4096", loops * batch, o, None,
+                 "1 thread, from Python", unit="ns/record")
+
+    # paced hand-off latency
+    n = S["lat_n"]
+    pct = {50: [], 99: [], 99.9: [], 100: []}
+    errors, shares = 0, []
+    for _ in range(S["reps_slow"]):
+        r = ring.EventRing(65536)
+        lat = np.zeros(n, dtype=np.int64)
+        out, share = {}, {}
+
+        def cons():
+            out["err"] = ring._consume_check(r, n, lat)
+
+        def prod():
+            out["spins"] = ring._produce_sequence(r, n, 2000)
+
+        _two_threads(cons, prod, share)
+        shares.append(share)
+        errors += out["err"]
+        q = np.percentile(lat, [50, 99, 99.9, 100])
+        for k, v in zip(pct, q):
+            pct[k].append(float(v) / 1e3)
+    note = (f"{n:,} records paced 2 us apart, push->pop; "
+            + _share_note(shares, "ring latency", "cons/prod"))
+    if errors:
+        note += f"; SEQUENCE ERRORS {errors}"
+    for k, label in ((50, "p50"), (99, "p99"), (99.9, "p99.9"), (100, "max")):
+        add(f"ring hand-off latency {label}", "us", med(pct[k]), samples=pct[k],
+            note=note if k == 50 else "median over runs of each run's " + label)
+
+
+# ---------------------------------------------------------------------------- seqlock
+
+def _pause_ns() -> float:
+    """Cost of one ORP_pause instruction here (the writer's gap unit), from two short runs."""
+    s = snapshot.MarketSnapshot()
+    k = 20_000
+    best0 = min(timed(lambda: snapshot._stress_write(s, k, 0)) for _ in range(3))
+    best64 = min(timed(lambda: snapshot._stress_write(s, k, 64)) for _ in range(3))
+    return max(0.05, (best64 - best0) / (k * 64))
+
+
+def _contended_read(S, gap, per_publish_ns):
+    """A writer thread publishes for about S['contended_s'] seconds (`gap` pause instructions
+    between publishes) while the main thread reads in chunks of 10k; only chunks that ran
+    entirely while the writer was running count."""
+    s = snapshot.MarketSnapshot()
+    snapshot._stress_write(s, 1)
+    nw = max(10_000, int(S["contended_s"] * 1e9 / per_publish_ns))
+    done = threading.Event()
+    wt = {}
+
+    def writer():
+        t0, c0 = pc(), time.thread_time_ns()
+        snapshot._stress_write(s, nw, gap)
+        wt["ns"] = pc() - t0
+        wt[2] = (time.thread_time_ns() - c0) / max(1, wt["ns"])
+        done.set()
+
+    th = threading.Thread(target=writer, daemon=True)
+    th.start()
+    chunk = 10_000
+    reads = retries = ns = chunks = 0
+    first = True
+    c0, w0 = time.thread_time_ns(), pc()
+    while not done.is_set():
+        t0 = pc()
+        rt = snapshot._bench_read(s, chunk)
+        t1 = pc()
+        if done.is_set():
+            break
+        if first:                      # the writer may not have reached its loop yet
+            first = False
+            continue
+        reads += chunk
+        retries += rt
+        ns += t1 - t0
+        chunks += 1
+    wt[1] = (time.thread_time_ns() - c0) / max(1, pc() - w0)
+    th.join()
+    share = {1: wt[1], 2: wt[2]}
+    if not reads:
+        return None, None, wt["ns"] / nw, 0, share
+    return ns / reads, retries / reads, wt["ns"] / nw, chunks, share
+
+
+def bench_seqlock(S, book):
+    n = S["snap_reads"]
+    s = snapshot.MarketSnapshot()
+    snapshot._stress_write(s, 1)
+    snapshot._bench_read(s, n // 10)
+    o = [timed(lambda: snapshot._bench_read(s, n)) for _ in range(S["reps"])]
+    per_item_row("seqlock read, uncontended", n, o, None,
+                 f"{n:,} back-to-back reads (20-level copy), nogil", unit="ns/read")
+
+    n = S["snap_writes"]
+    o = [timed(lambda: snapshot._stress_write(s, n)) for _ in range(S["reps"])]
+    per_item_row("seqlock write (synthetic), no reader", n, o, None,
+                 "_stress_write, nogil", unit="ns/write")
+
+    write_ns = med([t / n for t in o])
+    pause = _pause_ns()
+    paced_gap = max(1, round(1000 / pause))          # about 1 us between publishes
+    for gap in (0, paced_gap):
+        per_pub = write_ns + gap * pause
+        ns_read, retry_rate, w_ns, chunks, shares = [], [], [], [], []
+        for _ in range(S["reps_slow"]):
+            a, b, c, d, sh = _contended_read(S, gap, per_pub)
+            if a is not None:
+                ns_read.append(a)
+                retry_rate.append(b)
+            w_ns.append(c)
+            chunks.append(d)
+            shares.append(sh)
+        label = "writer back-to-back" if gap == 0 else "writer every ~1 us"
+        snote = _share_note(shares, f"seqlock contended ({label})", "reader/writer")
+        if not ns_read:
+            add(f"seqlock read, contended ({label})", "ns/read",
+                skipped="writer finished before any full read chunk")
+            continue
+        extra = "" if gap == 0 else f" ({gap} pauses of {pause:.1f} ns)"
+        add(f"seqlock read, contended ({label})", "ns/read", med(ns_read), samples=ns_read,
+            note=f"1 writer + 1 reader thread; writer {fmt(med(w_ns))} ns/publish{extra}; "
+                 f"{int(med(chunks))} chunks of 10k reads")
+        add(f"  retries per read ({label})", "retries", med(retry_rate), samples=retry_rate,
+            note="seq odd or changed during the copy; " + snote)
+
+    if book is None:
+        add("snapshot.publish(book) from Python", "ns/call", skipped="no market data for a book")
+    else:
+        m = S["publish_n"]
+        s2 = snapshot.MarketSnapshot()
+
+        def loop():
+            pub = s2.publish
+            for _ in range(m):
+                pub(book)
+
+        loop()
+        o = [timed(loop) for _ in range(S["reps"])]
+        d = book.depth()
+        per_item_row("snapshot.publish(book) from Python", m, o, None,
+                     f"book {d[0]}x{d[1]} levels; incl. metrics + Python call/loop", unit="ns/call")
+
+        k = S["read_n"]
+
+        def rloop():
+            rd = s2.read
+            for _ in range(k):
+                rd()
+
+        rloop()
+        o = [timed(rloop) for _ in range(S["reps"])]
+        per_item_row("snapshot.read() from Python", k, o, None,
+                     "builds the dict + two numpy arrays", unit="ns/call")
+
+
+# ---------------------------------------------------------------------------- callgrind
+
+CHILD = r'''
+import sys
+import numpy as np
+import orpflow as of
+from orpflow._core.convert import BinanceConverter
+what, mode, path = sys.argv[1:4]
+inst = of.Instrument("BTCUSDT", venue="binance-spot", tick_size="0.01", lot_size="0.00001")
+if what == "book":
+    ev = np.load(path)
+    if mode == "setup":
+        ev = ev[:0]
+    book = of.OrderBook(inst)
+    book.apply(ev)
+else:
+    with open(path, "rb") as fh:
+        lines = fh.read().splitlines()
+    if mode == "setup":
+        lines = []
+    conv = BinanceConverter(inst)
+    conv.feed_lines(lines)
+    conv.out.take()
+'''
+
+
+def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float) -> tuple[int, int]:
+    """Instruction totals of the child with all the input and with setup only (run in
+    parallel: instruction counts do not depend on load)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env["PYTHONHASHSEED"] = "0"
+    procs = {}
+    for mode in ("all", "setup"):
+        out = tmp / f"cg.{what}.{mode}.out"
+        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+               sys.executable, str(tmp / "child.py"), what, mode, str(path)]
+        procs[mode] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, env=env), out)
+    totals = {}
+    try:
+        for mode, (p, out) in procs.items():
+            _, err = p.communicate(timeout=timeout)
+            if p.returncode != 0:
+                raise RuntimeError(f"valgrind exit {p.returncode}: {err.strip().splitlines()[-1:]}")
+            m = re.search(r"Collected\s*:\s*(\d+)", err)
+            if not m:
+                m = re.search(r"^(?:summary|totals):\s*(\d+)",
+                              out.read_text(errors="replace"), re.M)
+            if not m:
+                raise RuntimeError("no 'Collected' / 'summary:' total in callgrind output")
+            totals[mode] = int(m.group(1))
+    finally:
+        for p, _ in procs.values():
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    return totals["all"], totals["setup"]
+
+
+def bench_callgrind(S, events, spot_files):
+    if shutil.which("valgrind") is None:
+        add("callgrind book apply", "instr/record", skipped="valgrind not on PATH")
+        return
+    if events is None:
+        add("callgrind book apply", "instr/record", skipped="no market data")
+        return
+    with tempfile.TemporaryDirectory(prefix="orpflow-cg-") as td:
+        tmp = Path(td)
+        (tmp / "child.py").write_text(CHILD)
+        ev = events if not S["cg_records"] else events[: S["cg_records"]]
+        np.save(tmp / "events.npy", ev)
+        try:
+            t0 = time.time()
+            full, base = _callgrind_pair(tmp, "book", tmp / "events.npy", 150)
+            add("callgrind book apply (spot)", "instr/record", (full - base) / len(ev),
+                note=f"({full:,} - {base:,}) / {len(ev):,} records; valgrind {time.time() - t0:.0f}s")
+        except Exception as e:  # noqa: BLE001
+            add("callgrind book apply (spot)", "instr/record", skipped=f"{type(e).__name__}: {e}")
+
+        lines = read_lines(spot_files[0])          # one file keeps valgrind under a minute
+        if S["cg_lines"]:
+            lines = lines[: S["cg_lines"]]
+        (tmp / "lines.txt").write_bytes(b"\n".join(lines) + b"\n")
+        try:
+            t0 = time.time()
+            full, base = _callgrind_pair(tmp, "convert", tmp / "lines.txt", 150)
+            add("callgrind convert (json+convert)", "instr/msg", (full - base) / len(lines),
+                note=f"({full:,} - {base:,}) / {len(lines):,} lines incl. orjson; "
+                     f"valgrind {time.time() - t0:.0f}s")
+        except Exception as e:  # noqa: BLE001
+            add("callgrind convert (json+convert)", "instr/msg", skipped=f"{type(e).__name__}: {e}")
+
+
+# ---------------------------------------------------------------------------- report
+
+def machine_info(data) -> dict:
+    cpu = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:
+        usable = os.cpu_count()
+    try:
+        load = os.getloadavg()
+    except OSError:
+        load = None
+    try:
+        rev = subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+                             capture_output=True, text=True, timeout=5).stdout.strip()
+    except Exception:  # noqa: BLE001
+        rev = ""
+    return dict(python=platform.python_version(), implementation=platform.python_implementation(),
+                numpy=np.__version__, orpflow=of.__version__, git=rev, cpu_count=os.cpu_count(),
+                usable_cpus=usable, cpu=cpu, platform=platform.platform(), loadavg_start=load,
+                data=data["source"], sample_only=data["sample"])
+
+
+def table(rows) -> str:
+    head = ("benchmark", "orpflow", "reference", "ratio", "unit", "runs", "min..max", "notes")
+    body = []
+    for r in rows:
+        if r["skipped"]:
+            body.append((r["benchmark"], "skipped", "-", "-", r["unit"], "0", "", r["skipped"]))
+            continue
+        body.append((r["benchmark"], fmt(r["orpflow"]), fmt(r["reference"]),
+                     f"{r['ratio']:.1f}x" if r["ratio"] is not None else "-", r["unit"],
+                     str(r["runs"]), spread(r["samples"]), r["note"]))
+    w = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
+    right = {1, 2, 3, 5}
+
+    def line(cells):
+        out = []
+        for i, c in enumerate(cells):
+            if i == len(cells) - 1:
+                out.append(c)
+            else:
+                out.append(c.rjust(w[i]) if i in right else c.ljust(w[i]))
+        return " | ".join(out).rstrip()
+
+    sep = "-+-".join("-" * x for x in w[:-1]) + "-+-" + "-" * min(w[-1], 20)
+    return "\n".join([line(head), sep] + [line(b) for b in body])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (< 30 s)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="also count instructions under valgrind --tool=callgrind (needs valgrind)")
+    ap.add_argument("--json", metavar="PATH", help="also write all results (with samples) as JSON")
+    ap.add_argument("--reps", type=int, default=None, help="override the repetition count")
+    args = ap.parse_args(argv)
+    S = sizes(args.quick, args.reps)
+    t_start = time.time()
+
+    data = find_data()
+    info = machine_info(data)
+    print(f"orpflow {info['orpflow']} ({info['git'] or 'no git'}) | Python {info['python']} "
+          f"({info['implementation']}) | numpy {info['numpy']} | cpus {info['cpu_count']} "
+          f"(usable {info['usable_cpus']}) | {info['cpu'] or platform.machine()}", flush=True)
+    if info["loadavg_start"]:
+        la = info["loadavg_start"]
+        print(f"load average at start: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}"
+              + ("  (busy machine: expect noisy thread benchmarks)" if la[0] > 0.5 else ""))
+    if data["source"] is None:
+        print("SKIP market-data benchmarks: no data found (looked for "
+              + ", ".join(data["looked"]) + "; set ORPFLOW_DATA to the folder holding binance/). "
+              "Ring and seqlock benchmarks still run.", flush=True)
+    elif data["sample"]:
+        print(f"NOTE: {data['looked'][0]} missing; using the bundled sample {SAMPLE.name} "
+              "(30,000 lines): feed/book figures are on that, USD-M rows skipped.", flush=True)
+    else:
+        print(f"data: {data['source']}", flush=True)
+    print(f"mode: {'quick' if args.quick else 'full'}; medians of {S['reps']} runs "
+          f"({S['reps_slow']} for slow rows); progress on stderr", flush=True)
+
+    spot_events = None
+    book = None
+    if data["source"] is not None:
+        print("* feed", file=sys.stderr, flush=True)
+        bench_feed(data, S)
+        print("* book", file=sys.stderr, flush=True)
+        spot_events = of.read_binance(data["spot"], SPOT)
+        bench_book("spot", SPOT, spot_events, S, S["book_prefix"])
+        if data["usdm"] is not None:
+            usdm_events = of.read_binance([data["usdm"]], USDM)
+            bench_book("usdm", USDM, usdm_events, S, S["book_prefix"])
+            del usdm_events
+        else:
+            add("book apply usdm", "ns/record", skipped="usdm_btcusdt_20240808.gz not present")
+        book = of.OrderBook(SPOT)
+        book.apply(spot_events)
+    else:
+        for name, unit in (("feed read_binance", "k msg/s"), ("book apply", "ns/record")):
+            add(name, unit, skipped="no market data")
+
+    print("* ring", file=sys.stderr, flush=True)
+    bench_ring(S)
+    print("* seqlock", file=sys.stderr, flush=True)
+    bench_seqlock(S, book)
+    if args.callgrind:
+        print("* callgrind", file=sys.stderr, flush=True)
+        bench_callgrind(S, spot_events, data["spot"])
+
+    print()
+    print(table(RESULTS))
+    print()
+    try:
+        la = os.getloadavg()
+        info["loadavg_end"] = la
+        print(f"load average at end: {la[0]:.2f} {la[1]:.2f} {la[2]:.2f}; "
+              f"wall time {time.time() - t_start:.0f} s")
+    except OSError:
+        pass
+    for w in CPU_WARNINGS:
+        print(f"WARNING {w}: the machine was busy, so that row measures time-slicing too")
+    print("ratio = reference time / orpflow time (same work, measured alternately in this run); "
+          "min..max = fastest and slowest run (orpflow column)")
+
+    if args.json:
+        with open(args.json, "w") as fh:
+            json.dump(dict(machine=info, mode="quick" if args.quick else "full", sizes=S,
+                           results=RESULTS), fh, indent=1, default=str)
+        print(f"wrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
