@@ -66,7 +66,9 @@ def _run_pair(producer, consumer):
             except BaseException as exc:      # surfaced by the assert below
                 errors.append(exc)
         return run
-    threads = [threading.Thread(target=wrap(producer)), threading.Thread(target=wrap(consumer))]
+    # daemon: if one side dies, the other (spinning without the GIL) must not hang the run
+    threads = [threading.Thread(target=wrap(producer), daemon=True),
+               threading.Thread(target=wrap(consumer), daemon=True)]
     for t in threads:
         t.start()
     for t in threads:

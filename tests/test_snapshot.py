@@ -28,8 +28,8 @@ def test_no_torn_reads_under_continuous_writes():
     snap = of.MarketSnapshot()
     n_writes, n_reads = 1_000_000, 1_000_000
     out = {}
-    writer = threading.Thread(target=lambda: csnap._stress_write(snap, n_writes, gap_pauses=20))
-    reader = threading.Thread(target=lambda: out.setdefault("r", csnap._stress_read(snap, n_reads, n_writes)))
+    writer = threading.Thread(target=lambda: csnap._stress_write(snap, n_writes, gap_pauses=20), daemon=True)
+    reader = threading.Thread(target=lambda: out.setdefault("r", csnap._stress_read(snap, n_reads, n_writes)), daemon=True)
     writer.start()
     reader.start()
     writer.join(300)
@@ -59,8 +59,8 @@ def test_same_race_without_seqlock_does_tear():
     snap = of.MarketSnapshot()
     n = 1_000_000
     out = {}
-    writer = threading.Thread(target=lambda: csnap._stress_write(snap, n, gap_pauses=20))
-    reader = threading.Thread(target=lambda: out.setdefault("torn", csnap._stress_read_unprotected(snap, 100_000, n)))
+    writer = threading.Thread(target=lambda: csnap._stress_write(snap, n, gap_pauses=20), daemon=True)
+    reader = threading.Thread(target=lambda: out.setdefault("torn", csnap._stress_read_unprotected(snap, 100_000, n)), daemon=True)
     writer.start()
     reader.start()
     writer.join(300)

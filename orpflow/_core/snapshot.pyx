@@ -101,10 +101,19 @@ cdef class MarketSnapshot:
         """A consistent copy: dict with version, book_seq, timestamps, in_sync, crossed,
         ``bids``/``asks`` (int64 arrays of (ticks, size units), best first) and metrics."""
         cdef SnapshotData d
+        cdef int64_t i
         with nogil:
             snapshot_read(self.snap, &d)
-        bids = np.array([(d.bid_px[i], d.bid_qty[i]) for i in range(d.n_bid)], dtype=np.int64).reshape(-1, 2)
-        asks = np.array([(d.ask_px[i], d.ask_qty[i]) for i in range(d.n_ask)], dtype=np.int64).reshape(-1, 2)
+        bids = np.empty((d.n_bid, 2), dtype=np.int64)
+        asks = np.empty((d.n_ask, 2), dtype=np.int64)
+        cdef int64_t[:, ::1] vb = bids
+        cdef int64_t[:, ::1] va = asks
+        for i in range(d.n_bid):
+            vb[i, 0] = d.bid_px[i]
+            vb[i, 1] = d.bid_qty[i]
+        for i in range(d.n_ask):
+            va[i, 0] = d.ask_px[i]
+            va[i, 1] = d.ask_qty[i]
         return {
             "version": d.version, "book_seq": d.book_seq, "ts_exch": d.ts_exch,
             "ts_local": d.ts_local, "in_sync": bool(d.in_sync), "crossed": bool(d.crossed),
