@@ -2,7 +2,8 @@
 
 Switches (environment):
   ORPFLOW_CYTHON_DEBUG=1  bounds/wraparound checks on, line tracing (coverage, profilers), -O0 -g
-  ORPFLOW_ANNOTATE=1      write the `cython -a` HTML next to each .pyx (yellow = Python on the path)
+  ORPFLOW_ANNOTATE=1      write the `cython -a` HTML (build/cython-*/orpflow/_core/*.html;
+                          yellow = Python on the path)
 
 The default build is portable (no -march=native): wheels need that, and valgrind rejects
 host-specific instructions.
@@ -57,5 +58,8 @@ setup(
         annotate=ANNOTATE,
         force=ANNOTATE,      # annotation HTML is only written when Cython actually runs
         include_path=["."],
+        # one C tree per mode: Cython regenerates by file time only, so switching the debug
+        # directives must not reuse C generated under the other mode
+        build_dir=f"build/cython-{'debug' if DEBUG else 'release'}",
     ),
 )
