@@ -9,12 +9,30 @@ The default build is portable (no -march=native): wheels need that, and valgrind
 host-specific instructions.
 """
 import os
+from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("ORPFLOW_CYTHON_DEBUG") == "1"
 ANNOTATE = os.environ.get("ORPFLOW_ANNOTATE") == "1"
+MODE = "debug" if DEBUG else "release"
+MODE_MARKER = Path("build") / "orpflow-build-mode"
+
+
+class BuildExt(build_ext):
+    """Recompile everything when the build mode changes: build_ext decides by file times,
+    and a debug .so is newer than the release sources it should be replaced by."""
+
+    def run(self):
+        previous = MODE_MARKER.read_text() if MODE_MARKER.exists() else None
+        if previous != MODE:
+            self.force = True
+        super().run()
+        MODE_MARKER.parent.mkdir(parents=True, exist_ok=True)
+        MODE_MARKER.write_text(MODE)
+
 
 COMPONENTS = ["types", "ring", "snapshot", "book", "convert"]
 
@@ -52,6 +70,7 @@ extensions = [
 ]
 
 setup(
+    cmdclass={"build_ext": BuildExt},
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,
@@ -60,6 +79,6 @@ setup(
         include_path=["."],
         # one C tree per mode: Cython regenerates by file time only, so switching the debug
         # directives must not reuse C generated under the other mode
-        build_dir=f"build/cython-{'debug' if DEBUG else 'release'}",
+        build_dir=f"build/cython-{MODE}",
     ),
 )

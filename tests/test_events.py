@@ -67,3 +67,16 @@ def test_event_array_validation(bad, exc):
     book = of.OrderBook(of.Instrument("X", venue="generic", tick_size="1", lot_size="1"))
     with pytest.raises(exc):
         book.apply(bad)
+
+
+def test_debug_counters_compile_away_or_count():
+    from orpflow._core import book
+    live = book._debug_live_allocations()
+    if live == -1:
+        return            # release build: nothing counted (the CI debug step covers the other case)
+    b = of.OrderBook(of.Instrument("X"))
+    assert book._debug_live_allocations() == live + 1
+    del b
+    import gc
+    gc.collect()
+    assert book._debug_live_allocations() == live

@@ -712,6 +712,19 @@ cdef object _level_array(const BookSide *s, bint is_ask, int64_t n, bint raw, co
     return out
 
 
+
+cdef extern from "orp_debug.h":
+    const bint ORP_DEBUG_ENABLED
+    void ORP_DEBUG_ADD(int64_t counter, int64_t v) noexcept nogil
+
+cdef int64_t _debug_live = 0      # live C allocations of this module (ORP_DEBUG builds only)
+
+
+def _debug_live_allocations():
+    """Live C allocations made by this module, or -1 in a release build (not counted)."""
+    return _debug_live if ORP_DEBUG_ENABLED else -1
+
+
 cdef class OrderBook:
     """L2 order book of one instrument, with the sequence rules of its venue.
 
@@ -746,6 +759,7 @@ cdef class OrderBook:
         self.book = <Book *>PyMem_RawMalloc(sizeof(Book))
         if self.book == NULL:
             raise MemoryError()
+        ORP_DEBUG_ADD(_debug_live, 1)
         memset(self.book, 0, sizeof(Book))
         self.book.buf = <Event *>malloc(<size_t>buffer_capacity * sizeof(Event))
         if self.book.buf == NULL or side_grow_pool(&self.book.bid) or side_grow_pool(&self.book.ask):
@@ -767,6 +781,7 @@ cdef class OrderBook:
             side_free(&self.book.ask)
             free(self.book.buf)
             PyMem_RawFree(self.book)
+            ORP_DEBUG_ADD(_debug_live, -1)
             self.book = NULL
 
     def apply(self, events):
