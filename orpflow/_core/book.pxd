@@ -125,4 +125,10 @@ cdef bint book_usable(const Book *b) noexcept nogil
 
 cdef class OrderBook:
     cdef Book *book
+    # Python-boundary guard: apply() releases the GIL, so a Python reader on another thread
+    # must not walk the levels while they change (a block pool realloc would be a crash).
+    cdef int64_t writing      # 1 while apply() runs
+    cdef int64_t readers      # Python readers inside a read
+    cdef int _enter_read(self) except -1
+    cdef void _exit_read(self) noexcept
     cdef readonly object instrument

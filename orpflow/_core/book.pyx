@@ -18,6 +18,13 @@ from libc.math cimport NAN
 
 import numpy as np
 
+cdef extern from "orp_atomic.h":
+    int64_t ORP_load_acquire(const int64_t *p) noexcept nogil
+    void ORP_store_release(int64_t *p, int64_t v) noexcept nogil
+    int64_t ORP_fetch_add_acq_rel(int64_t *p, int64_t v) noexcept nogil
+    void ORP_fence_seq_cst() noexcept nogil
+    void ORP_pause() noexcept nogil
+
 from orpflow._core.types cimport (
     Event, event_ptr, F_DEPTH, F_TRADE, F_BBO, F_SNAPSHOT, F_CLEAR, F_BID, F_ASK, F_LAST,
     R_COUNT, R_WRONG_INSTRUMENT, R_BAD_FLAGS, R_BAD_PRICE, R_NEGATIVE, R_STALE,
@@ -787,30 +794,58 @@ cdef class OrderBook:
     def apply(self, events):
         """Apply a slice of EVENT_DTYPE records (any slice: messages may span calls).
 
+        The GIL is released while the records are applied. The book has one writer: calling
+        ``apply`` from two threads at once, or reading levels from another thread while it
+        runs, raises RuntimeError (read a ``MarketSnapshot`` from other threads instead).
+
         Returns
         -------
         int
             Level records applied to the book (including buffered ones replayed on a snapshot).
+
+        Raises
+        ------
+        TypeError, ValueError
+            ``events`` is not a 1-D C-contiguous EVENT_DTYPE array.
+        RuntimeError
+            Another thread is inside ``apply`` on this book.
         """
         cdef const Event *p = event_ptr(events, False)
         cdef int64_t n = events.shape[0], applied
         if n == 0:
             return 0
+        if ORP_fetch_add_acq_rel(&self.writing, 1) != 0:
+            ORP_fetch_add_acq_rel(&self.writing, -1)
+            raise RuntimeError("OrderBook.apply called from two threads at once: a book has one writer")
         with nogil:
+            ORP_fence_seq_cst()                     # our flag, then their reader count
+            while ORP_load_acquire(&self.readers) != 0:
+                ORP_pause()                         # a Python reader is finishing a read
             applied = book_apply(self.book, p, n)
+            ORP_store_release(&self.writing, 0)
         return applied
+
+    cdef int _enter_read(self) except -1:
+        ORP_fetch_add_acq_rel(&self.readers, 1)
+        ORP_fence_seq_cst()                         # our count, then their flag
+        if ORP_load_acquire(&self.writing) != 0:
+            ORP_fetch_add_acq_rel(&self.readers, -1)
+            raise RuntimeError("OrderBook is being updated by another thread (apply is running); "
+                               "read a MarketSnapshot published by the writer instead")
+        return 0
+
+    cdef void _exit_read(self) noexcept:
+        ORP_fetch_add_acq_rel(&self.readers, -1)
 
     def best_bid(self):
         """(price, size) of the best bid as floats, or None if the side is empty."""
-        if self.book.bid.n == 0:
-            return None
-        return tuple(_level_array(&self.book.bid, False, 1, False, self.book)[0].tolist())
+        lv = self._levels("bid", 1, False)
+        return tuple(lv[0].tolist()) if len(lv) else None
 
     def best_ask(self):
         """(price, size) of the best ask as floats, or None if the side is empty."""
-        if self.book.ask.n == 0:
-            return None
-        return tuple(_level_array(&self.book.ask, True, 1, False, self.book)[0].tolist())
+        lv = self._levels("ask", 1, False)
+        return tuple(lv[0].tolist()) if len(lv) else None
 
     def levels(self, side, n=None):
         """Top n levels of "bid" or "ask", best first: float array of (price, size)."""
@@ -826,8 +861,12 @@ cdef class OrderBook:
         if n is not None and n < 0:
             raise ValueError("n must be >= 0")
         is_ask = side == "ask"
-        return _level_array(&self.book.ask if is_ask else &self.book.bid, is_ask,
-                            -1 if n is None else n, raw, self.book)
+        self._enter_read()
+        try:
+            return _level_array(&self.book.ask if is_ask else &self.book.bid, is_ask,
+                                -1 if n is None else n, raw, self.book)
+        finally:
+            self._exit_read()
 
     def depth(self):
         """Number of levels on each side: (bids, asks)."""
@@ -867,5 +906,7 @@ cdef class OrderBook:
     def metrics(self):
         """Book metrics (DESIGN §4) as a dict of floats (NaN where a side is missing)."""
         cdef BookMetrics m
+        self._enter_read()
         book_metrics(self.book, &m)
+        self._exit_read()
         return m

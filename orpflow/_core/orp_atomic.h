@@ -24,6 +24,8 @@ static inline int64_t ORP_fetch_add_relaxed(int64_t *p, int64_t v) { return __at
 static inline int64_t ORP_fetch_add_acq_rel(int64_t *p, int64_t v) { return __atomic_fetch_add(p, v, __ATOMIC_ACQ_REL); }
 static inline void ORP_fence_acquire(void) { __atomic_thread_fence(__ATOMIC_ACQUIRE); }
 static inline void ORP_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELEASE); }
+/* Full fence: orders an earlier store before a later load (Dekker-style flag handshakes). */
+static inline void ORP_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 /* Stops the compiler from caching or reordering memory accesses across it (no CPU fence). */
 static inline void ORP_compiler_barrier(void) { __asm__ __volatile__("" ::: "memory"); }
 
@@ -62,6 +64,7 @@ static __forceinline int64_t ORP_fetch_add_relaxed(int64_t *p, int64_t v) { retu
 static __forceinline int64_t ORP_fetch_add_acq_rel(int64_t *p, int64_t v) { return _InterlockedExchangeAdd64((volatile __int64 *)p, v); }
 static __forceinline void ORP_fence_acquire(void) { _ReadWriteBarrier(); MemoryBarrier(); }
 static __forceinline void ORP_fence_release(void) { MemoryBarrier(); _ReadWriteBarrier(); }
+static __forceinline void ORP_fence_seq_cst(void) { _ReadWriteBarrier(); MemoryBarrier(); _ReadWriteBarrier(); }
 static __forceinline void ORP_compiler_barrier(void) { _ReadWriteBarrier(); }
 static __forceinline void ORP_pause(void) { YieldProcessor(); }
 

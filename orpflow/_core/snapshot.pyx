@@ -109,9 +109,11 @@ cdef class MarketSnapshot:
             ORP_DEBUG_ADD(_debug_live, -1)
 
     def publish(self, OrderBook book not None):
-        """Publish ``book``'s state (call from the book's writer thread only)."""
+        """Publish ``book``'s state (call from the book's writer thread, between applies)."""
+        book._enter_read()
         with nogil:
             snapshot_publish_book(self.snap, book.book)
+        book._exit_read()
 
     def read(self):
         """A consistent copy: dict with version, book_seq, timestamps, in_sync, crossed,
