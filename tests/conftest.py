@@ -13,24 +13,17 @@ def book_cls(request):
     return RefOrderBook if request.param == "reference" else of.OrderBook
 
 
-_ALLOCATORS = ("orpflow._core.ring", "orpflow._core.snapshot", "orpflow._core.book")
-
-
-def _live_allocations():
-    import importlib
-    return {m: importlib.import_module(m)._debug_live_allocations() for m in _ALLOCATORS}
-
-
 @pytest.fixture(autouse=True)
 def balanced_allocations():
     """In an ORP_DEBUG build (ORPFLOW_CYTHON_DEBUG=1), every test must free every C allocation
-    it made. In a release build the counters compile away and this checks nothing."""
+    it made. In a release build the counter compiles away and this checks nothing."""
     import gc
-    if -1 in _live_allocations().values():
+    from orpflow._core.types import debug_live_allocations
+    if debug_live_allocations() < 0:
         yield
         return
     gc.collect()
-    before = _live_allocations()
+    before = debug_live_allocations()
     yield
     gc.collect()
-    assert _live_allocations() == before, "C allocations leaked by this test"
+    assert debug_live_allocations() == before, "C allocations leaked by this test"

@@ -70,13 +70,13 @@ def test_event_array_validation(bad, exc):
 
 
 def test_debug_counters_compile_away_or_count():
-    from orpflow._core import book
-    live = book._debug_live_allocations()
+    from orpflow._core.types import debug_live_allocations
+    live = debug_live_allocations()
     if live == -1:
         return            # release build: nothing counted (the CI debug step covers the other case)
-    b = of.OrderBook(of.Instrument("X"))
-    assert book._debug_live_allocations() == live + 1
-    del b
+    objs = [of.OrderBook(of.Instrument("X")), of.EventRing(4), of.MarketSnapshot()]
+    assert debug_live_allocations() == live + 3
+    del objs
     import gc
     gc.collect()
-    assert book._debug_live_allocations() == live
+    assert debug_live_allocations() == live

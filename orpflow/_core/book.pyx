@@ -26,7 +26,7 @@ cdef extern from "orp_atomic.h":
     void ORP_pause() noexcept nogil
 
 from orpflow._core.types cimport (
-    Event, event_ptr, F_DEPTH, F_TRADE, F_BBO, F_SNAPSHOT, F_CLEAR, F_BID, F_ASK, F_LAST,
+    Event, debug_count_alloc, event_ptr, F_DEPTH, F_TRADE, F_BBO, F_SNAPSHOT, F_CLEAR, F_BID, F_ASK, F_LAST,
     R_COUNT, R_WRONG_INSTRUMENT, R_BAD_FLAGS, R_BAD_PRICE, R_NEGATIVE, R_STALE,
     R_BUFFER_OVERFLOW, R_NO_SNAPSHOT, R_STALE_SNAPSHOT, R_OUT_OF_SYNC,
 )
@@ -720,18 +720,6 @@ cdef object _level_array(const BookSide *s, bint is_ask, int64_t n, bint raw, co
 
 
 
-cdef extern from "orp_debug.h":
-    const bint ORP_DEBUG_ENABLED
-    void ORP_DEBUG_ADD(int64_t counter, int64_t v) noexcept nogil
-
-cdef int64_t _debug_live = 0      # live C allocations of this module (ORP_DEBUG builds only)
-
-
-def _debug_live_allocations():
-    """Live C allocations made by this module, or -1 in a release build (not counted)."""
-    return _debug_live if ORP_DEBUG_ENABLED else -1
-
-
 cdef class OrderBook:
     """L2 order book of one instrument, with the sequence rules of its venue.
 
@@ -766,7 +754,7 @@ cdef class OrderBook:
         self.book = <Book *>PyMem_RawMalloc(sizeof(Book))
         if self.book == NULL:
             raise MemoryError()
-        ORP_DEBUG_ADD(_debug_live, 1)
+        debug_count_alloc(1)
         memset(self.book, 0, sizeof(Book))
         self.book.buf = <Event *>malloc(<size_t>buffer_capacity * sizeof(Event))
         if self.book.buf == NULL or side_grow_pool(&self.book.bid) or side_grow_pool(&self.book.ask):
@@ -788,7 +776,7 @@ cdef class OrderBook:
             side_free(&self.book.ask)
             free(self.book.buf)
             PyMem_RawFree(self.book)
-            ORP_DEBUG_ADD(_debug_live, -1)
+            debug_count_alloc(-1)
             self.book = NULL
 
     def apply(self, events):

@@ -282,21 +282,20 @@ cdef class BinanceConverter:
 
     # ---- field helpers ----
 
-    cdef int _price(self, object o, int64_t *out):
+    cdef inline int _units(self, object o, int64_t mant, int exp, int off_grid, int64_t *out):
+        """A JSON string field as exact units; numbers are refused (they may be floats)."""
         cdef Py_ssize_t n
         cdef const char *p
         if type(o) is not str:
             return R_BAD_NUMBER
         p = PyUnicode_AsUTF8AndSize(o, &n)
-        return parse_units(p, n, self.tick_mant, self.tick_exp, R_OFF_TICK, out)
+        return parse_units(p, n, mant, exp, off_grid, out)
 
-    cdef int _size(self, object o, int64_t *out):
-        cdef Py_ssize_t n
-        cdef const char *p
-        if type(o) is not str:
-            return R_BAD_NUMBER
-        p = PyUnicode_AsUTF8AndSize(o, &n)
-        return parse_units(p, n, self.size_mant, self.size_exp, R_OFF_SIZE_INCREMENT, out)
+    cdef inline int _price(self, object o, int64_t *out):
+        return self._units(o, self.tick_mant, self.tick_exp, R_OFF_TICK, out)
+
+    cdef inline int _size(self, object o, int64_t *out):
+        return self._units(o, self.size_mant, self.size_exp, R_OFF_SIZE_INCREMENT, out)
 
     cdef int _exch_ts(self, dict d, int64_t *out):
         """Exchange time in ns from T (matching engine) or else E (event); 0 if neither."""

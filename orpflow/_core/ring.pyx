@@ -12,7 +12,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
-from orpflow._core.types cimport Event, event_ptr
+from orpflow._core.types cimport Event, debug_count_alloc, event_ptr
 
 
 cdef inline int64_t _min(int64_t a, int64_t b) noexcept nogil:
@@ -87,18 +87,6 @@ cdef int64_t ring_size(RingState *r) noexcept nogil:
 
 
 
-cdef extern from "orp_debug.h":
-    const bint ORP_DEBUG_ENABLED
-    void ORP_DEBUG_ADD(int64_t counter, int64_t v) noexcept nogil
-
-cdef int64_t _debug_live = 0      # live C allocations of this module (ORP_DEBUG builds only)
-
-
-def _debug_live_allocations():
-    """Live C allocations made by this module, or -1 in a release build (not counted)."""
-    return _debug_live if ORP_DEBUG_ENABLED else -1
-
-
 cdef class EventRing:
     """Single-producer single-consumer ring of Event records.
 
@@ -126,7 +114,7 @@ cdef class EventRing:
         self._block = PyMem_RawMalloc(nbytes)
         if self._block == NULL:
             raise MemoryError()
-        ORP_DEBUG_ADD(_debug_live, 1)
+        debug_count_alloc(1)
         memset(self._block, 0, nbytes)
         cdef uintptr_t base = (<uintptr_t>self._block + 63) & ~(<uintptr_t>63)
         self.state = <RingState *>base
@@ -137,7 +125,7 @@ cdef class EventRing:
     def __dealloc__(self):
         if self._block != NULL:
             PyMem_RawFree(self._block)
-            ORP_DEBUG_ADD(_debug_live, -1)
+            debug_count_alloc(-1)
             self._block = NULL
 
     @property

@@ -11,6 +11,7 @@ from libc.string cimport memcpy, memset
 
 import numpy as np
 
+from orpflow._core.types cimport debug_count_alloc
 from orpflow._core.book cimport Book, BookMetrics, BookSide, OrderBook, book_usable, book_metrics, side_top
 
 cdef extern from "orp_atomic.h":
@@ -76,18 +77,6 @@ cdef int64_t snapshot_read(const SeqlockSnapshot *s, SnapshotData *out) noexcept
 
 
 
-cdef extern from "orp_debug.h":
-    const bint ORP_DEBUG_ENABLED
-    void ORP_DEBUG_ADD(int64_t counter, int64_t v) noexcept nogil
-
-cdef int64_t _debug_live = 0      # live C allocations of this module (ORP_DEBUG builds only)
-
-
-def _debug_live_allocations():
-    """Live C allocations made by this module, or -1 in a release build (not counted)."""
-    return _debug_live if ORP_DEBUG_ENABLED else -1
-
-
 cdef class MarketSnapshot:
     """The latest top of book and metrics, readable from any thread without locks.
 
@@ -99,14 +88,14 @@ cdef class MarketSnapshot:
         self._block = PyMem_RawMalloc(nbytes)
         if self._block == NULL:
             raise MemoryError()
-        ORP_DEBUG_ADD(_debug_live, 1)
+        debug_count_alloc(1)
         memset(self._block, 0, nbytes)
         self.snap = <SeqlockSnapshot *>((<uintptr_t>self._block + 63) & ~(<uintptr_t>63))
 
     def __dealloc__(self):
         if self._block != NULL:
             PyMem_RawFree(self._block)
-            ORP_DEBUG_ADD(_debug_live, -1)
+            debug_count_alloc(-1)
 
     def publish(self, OrderBook book not None):
         """Publish ``book``'s state (call from the book's writer thread, between applies)."""

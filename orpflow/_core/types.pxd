@@ -65,3 +65,6 @@ cdef enum:
 
 # Pointer to the records of a C-contiguous EVENT_DTYPE array (validated; raises otherwise).
 cdef Event *event_ptr(object arr, bint writable) except NULL
+
+# Debug counter of live C allocations across the compiled core (ORP_DEBUG builds; a no-op else).
+cdef void debug_count_alloc(int64_t delta) noexcept nogil

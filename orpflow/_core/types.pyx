@@ -1,5 +1,7 @@
 """Flags, reason codes and the Event layout, exported from the C definitions in types.pxd."""
 
+from libc.stdint cimport int64_t
+
 import numpy as np
 
 FLAGS = {
@@ -52,3 +54,19 @@ cdef Event *event_ptr(object arr, bint writable) except NULL:
         return <Event *>&wbytes[0]
     rbytes = arr.view(np.uint8)
     return <Event *>&rbytes[0]
+
+
+cdef extern from "orp_debug.h":
+    const bint ORP_DEBUG_ENABLED
+    void ORP_DEBUG_ADD(int64_t counter, int64_t v) noexcept nogil
+
+cdef int64_t _debug_live = 0      # live C allocations of ring, snapshot and book objects
+
+
+cdef void debug_count_alloc(int64_t delta) noexcept nogil:
+    ORP_DEBUG_ADD(_debug_live, delta)
+
+
+def debug_live_allocations():
+    """Live C allocations of the compiled core, or -1 in a release build (not counted)."""
+    return _debug_live if ORP_DEBUG_ENABLED else -1

@@ -138,21 +138,20 @@ class BinanceConverter:
         else:
             self._bbo(data, ts_local)
 
-    def _price(self, o) -> int:
+    @staticmethod
+    def _units(o, grid: Tuple[int, int], off_grid: str) -> int:
         if type(o) is not str:
             raise _Reject("BAD_NUMBER")
-        rc, v = units_reason(o, *self.tick, R["OFF_TICK"])
+        rc, v = units_reason(o, *grid, R[off_grid])
         if rc:
             raise _Reject(_name(rc))
         return v
 
+    def _price(self, o) -> int:
+        return self._units(o, self.tick, "OFF_TICK")
+
     def _size(self, o) -> int:
-        if type(o) is not str:
-            raise _Reject("BAD_NUMBER")
-        rc, v = units_reason(o, *self.size_unit, R["OFF_SIZE_INCREMENT"])
-        if rc:
-            raise _Reject(_name(rc))
-        return v
+        return self._units(o, self.size_unit, "OFF_SIZE_INCREMENT")
 
     @staticmethod
     def _exch_ts(d: dict) -> int:
