@@ -358,13 +358,17 @@ cdef class BinanceConverter:
 
     # ---- message kinds ----
 
+    cdef inline void _proto(self, Event *proto, int64_t ts_local):
+        """The fields every record of a message shares; kinds fill in the rest."""
+        memset(proto, 0, sizeof(Event))
+        proto.ts_local = ts_local
+        proto.instrument = self.instrument
+
     cdef int _depth(self, dict d, int64_t ts_local):
         cdef Event proto
         cdef int rc
         cdef int64_t start = self.out.n
-        memset(&proto, 0, sizeof(Event))
-        proto.ts_local = ts_local
-        proto.instrument = self.instrument
+        self._proto(&proto, ts_local)
         rc = self._seq(d, "u", True, &proto.seq)
         if rc == R_OK: rc = self._seq(d, "U", True, &proto.seq_first)
         if rc == R_OK: rc = self._seq(d, "pu", False, &proto.seq_prev)
@@ -379,9 +383,7 @@ cdef class BinanceConverter:
         cdef Event proto
         cdef int rc
         cdef int64_t start = self.out.n
-        memset(&proto, 0, sizeof(Event))
-        proto.ts_local = ts_local
-        proto.instrument = self.instrument
+        self._proto(&proto, ts_local)
         sym = d.get("symbol")
         if sym is not None and (type(sym) is not str or (<str>sym).upper() != self.symbol):
             return R_WRONG_SYMBOL
@@ -397,9 +399,7 @@ cdef class BinanceConverter:
         cdef Event *e
         cdef Event proto
         cdef int rc
-        memset(&proto, 0, sizeof(Event))
-        proto.ts_local = ts_local
-        proto.instrument = self.instrument
+        self._proto(&proto, ts_local)
         m = d.get("m")
         if type(m) is not bool:
             return R_MALFORMED
@@ -421,9 +421,7 @@ cdef class BinanceConverter:
         cdef Event *e
         cdef int rc
         cdef int64_t bp, bq, ap, aq
-        memset(&proto, 0, sizeof(Event))
-        proto.ts_local = ts_local
-        proto.instrument = self.instrument
+        self._proto(&proto, ts_local)
         rc = self._seq(d, "u", True, &proto.seq)
         if rc == R_OK: rc = self._exch_ts(d, &proto.ts_exch)
         if rc == R_OK: rc = self._price(d.get("b"), &bp)
