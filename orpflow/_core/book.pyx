@@ -1,9 +1,11 @@
 """L2 order book with the venue's sequence rules, int64 ticks and size units.
 
-Per level update: a binary search (O(log n)) plus a memmove of the levels *better* than the
-updated one (best is stored last), so top-of-book updates move nothing. Memory: each side is
-one array that doubles when full and never shrinks, and the pre-snapshot buffer is allocated
-once, so a book that has seen its widest depth allocates nothing more (no malloc per update).
+Per level update: a binary search over the side's block index and within one block
+(O(log n)), then a move of at most one block's levels (BLOCK_LEVELS), wherever in the book
+the update lands. Memory: blocks come from a per-side pool that doubles when exhausted and
+never shrinks (released blocks are reused first), the snapshot staging array likewise, and the
+pre-snapshot buffer is allocated once, so a book that has seen its widest depth allocates
+nothing more (no malloc per update).
 
 Message framing: records up to and including one with F_LAST form one venue message. The
 message's first record decides what happens to the whole message (apply, buffer, drop), so a
