@@ -25,8 +25,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-if (REPO / "orpflow").is_dir() and str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))          # benchmark the in-place build of this checkout
+_INPLACE = any((REPO / "orpflow" / "_core").glob("book.*.so")) or any((REPO / "orpflow" / "_core").glob("book.*.pyd"))
+if _INPLACE and str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))          # an in-place build (pip install -e .): benchmark this checkout
+# otherwise the installed package is benchmarked (pip install . leaves no compiled modules here)
 
 import numpy as np  # noqa: E402
 
