@@ -5,7 +5,6 @@ examples/data keeps the same checks running on any clone.
 """
 import gzip
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest

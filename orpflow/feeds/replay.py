@@ -7,7 +7,7 @@ exactly that best bid and ask (price and size): ground truth from the venue itse
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Tuple
 
 import numpy as np
 
