@@ -266,19 +266,17 @@ cdef class BinanceConverter:
         sym = d.get("s")
         if type(sym) is not str:
             return R_MALFORMED if kind in ("depthUpdate", "trade", "aggTrade", "bookTicker") or "u" in d else R_UNSUPPORTED
+        is_bbo = kind == "bookTicker" or (kind is None and "u" in d and "b" in d and "A" in d)
+        if not is_bbo and kind != "depthUpdate" and kind != "trade" and kind != "aggTrade":
+            return R_UNSUPPORTED
+        # venues send the symbol upper-case: compare as is, fold case only when that fails
+        if sym != self.symbol and (<str>sym).upper() != self.symbol:
+            return R_WRONG_SYMBOL
         if kind == "depthUpdate":
-            if (<str>sym).upper() != self.symbol:
-                return R_WRONG_SYMBOL
             return self._depth(d, ts_local)
-        if kind == "trade" or kind == "aggTrade":
-            if (<str>sym).upper() != self.symbol:
-                return R_WRONG_SYMBOL
-            return self._trade(d, ts_local, "t" if kind == "trade" else "a")
-        if kind == "bookTicker" or (kind is None and "u" in d and "b" in d and "A" in d):
-            if (<str>sym).upper() != self.symbol:
-                return R_WRONG_SYMBOL
+        if is_bbo:
             return self._bbo(d, ts_local)
-        return R_UNSUPPORTED
+        return self._trade(d, ts_local, "t" if kind == "trade" else "a")
 
     # ---- field helpers ----
 

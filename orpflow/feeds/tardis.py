@@ -16,7 +16,7 @@ import numpy as np
 
 from orpflow._core.convert import units_reason
 from orpflow._core.types import FLAGS, REASONS
-from orpflow.events import EVENT_DTYPE
+from orpflow.events import EVENT_DTYPE, Reason
 from orpflow.feeds._io import PathLike, as_paths, check_exists, read_lines
 from orpflow.feeds.binance import _warn_rejects
 from orpflow.feeds.report import FeedReport
@@ -46,7 +46,7 @@ class _Writer:
     def units(self, text: str, grid, off_grid: str, positive: bool) -> int:
         rc, v = units_reason(text, grid[0], grid[1], REASONS[off_grid])
         if rc:
-            raise _Rejected(next(k for k, c in REASONS.items() if c == rc))
+            raise _Rejected(Reason(rc).name)
         if positive and v == 0:
             raise _Rejected("BAD_NUMBER")
         return v

@@ -240,7 +240,8 @@ def _no_constants(name: str):
 
 
 def _name(code: int) -> str:
-    return next(k for k, v in R.items() if v == code)
+    from orpflow.events import Reason
+    return Reason(code).name
 
 
 def read_binance(paths, instrument, report=None) -> np.ndarray:
