@@ -41,3 +41,9 @@ def ev(flags, price=0, qty=0, seq=0, seq_first=0, seq_prev=0, ts_exch=0, ts_loca
 
 def events(*records) -> np.ndarray:
     return np.array(list(records), dtype=of.EVENT_DTYPE)
+
+
+def with_last(recs):
+    """The same records with F_LAST set on the final one (closing the venue message)."""
+    *head, last = recs
+    return head + [last[:7] + (last[7] | int(of.flags.LAST),) + last[8:]]

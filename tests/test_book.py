@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import orpflow as of
-from helpers import SPOT, USDM, ev, events
+from helpers import SPOT, USDM, ev, events, with_last
 
 F = of.flags
 GENERIC = of.Instrument("BTC-PERPETUAL", venue="generic", tick_size="0.5", lot_size="10", size_increment="1")
@@ -17,9 +17,7 @@ def snapshot(lid, bids, asks, inst_id=0):
     recs += [ev(F.SNAPSHOT | F.ASK, p, q, seq=lid, instrument=inst_id) for p, q in asks]
     if not recs:
         recs = [ev(F.SNAPSHOT, seq=lid, instrument=inst_id)]
-    last = recs[-1]
-    recs[-1] = last[:7] + (last[7] | int(F.LAST),) + last[8:]
-    return recs
+    return with_last(recs)
 
 
 def diff(U, u, bids=(), asks=(), pu=0, inst_id=0):
@@ -27,9 +25,7 @@ def diff(U, u, bids=(), asks=(), pu=0, inst_id=0):
     recs += [ev(F.DEPTH | F.ASK, p, q, seq=u, seq_first=U, seq_prev=pu, instrument=inst_id) for p, q in asks]
     if not recs:
         recs = [ev(F.DEPTH, seq=u, seq_first=U, seq_prev=pu, instrument=inst_id)]
-    last = recs[-1]
-    recs[-1] = last[:7] + (last[7] | int(F.LAST),) + last[8:]
-    return recs
+    return with_last(recs)
 
 
 def top(book, side, n=None):

@@ -5,7 +5,7 @@ from hypothesis import given, settings, strategies as st
 
 import orpflow as of
 from orpflow.reference.book import OrderBook as RefOrderBook
-from helpers import SPOT, ev
+from helpers import SPOT, ev, with_last
 from test_book_differential import assert_same
 
 F = of.flags
@@ -14,8 +14,7 @@ F = of.flags
 def _message(kind, seq, levels, U=0):
     recs = [ev(kind | (F.BID if side == 0 else F.ASK), p, q, seq=seq, seq_first=U) for side, p, q in levels]
     recs = recs or [ev(kind, seq=seq, seq_first=U)]
-    recs[-1] = recs[-1][:7] + (recs[-1][7] | int(F.LAST),) + recs[-1][8:]
-    return recs
+    return with_last(recs)
 
 
 @st.composite

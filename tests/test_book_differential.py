@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import orpflow as of
 from orpflow.reference.book import OrderBook as RefOrderBook
-from helpers import ev
+from helpers import ev, with_last
 
 F = of.flags
 INSTRUMENTS = {
@@ -69,8 +69,7 @@ def streams(draw):
             if draw(st.booleans()):       # bad record inside an otherwise good message
                 msg = [ev(F.DEPTH | F.BID, 100, 3, seq=u + 1, seq_first=u + 1, seq_prev=u, instrument=3), bad]
         if draw(st.integers(0, 20)) > 0:       # rarely: an unterminated message
-            last = msg[-1]
-            msg[-1] = last[:7] + (last[7] | int(F.LAST),) + last[8:]
+            msg = with_last(msg)
         recs += msg
     arr = np.array(recs, dtype=of.EVENT_DTYPE)
     cuts = sorted(set(draw(st.lists(st.integers(0, len(arr)), max_size=6))))

@@ -3,7 +3,7 @@ import threading
 
 import orpflow as of
 from orpflow._core import snapshot as csnap
-from helpers import SPOT, ev, events
+from helpers import SPOT, ev, events, with_last
 
 F = of.flags
 
@@ -12,7 +12,7 @@ def test_publish_and_read_book():
     book = of.OrderBook(SPOT)
     recs = [ev(F.SNAPSHOT | F.BID, 1000 - i, 10 + i, seq=5) for i in range(30)]
     recs += [ev(F.SNAPSHOT | F.ASK, 1001 + i, 20 + i, seq=5) for i in range(3)]
-    recs[-1] = recs[-1][:7] + (recs[-1][7] | int(F.LAST),) + recs[-1][8:]
+    recs = with_last(recs)
     book.apply(events(*recs))
     snap = of.MarketSnapshot()
     assert snap.read()["version"] == 0
