@@ -34,7 +34,7 @@ class BuildExt(build_ext):
         MODE_MARKER.write_text(MODE)
 
 
-COMPONENTS = ["types", "ring", "snapshot", "book", "convert"]
+COMPONENTS = ["types", "ring", "snapshot", "book", "convert", "features"]
 
 directives = {
     "language_level": 3,
@@ -56,7 +56,8 @@ if os.name == "nt":
     compile_args = ["/O2"] if not DEBUG else ["/Od", "/Zi"]
 else:
     compile_args = ["-O3"] if not DEBUG else ["-O0", "-g"]
-    compile_args += ["-fno-strict-aliasing"]
+    # no FMA contraction: the compiled features must round exactly as the Python twin does
+    compile_args += ["-fno-strict-aliasing", "-ffp-contract=off"]
 
 extensions = [
     Extension(

@@ -129,6 +129,8 @@ cdef class OrderBook:
     # must not walk the levels while they change (a block pool realloc would be a crash).
     cdef int64_t writing      # 1 while apply() runs
     cdef int64_t readers      # Python readers inside a read
+    cdef int _enter_write(self) except -1
+    cdef void _exit_write(self) noexcept
     cdef int _enter_read(self) except -1
     cdef void _exit_read(self) noexcept
     cdef readonly object instrument

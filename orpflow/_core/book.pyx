@@ -804,6 +804,14 @@ cdef class OrderBook:
         cdef int64_t n = events.shape[0], applied
         if n == 0:
             return 0
+        self._enter_write()
+        with nogil:
+            applied = book_apply(self.book, p, n)
+        self._exit_write()
+        return applied
+
+    cdef int _enter_write(self) except -1:
+        """Claim the book for one writer; waits (nogil) for Python readers to finish."""
         if ORP_fetch_add_acq_rel(&self.writing, 1) != 0:
             ORP_fetch_add_acq_rel(&self.writing, -1)
             raise RuntimeError("OrderBook.apply called from two threads at once: a book has one writer")
@@ -811,9 +819,10 @@ cdef class OrderBook:
             ORP_fence_seq_cst()                     # our flag, then their reader count
             while ORP_load_acquire(&self.readers) != 0:
                 ORP_pause()                         # a Python reader is finishing a read
-            applied = book_apply(self.book, p, n)
-            ORP_store_release(&self.writing, 0)
-        return applied
+        return 0
+
+    cdef void _exit_write(self) noexcept:
+        ORP_store_release(&self.writing, 0)
 
     cdef int _enter_read(self) except -1:
         ORP_fetch_add_acq_rel(&self.readers, 1)

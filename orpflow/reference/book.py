@@ -6,6 +6,7 @@ state, so every rule here is the specification of the compiled one.
 """
 from __future__ import annotations
 
+import heapq
 import math
 from typing import Dict, List, Optional, Tuple
 
@@ -329,9 +330,22 @@ class OrderBook:
         check_event_array(events)
         before = self.c["applied"]
         for rec in events.tolist():
-            self.c["records"] += 1
-            self._process(tuple(rec))
+            self.apply_record(tuple(rec))
         return self.c["applied"] - before
+
+    def apply_record(self, rec: Record) -> None:
+        """One record as a tuple of the EVENT_DTYPE fields (for twins driving the book)."""
+        self.c["records"] += 1
+        self._process(rec)
+
+    def top(self, side: str, n: int) -> List[Tuple[int, int]]:
+        """The n best (price ticks, size units) of a side, best first."""
+        return heapq.nlargest(n, self.bids.items()) if side == "bid" \
+            else heapq.nsmallest(n, self.asks.items())
+
+    @property
+    def message_open(self) -> bool:
+        return self._msg_open
 
     def _sorted(self, side: str) -> List[Tuple[int, int]]:
         if side == "bid":

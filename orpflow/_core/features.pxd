@@ -1,0 +1,189 @@
+# Incremental microstructure features: O(1) per event, no allocation in steady state, nogil.
+from libc.stdint cimport int32_t, int64_t
+from orpflow._core.types cimport Event
+from orpflow._core.book cimport Book
+
+cdef extern from "orp_wide.h":
+    # 128-bit integer (GCC/Clang __int128): exact sums of price*size over a window
+    ctypedef long long orp_i128
+    double orp_i128_to_double(orp_i128 x) nogil
+
+cdef enum:
+    FEATURE_COUNT = 22            # built-in feature columns (FEATURE_NAMES)
+    FEATURE_EXTRA_MAX = 8         # columns a FeatureExtension may add
+    FEATURE_TOP_MAX = 256         # most book levels any window may read
+    ROW_BOOK = 0                  # row made by a complete book message
+    ROW_TRADE = 1                 # row made by a trade
+
+# Feature groups, switchable as a bit mask. A group that is off leaves its columns NaN.
+cdef enum:
+    G_BOOK = 1                    # instantaneous book state and OFI
+    G_HISTORY = 2                 # count-based: volatility, z-scores, momentum
+    G_TRADES = 4                  # time windows over trades: vwap, trade_flow, volume_surge
+    G_WINDOWS = 8                 # time windows over book rows: ofi_window, imbalance_twa, acceleration
+    G_TOXICITY = 16               # VPIN over volume buckets
+    G_ALL = 31
+
+# One row. The layout is mirrored by FEATURE_DTYPE (checked at import).
+cdef struct FeatureVector:
+    int64_t ts_exch               # exchange time of the event that made the row
+    int64_t seq                   # book message final update id (Binance u) or trade id
+    int32_t kind                  # ROW_BOOK or ROW_TRADE
+    int32_t book_ok               # 1 if the book was in sync, uncrossed and two-sided
+    # book state (after the last complete book message)
+    double mid
+    double spread_bps
+    double imbalance
+    double weighted_imbalance
+    double depth_ratio
+    double bid_pressure
+    double ask_pressure
+    double book_pressure
+    double weighted_mid
+    double ofi                    # CKS e_n of this event (0 on a trade row: quotes unchanged)
+    # count-based, per book message
+    double volatility
+    double volatility_z
+    double momentum
+    double imbalance_momentum
+    double imbalance_z
+    # time windows (exchange time)
+    double vwap
+    double trade_flow
+    double ofi_window
+    double imbalance_twa
+    double price_acceleration
+    double volume_surge
+    double toxicity
+    double extra[FEATURE_EXTRA_MAX]
+
+cdef struct FeatureParams:
+    int64_t window_ns             # feature_window_ms in ns
+    int64_t volatility_window     # mids (returns = mids - 1)
+    int64_t zscore_window
+    int64_t zscore_min
+    int64_t momentum_window
+    int64_t imbalance_momentum_window
+    int64_t imbalance_levels
+    int64_t weighted_levels
+    double weighted_decay
+    int64_t depth_ratio_levels
+    int64_t pressure_levels
+    int64_t surge_windows         # volume_surge compares with the mean over this many windows
+    int64_t vpin_bucket           # bucket volume in size units; 0 = toxicity off
+    int64_t vpin_buckets
+    int32_t groups
+    double px_num                 # price = ticks * px_num / px_den
+    double px_den
+    double qty_num                # size = units * qty_num / qty_den
+    double qty_den
+
+# Mean and population variance of the last `cap` values, O(1) per push. Sums are of
+# (x - shift) with the shift re-anchored to a window member at every wrap, when the sums are
+# also recomputed exactly: rounding error stays that of a fresh sum of `cap` terms.
+cdef struct RollingStats:
+    double *buf
+    int64_t cap
+    int64_t n
+    int64_t pos
+    double shift
+    double s1
+    double s2
+    int64_t same                  # how many of the latest pushes equal `last`
+    double last
+
+# Neumaier-compensated running sum: window sums that add and subtract forever without drift.
+cdef struct CompensatedSum:
+    double s
+    double c
+
+cdef struct TradeItem:
+    int64_t t
+    int64_t price
+    int64_t qty
+    int64_t side                  # +1 buy aggressor, -1 sell, 0 unknown
+
+# A book row starts a segment that lasts until the next book row.
+cdef struct Segment:
+    int64_t t
+    double imbalance              # NaN when the book was not usable
+    double mid
+    int64_t ofi                   # e_n in size units
+    int64_t has_ofi
+
+cdef struct FeatureState:
+    FeatureParams p
+    FeatureVector fv              # the current state; a row is a copy of it
+    int64_t clock                 # running max of exchange time: windows never run backwards
+    int64_t first_clock
+    int64_t started
+    int64_t rows
+    int64_t bad_trades            # trade records skipped (size/price <= 0, both sides, other instrument)
+    int64_t truncated             # window items dropped because memory could not grow
+    # best quotes of the previous usable book row (OFI)
+    int64_t has_prev
+    int64_t prev_bid
+    int64_t prev_bid_qty
+    int64_t prev_ask
+    int64_t prev_ask_qty
+    int64_t prev_mid2             # bid + ask ticks of the previous usable row (log returns)
+    int64_t ofi_units             # e_n of the last book row in size units, if has_ofi
+    int64_t has_ofi
+    # top of book scratch (sized at init; no allocation per event)
+    int64_t *bid_keys
+    int64_t *bid_qty
+    int64_t *ask_keys
+    int64_t *ask_qty
+    int64_t top_n
+    # count-based histories
+    double *mids
+    int64_t mids_n
+    int64_t mids_pos
+    double *imbs
+    int64_t imbs_n
+    int64_t imbs_pos
+    RollingStats returns
+    RollingStats vols
+    RollingStats imbz
+    # trades: [t60, end) within surge_windows*W, [tw, end) within W
+    TradeItem *trades
+    int64_t trades_mask
+    int64_t t60
+    int64_t tw
+    int64_t tend
+    int64_t qty_w
+    int64_t buy_w
+    int64_t sell_w
+    orp_i128 notional_w
+    int64_t qty_long
+    # book segments: [sh, send); [sh+1, send-1) are summed in inner_*; so = first with t > clock-W
+    Segment *segs
+    int64_t segs_mask
+    int64_t sh
+    int64_t sm
+    int64_t so
+    int64_t send
+    CompensatedSum inner_vd
+    int64_t inner_d
+    int64_t ofi_sum
+    int64_t ofi_n
+    # VPIN buckets
+    int64_t *buckets
+    int64_t buckets_n
+    int64_t buckets_pos
+    int64_t bucket_fill
+    int64_t bucket_buy
+    int64_t bucket_sell
+    int64_t buckets_sum
+
+cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil
+cdef void features_free(FeatureState *s) noexcept nogil
+# After `e` was applied to the book: update the state; 1 if `e` made a row (in s.fv).
+cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcept nogil
+
+# Subclass in your own .pyx to add columns (see examples/custom_cython/). compute() runs on
+# every row after the built-in features and writes n_outputs values to out.
+cdef class FeatureExtension:
+    cdef readonly tuple names
+    cdef void compute(self, const FeatureState *s, const Book *b, const Event *e,
+                      double *out) noexcept nogil

@@ -1,0 +1,746 @@
+"""Incremental microstructure features over the order book and trades, nogil.
+
+Every feature is updated in O(1) per event (amortised; ring buffers grow by doubling, never per
+event) from integer book and trade data. The formulas are in docs/features.md; the plain-Python
+twin is orpflow/reference/features.py.
+"""
+
+from libc.stdint cimport int32_t, int64_t, uint32_t
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memcpy, memset
+from libc.math cimport NAN, log, sqrt, fabs
+
+from orpflow._core.types cimport (
+    Event, F_BOOK_KINDS, F_TRADE, F_LAST, F_BUY, F_SELL, debug_count_alloc, event_ptr,
+)
+from orpflow._core.book cimport Book, OrderBook, book_apply, book_usable, side_top
+
+import numpy as np
+
+
+# ------------------------------------------------------------------------------------------
+# small building blocks
+
+
+cdef inline void csum_add(CompensatedSum *k, double x) noexcept nogil:
+    """Neumaier: the low-order bits lost by each addition are kept in k.c."""
+    cdef double t = k.s + x
+    if fabs(k.s) >= fabs(x):
+        k.c += (k.s - t) + x
+    else:
+        k.c += (x - t) + k.s
+    k.s = t
+
+
+cdef inline double csum_value(const CompensatedSum *k) noexcept nogil:
+    return k.s + k.c
+
+
+cdef int stats_init(RollingStats *r, int64_t cap) noexcept nogil:
+    r.buf = <double *>malloc(<size_t>max(cap, 1) * sizeof(double))
+    if r.buf == NULL:
+        return -1
+    debug_count_alloc(1)
+    r.cap = cap
+    r.n = 0
+    r.pos = 0
+    r.shift = 0.0
+    r.s1 = 0.0
+    r.s2 = 0.0
+    r.same = 0
+    r.last = 0.0
+    return 0
+
+
+cdef void stats_free(RollingStats *r) noexcept nogil:
+    if r.buf != NULL:
+        free(r.buf)
+        debug_count_alloc(-1)
+        r.buf = NULL
+
+
+cdef void stats_push(RollingStats *r, double x) noexcept nogil:
+    cdef double d, old
+    cdef int64_t i
+    if r.n == r.cap:
+        old = r.buf[r.pos] - r.shift
+        r.s1 -= old
+        r.s2 -= old * old
+    else:
+        r.n += 1
+    r.same = r.same + 1 if r.n > 1 and x == r.last else 1
+    r.last = x
+    r.buf[r.pos] = x
+    r.pos += 1
+    if r.pos == r.cap:
+        r.pos = 0
+    if r.n == 1 or r.pos == 0:
+        # re-anchor: the shift becomes a window member, the sums are recomputed exactly
+        r.shift = x
+        r.s1 = 0.0
+        r.s2 = 0.0
+        for i in range(r.n):
+            d = r.buf[i] - x
+            r.s1 += d
+            r.s2 += d * d
+    else:
+        d = x - r.shift
+        r.s1 += d
+        r.s2 += d * d
+
+
+cdef inline double stats_mean(const RollingStats *r) noexcept nogil:
+    if r.same >= r.n:
+        return r.last                    # a flat window: exact, whatever the sums' residue
+    return r.shift + r.s1 / r.n
+
+
+cdef inline double stats_std(const RollingStats *r) noexcept nogil:
+    if r.same >= r.n:
+        return 0.0
+    cdef double m = r.s1 / r.n
+    cdef double v = r.s2 / r.n - m * m
+    return sqrt(v) if v > 0.0 else 0.0
+
+
+cdef inline int64_t ring_slot(int64_t pos, int64_t cap) noexcept nogil:
+    return pos - cap if pos >= cap else pos
+
+
+cdef int grow_trades(FeatureState *s) noexcept nogil:
+    """Double the trade ring, keeping [t60, tend) at the same absolute indices."""
+    cdef int64_t cap = (s.trades_mask + 1) * 2, i
+    cdef TradeItem *nb = <TradeItem *>malloc(<size_t>cap * sizeof(TradeItem))
+    if nb == NULL:
+        return -1
+    for i in range(s.t60, s.tend):
+        nb[i & (cap - 1)] = s.trades[i & s.trades_mask]
+    free(s.trades)
+    s.trades = nb
+    s.trades_mask = cap - 1
+    return 0
+
+
+cdef int grow_segments(FeatureState *s) noexcept nogil:
+    cdef int64_t cap = (s.segs_mask + 1) * 2, i
+    cdef Segment *nb = <Segment *>malloc(<size_t>cap * sizeof(Segment))
+    if nb == NULL:
+        return -1
+    for i in range(s.sh, s.send):
+        nb[i & (cap - 1)] = s.segs[i & s.segs_mask]
+    free(s.segs)
+    s.segs = nb
+    s.segs_mask = cap - 1
+    return 0
+
+
+# ------------------------------------------------------------------------------------------
+# state
+
+
+cdef void features_reset_vector(FeatureVector *fv) noexcept nogil:
+    cdef double *d = &fv.mid
+    cdef int i
+    for i in range(FEATURE_COUNT + FEATURE_EXTRA_MAX):
+        d[i] = NAN
+
+
+cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil:
+    memset(s, 0, sizeof(FeatureState))
+    s.p = p[0]
+    features_reset_vector(&s.fv)
+    s.top_n = max(max(p.imbalance_levels, p.weighted_levels),
+                  max(p.depth_ratio_levels, p.pressure_levels))
+    s.bid_keys = <int64_t *>malloc(<size_t>(4 * s.top_n) * sizeof(int64_t))
+    s.mids = <double *>malloc(<size_t>p.momentum_window * sizeof(double))
+    s.imbs = <double *>malloc(<size_t>p.imbalance_momentum_window * sizeof(double))
+    s.trades = <TradeItem *>malloc(64 * sizeof(TradeItem))
+    s.segs = <Segment *>malloc(64 * sizeof(Segment))
+    s.buckets = <int64_t *>calloc(<size_t>max(p.vpin_buckets, 1), sizeof(int64_t))
+    debug_count_alloc(6)
+    if (s.bid_keys == NULL or s.mids == NULL or s.imbs == NULL or s.trades == NULL
+            or s.segs == NULL or s.buckets == NULL):
+        features_free(s)
+        return -1
+    s.bid_qty = s.bid_keys + s.top_n
+    s.ask_keys = s.bid_keys + 2 * s.top_n
+    s.ask_qty = s.bid_keys + 3 * s.top_n
+    s.trades_mask = 63
+    s.segs_mask = 63
+    if (stats_init(&s.returns, p.volatility_window - 1) != 0
+            or stats_init(&s.vols, p.zscore_window) != 0
+            or stats_init(&s.imbz, p.zscore_window) != 0):
+        features_free(s)
+        return -1
+    return 0
+
+
+cdef void features_free(FeatureState *s) noexcept nogil:
+    cdef void *ptrs[6]
+    cdef int i
+    ptrs[0] = s.bid_keys; ptrs[1] = s.mids; ptrs[2] = s.imbs
+    ptrs[3] = s.trades; ptrs[4] = s.segs; ptrs[5] = s.buckets
+    for i in range(6):
+        if ptrs[i] != NULL:
+            free(ptrs[i])
+            debug_count_alloc(-1)
+    s.bid_keys = NULL; s.mids = NULL; s.imbs = NULL
+    s.trades = NULL; s.segs = NULL; s.buckets = NULL
+    stats_free(&s.returns)
+    stats_free(&s.vols)
+    stats_free(&s.imbz)
+
+
+# ------------------------------------------------------------------------------------------
+# book rows
+
+
+cdef inline double to_px(const FeatureState *s, double ticks) noexcept nogil:
+    return ticks * s.p.px_num / s.p.px_den
+
+
+cdef inline double to_qty(const FeatureState *s, double units) noexcept nogil:
+    return units * s.p.qty_num / s.p.qty_den
+
+
+cdef inline int64_t sum_top(const int64_t *q, int64_t n, int64_t levels) noexcept nogil:
+    cdef int64_t i, t = 0
+    for i in range(min(n, levels)):
+        t += q[i]
+    return t
+
+
+cdef inline double weighted_top(const int64_t *q, int64_t n, int64_t levels,
+                                double decay) noexcept nogil:
+    """sum decay**i * q_i, weights by repeated multiplication (as the book's metric)."""
+    cdef double w = 1.0, t = 0.0
+    cdef int64_t i
+    for i in range(min(n, levels)):
+        t += w * q[i]
+        w *= decay
+    return t
+
+
+cdef inline double pressure_top(const int64_t *q, int64_t n, int64_t levels) noexcept nogil:
+    cdef double t = 0.0
+    cdef int64_t i
+    for i in range(min(n, levels)):
+        t += q[i] / (i + 1.0)
+    return t
+
+
+cdef inline int64_t ofi_contribution(int64_t pb, int64_t qb, int64_t pa, int64_t qa,
+                                     int64_t pb0, int64_t qb0, int64_t pa0,
+                                     int64_t qa0) noexcept nogil:
+    """Cont, Kukanov & Stoikov (2014) e_n over best quotes (prices in ticks, sizes in units)."""
+    cdef int64_t e = 0
+    if pb >= pb0:
+        e += qb
+    if pb <= pb0:
+        e -= qb0
+    if pa <= pa0:
+        e -= qa
+    if pa >= pa0:
+        e += qa0
+    return e
+
+
+cdef void book_state_nan(FeatureVector *fv) noexcept nogil:
+    fv.mid = NAN; fv.spread_bps = NAN; fv.imbalance = NAN; fv.weighted_imbalance = NAN
+    fv.depth_ratio = NAN; fv.bid_pressure = NAN; fv.ask_pressure = NAN
+    fv.book_pressure = NAN; fv.weighted_mid = NAN; fv.ofi = NAN
+
+
+cdef void history_nan(FeatureVector *fv) noexcept nogil:
+    fv.volatility = NAN; fv.volatility_z = NAN; fv.momentum = NAN
+    fv.imbalance_momentum = NAN; fv.imbalance_z = NAN
+
+
+cdef int64_t book_state(FeatureState *s, const Book *b) noexcept nogil:
+    """Book-state columns and OFI from the top levels; returns bid+ask ticks (0 if undefined)."""
+    cdef FeatureVector *fv = &s.fv
+    cdef int64_t nb = side_top(&b.bid, s.top_n, s.bid_keys, s.bid_qty)
+    cdef int64_t na = side_top(&b.ask, s.top_n, s.ask_keys, s.ask_qty)
+    cdef int64_t pb, pa, qb, qa, ib, ia
+    cdef double bid_px, ask_px, wb, wa, prb, pra, stoikov
+    if nb == 0 or na == 0:
+        book_state_nan(fv)
+        s.has_prev = 0
+        return 0
+    pb = s.bid_keys[0]
+    pa = -s.ask_keys[0]
+    qb = s.bid_qty[0]
+    qa = s.ask_qty[0]
+    bid_px = to_px(s, <double>pb)
+    ask_px = to_px(s, <double>pa)
+    fv.mid = (bid_px + ask_px) / 2.0
+    fv.spread_bps = (ask_px - bid_px) / fv.mid * 1e4
+    ib = sum_top(s.bid_qty, nb, s.p.imbalance_levels)
+    ia = sum_top(s.ask_qty, na, s.p.imbalance_levels)
+    fv.imbalance = (<double>(ib - ia)) / (<double>(ib + ia))
+    wb = weighted_top(s.bid_qty, nb, s.p.weighted_levels, s.p.weighted_decay)
+    wa = weighted_top(s.ask_qty, na, s.p.weighted_levels, s.p.weighted_decay)
+    fv.weighted_imbalance = (wb - wa) / (wb + wa)
+    fv.depth_ratio = (<double>sum_top(s.bid_qty, nb, s.p.depth_ratio_levels)
+                      / <double>sum_top(s.ask_qty, na, s.p.depth_ratio_levels))
+    prb = pressure_top(s.bid_qty, nb, s.p.pressure_levels)
+    pra = pressure_top(s.ask_qty, na, s.p.pressure_levels)
+    fv.bid_pressure = to_qty(s, prb)
+    fv.ask_pressure = to_qty(s, pra)
+    fv.book_pressure = (prb - pra) / (prb + pra)
+    stoikov = (<double>qb) / (<double>(qb + qa))
+    fv.weighted_mid = bid_px * (1.0 - stoikov) + ask_px * stoikov
+    if s.has_prev:
+        s.ofi_units = ofi_contribution(pb, qb, pa, qa, s.prev_bid, s.prev_bid_qty,
+                                       s.prev_ask, s.prev_ask_qty)
+        s.has_ofi = 1
+        fv.ofi = to_qty(s, <double>s.ofi_units)
+    else:
+        fv.ofi = NAN
+    s.has_prev = 1
+    s.prev_bid = pb; s.prev_bid_qty = qb; s.prev_ask = pa; s.prev_ask_qty = qa
+    return pb + pa
+
+
+cdef inline void ring_push(double *buf, int64_t cap, int64_t *n, int64_t *pos,
+                           double x) noexcept nogil:
+    buf[pos[0]] = x
+    pos[0] = ring_slot(pos[0] + 1, cap)
+    if n[0] < cap:
+        n[0] += 1
+
+
+cdef double ols_slope(const double *buf, int64_t cap, int64_t pos) noexcept nogil:
+    """OLS slope of the window (oldest first) against 0..cap-1, summed over symmetric pairs
+    (y[cap-1-k] - y[k]) so that a flat window gives exactly 0."""
+    cdef double num = 0.0, sxx = 0.0, c = (cap - 1) / 2.0, dk
+    cdef int64_t k
+    for k in range(cap // 2):
+        dk = c - k
+        num += dk * (buf[ring_slot(pos + cap - 1 - k, cap)] - buf[ring_slot(pos + k, cap)])
+    for k in range(cap):
+        sxx += (k - c) * (k - c)
+    return num / sxx
+
+
+cdef void history_update(FeatureState *s, int64_t mid2) noexcept nogil:
+    """Count-based features after a usable book row (mid2 = bid + ask in ticks)."""
+    cdef FeatureVector *fv = &s.fv
+    cdef const FeatureParams *p = &s.p
+    cdef double vol, first
+    if s.prev_mid2 > 0:
+        stats_push(&s.returns, log(<double>mid2 / <double>s.prev_mid2))
+    s.prev_mid2 = mid2
+    if s.returns.n == s.returns.cap:
+        vol = stats_std(&s.returns)
+        fv.volatility = vol
+        stats_push(&s.vols, vol)
+        if s.vols.n >= p.zscore_min:
+            fv.volatility_z = (vol - stats_mean(&s.vols)) / max(stats_std(&s.vols), 1e-4)
+        else:
+            fv.volatility_z = NAN
+    else:
+        fv.volatility = NAN
+        fv.volatility_z = NAN
+    ring_push(s.mids, p.momentum_window, &s.mids_n, &s.mids_pos, fv.mid)
+    if s.mids_n == p.momentum_window:
+        first = s.mids[s.mids_pos]      # the oldest, once the ring is full
+        fv.momentum = (fv.mid - first) / first
+    else:
+        fv.momentum = NAN
+    ring_push(s.imbs, p.imbalance_momentum_window, &s.imbs_n, &s.imbs_pos, fv.imbalance)
+    if s.imbs_n == p.imbalance_momentum_window:
+        fv.imbalance_momentum = ols_slope(s.imbs, p.imbalance_momentum_window, s.imbs_pos)
+    else:
+        fv.imbalance_momentum = NAN
+    stats_push(&s.imbz, fv.imbalance)
+    if s.imbz.n >= p.zscore_min:
+        fv.imbalance_z = (fv.imbalance - stats_mean(&s.imbz)) / max(stats_std(&s.imbz), 0.001)
+    else:
+        fv.imbalance_z = NAN
+
+
+# ------------------------------------------------------------------------------------------
+# book segments: imbalance_twa, ofi_window, price_acceleration
+
+
+cdef inline Segment *seg_at(const FeatureState *s, int64_t i) noexcept nogil:
+    return &s.segs[i & s.segs_mask]
+
+
+cdef inline void inner_add(FeatureState *s, const Segment *g, int64_t dur, double sign) noexcept nogil:
+    if g.imbalance == g.imbalance:      # not NaN
+        csum_add(&s.inner_vd, sign * g.imbalance * dur)
+        s.inner_d += <int64_t>sign * dur
+
+
+cdef void segments_push(FeatureState *s, double imbalance, double mid, int64_t has_ofi,
+                        int64_t ofi) noexcept nogil:
+    cdef Segment *g
+    cdef int64_t last = s.send - 1
+    if s.send - s.sh == s.segs_mask + 1 and grow_segments(s) != 0:
+        s.truncated += 1
+        return
+    if s.send - s.sh >= 2:
+        # the previous last segment closes now; the head is clipped at query time instead
+        inner_add(s, seg_at(s, last), s.clock - seg_at(s, last).t, 1.0)
+    g = seg_at(s, s.send)
+    g.t = s.clock
+    g.imbalance = imbalance
+    g.mid = mid
+    g.has_ofi = has_ofi
+    g.ofi = ofi
+    s.send += 1
+    if has_ofi:
+        s.ofi_sum += ofi
+        s.ofi_n += 1
+
+
+cdef void segments_evict(FeatureState *s) noexcept nogil:
+    cdef int64_t left = s.clock - s.p.window_ns, half = s.clock - s.p.window_ns // 2
+    cdef Segment *g
+    # OFI first: every segment at or before the window start leaves the sum exactly once
+    while s.so < s.send and seg_at(s, s.so).t <= left:
+        g = seg_at(s, s.so)
+        if g.has_ofi:
+            s.ofi_sum -= g.ofi
+            s.ofi_n -= 1
+        s.so += 1
+    # keep the segment in force at the window start as the head (clipped at query time)
+    while s.send - s.sh >= 2 and seg_at(s, s.sh + 1).t <= left:
+        s.sh += 1
+        if s.sh < s.send - 1:           # the new head was an inner (closed) segment
+            g = seg_at(s, s.sh)
+            inner_add(s, g, seg_at(s, s.sh + 1).t - g.t, -1.0)
+            if s.inner_d == 0:
+                s.inner_vd.s = 0.0
+                s.inner_vd.c = 0.0
+    if s.sm < s.sh:
+        s.sm = s.sh
+    while s.sm + 1 < s.send and seg_at(s, s.sm + 1).t <= half:
+        s.sm += 1
+
+
+cdef void segments_features(FeatureState *s) noexcept nogil:
+    cdef FeatureVector *fv = &s.fv
+    cdef int64_t left = s.clock - s.p.window_ns, half = s.clock - s.p.window_ns // 2
+    cdef int64_t d, start, end
+    cdef double vd
+    cdef Segment *h
+    cdef Segment *last
+    cdef double m_full, m_half
+    if s.send == s.sh:
+        fv.ofi_window = NAN; fv.imbalance_twa = NAN; fv.price_acceleration = NAN
+        return
+    fv.ofi_window = to_qty(s, <double>s.ofi_sum) if s.ofi_n > 0 else NAN
+    # imbalance_twa: head segment clipped at the window start, inner sum, open last segment
+    vd = csum_value(&s.inner_vd)
+    d = s.inner_d
+    h = seg_at(s, s.sh)
+    start = max(h.t, left)
+    end = seg_at(s, s.sh + 1).t if s.send - s.sh >= 2 else s.clock
+    if h.imbalance == h.imbalance and end > start:
+        vd += h.imbalance * (end - start)
+        d += end - start
+    if s.send - s.sh >= 2:
+        last = seg_at(s, s.send - 1)
+        if last.imbalance == last.imbalance and s.clock > last.t:
+            vd += last.imbalance * (s.clock - last.t)
+            d += s.clock - last.t
+    fv.imbalance_twa = vd / d if d > 0 else NAN
+    # price_acceleration: mids in force at t-W and t-W/2
+    fv.price_acceleration = NAN
+    if h.t <= left and seg_at(s, s.sm).t <= half:
+        m_full = h.mid
+        m_half = seg_at(s, s.sm).mid
+        if m_full == m_full and m_half == m_half and fv.mid == fv.mid:
+            fv.price_acceleration = log(fv.mid / m_half) - log(m_half / m_full)
+
+
+# ------------------------------------------------------------------------------------------
+# trades: vwap, trade_flow, volume_surge, toxicity
+
+
+cdef void trades_push(FeatureState *s, const Event *e, int64_t side) noexcept nogil:
+    cdef TradeItem *it
+    if s.tend - s.t60 == s.trades_mask + 1 and grow_trades(s) != 0:
+        s.truncated += 1
+        return
+    it = &s.trades[s.tend & s.trades_mask]
+    it.t = s.clock
+    it.price = e.price
+    it.qty = e.qty
+    it.side = side
+    s.tend += 1
+    s.qty_w += e.qty
+    s.qty_long += e.qty
+    s.notional_w += (<orp_i128>e.price) * e.qty
+    if side > 0:
+        s.buy_w += e.qty
+    elif side < 0:
+        s.sell_w += e.qty
+
+
+cdef void trades_evict(FeatureState *s) noexcept nogil:
+    cdef int64_t left = s.clock - s.p.window_ns
+    cdef int64_t left_long = s.clock - s.p.surge_windows * s.p.window_ns
+    cdef TradeItem *it
+    while s.tw < s.tend and s.trades[s.tw & s.trades_mask].t <= left:
+        it = &s.trades[s.tw & s.trades_mask]
+        s.qty_w -= it.qty
+        s.notional_w -= (<orp_i128>it.price) * it.qty
+        if it.side > 0:
+            s.buy_w -= it.qty
+        elif it.side < 0:
+            s.sell_w -= it.qty
+        s.tw += 1
+    while s.t60 < s.tw and s.trades[s.t60 & s.trades_mask].t <= left_long:
+        s.qty_long -= s.trades[s.t60 & s.trades_mask].qty
+        s.t60 += 1
+
+
+cdef void trades_features(FeatureState *s) noexcept nogil:
+    cdef FeatureVector *fv = &s.fv
+    cdef int64_t dur
+    if s.qty_w > 0:
+        fv.vwap = to_px(s, orp_i128_to_double(s.notional_w) / <double>s.qty_w)
+        fv.trade_flow = (<double>(s.buy_w - s.sell_w)) / <double>s.qty_w
+    else:
+        fv.vwap = NAN
+        fv.trade_flow = NAN
+    # mean volume per window over the lookback actually observed (at most surge_windows*W)
+    dur = min(s.clock - s.first_clock, s.p.surge_windows * s.p.window_ns)
+    if dur >= s.p.window_ns and s.qty_long > 0:
+        fv.volume_surge = ((<double>s.qty_w * <double>dur)
+                           / (<double>s.qty_long * <double>s.p.window_ns))
+    else:
+        fv.volume_surge = NAN
+
+
+cdef inline void bucket_close(FeatureState *s, int64_t imb) noexcept nogil:
+    if s.buckets_n == s.p.vpin_buckets:
+        s.buckets_sum -= s.buckets[s.buckets_pos]
+    else:
+        s.buckets_n += 1
+    s.buckets[s.buckets_pos] = imb
+    s.buckets_sum += imb
+    s.buckets_pos = ring_slot(s.buckets_pos + 1, s.p.vpin_buckets)
+
+
+cdef void vpin_trade(FeatureState *s, int64_t qty, int64_t side) noexcept nogil:
+    """Fill volume buckets of exactly vpin_bucket units; a trade is split across boundaries."""
+    cdef int64_t V = s.p.vpin_bucket, take, full, k
+    while qty > 0:
+        if s.bucket_fill == 0 and qty >= V:
+            # whole buckets of one side at once; only the last vpin_buckets of them can matter
+            full = qty // V
+            for k in range(min(full, s.p.vpin_buckets)):
+                bucket_close(s, V if side != 0 else 0)
+            qty -= full * V
+            continue
+        take = min(qty, V - s.bucket_fill)
+        s.bucket_fill += take
+        if side > 0:
+            s.bucket_buy += take
+        elif side < 0:
+            s.bucket_sell += take
+        qty -= take
+        if s.bucket_fill == V:
+            bucket_close(s, s.bucket_buy - s.bucket_sell if s.bucket_buy >= s.bucket_sell
+                         else s.bucket_sell - s.bucket_buy)
+            s.bucket_fill = 0
+            s.bucket_buy = 0
+            s.bucket_sell = 0
+    if s.buckets_n == s.p.vpin_buckets:
+        s.fv.toxicity = (<double>s.buckets_sum) / (<double>s.p.vpin_buckets * <double>V)
+
+
+# ------------------------------------------------------------------------------------------
+# one event
+
+
+cdef inline void advance_clock(FeatureState *s, int64_t ts) noexcept nogil:
+    if not s.started:
+        s.started = 1
+        s.clock = ts
+        s.first_clock = ts
+    elif ts > s.clock:
+        s.clock = ts
+
+
+cdef void on_book_row(FeatureState *s, const Book *b) noexcept nogil:
+    cdef FeatureVector *fv = &s.fv
+    cdef int32_t g = s.p.groups
+    cdef int64_t mid2 = 0
+    fv.book_ok = book_usable(b) and not b.crossed_now and b.bid.n > 0 and b.ask.n > 0
+    s.has_ofi = 0
+    if fv.book_ok and (g & (G_BOOK | G_HISTORY | G_WINDOWS)):
+        mid2 = book_state(s, b)
+    else:
+        book_state_nan(fv)
+        s.has_prev = 0
+    if g & G_HISTORY and mid2 > 0:
+        history_update(s, mid2)
+    else:
+        history_nan(fv)
+    if g & G_WINDOWS:
+        segments_push(s, fv.imbalance, fv.mid, s.has_ofi, s.ofi_units)
+    if not (g & G_BOOK):
+        book_state_nan(fv)
+
+
+cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcept nogil:
+    cdef uint32_t f = e.flags
+    cdef int64_t side
+    cdef int32_t g = s.p.groups
+    cdef FeatureVector *fv = &s.fv
+    if f & F_TRADE:
+        if (f & ~(F_TRADE | F_BUY | F_SELL | F_LAST)) or (f & F_BUY and f & F_SELL) \
+                or e.qty <= 0 or e.price <= 0 or e.instrument != b.instrument:
+            s.bad_trades += 1
+            return 0
+        advance_clock(s, e.ts_exch)
+        side = 1 if f & F_BUY else (-1 if f & F_SELL else 0)
+        if g & G_TRADES:
+            trades_push(s, e, side)
+        if g & G_TOXICITY and s.p.vpin_bucket > 0:
+            vpin_trade(s, e.qty, side)
+        fv.kind = ROW_TRADE
+        if fv.ofi == fv.ofi:
+            fv.ofi = 0.0                 # a trade leaves the quotes as they were
+    elif f & F_BOOK_KINDS and f & F_LAST and e.instrument == b.instrument and not b.msg_open:
+        advance_clock(s, e.ts_exch)
+        fv.kind = ROW_BOOK
+        on_book_row(s, b)
+    else:
+        return 0
+    fv.ts_exch = e.ts_exch
+    fv.seq = e.seq
+    if g & G_TRADES:
+        trades_evict(s)
+        trades_features(s)
+    if g & G_WINDOWS:
+        segments_evict(s)
+        segments_features(s)
+    s.rows += 1
+    return 1
+
+
+# ------------------------------------------------------------------------------------------
+# Python surface
+
+
+cdef class FeatureExtension:
+    """Base class for user features written in Cython (see examples/custom_cython/).
+
+    Subclass it in a ``.pyx``, set ``self.names`` (at most 8 column names) in ``__init__`` and
+    override ``cdef void compute(self, const FeatureState *s, const Book *b, const Event *e,
+    double *out) noexcept nogil``. It runs on every row after the built-in features, without
+    the GIL; ``s.fv`` holds the row so far.
+    """
+
+    def __init__(self, names=()):
+        self.names = tuple(str(n) for n in names)
+
+    cdef void compute(self, const FeatureState *s, const Book *b, const Event *e,
+                      double *out) noexcept nogil:
+        pass
+
+
+def vector_layout():
+    """(name, byte offset) of every FeatureVector field, and its size, as C laid it out."""
+    cdef FeatureVector v
+    cdef char *base = <char *>&v
+    cdef double *d = &v.mid
+    fields = [("ts_exch", <char *>&v.ts_exch - base), ("seq", <char *>&v.seq - base),
+              ("kind", <char *>&v.kind - base), ("book_ok", <char *>&v.book_ok - base)]
+    fields += [(i, <char *>&d[i] - base) for i in range(FEATURE_COUNT)]
+    return fields, <char *>&v.extra[0] - base, sizeof(FeatureVector)
+
+
+FEATURE_GROUPS = {"book": G_BOOK, "history": G_HISTORY, "trades": G_TRADES,
+                  "windows": G_WINDOWS, "toxicity": G_TOXICITY}
+
+
+cdef class FeatureEngine:
+    """Runs the feature state over event arrays; one instance per instrument.
+
+    Used by ``orpflow.compute_features``; keeps its book and state between calls, so a
+    recording can be fed in pieces.
+    """
+    cdef FeatureState st
+    cdef int initialised
+    cdef readonly OrderBook book
+    cdef readonly FeatureExtension extension
+    cdef readonly object dtype
+
+    def __cinit__(self):
+        self.initialised = 0
+
+    def __init__(self, OrderBook book not None, dict params not None, object dtype,
+                 FeatureExtension extension=None):
+        cdef FeatureParams p
+        memset(&p, 0, sizeof(p))
+        p.window_ns = params["window_ns"]
+        p.volatility_window = params["volatility_window"]
+        p.zscore_window = params["zscore_window"]
+        p.zscore_min = params["zscore_min"]
+        p.momentum_window = params["momentum_window"]
+        p.imbalance_momentum_window = params["imbalance_momentum_window"]
+        p.imbalance_levels = params["imbalance_levels"]
+        p.weighted_levels = params["weighted_levels"]
+        p.weighted_decay = params["weighted_decay"]
+        p.depth_ratio_levels = params["depth_ratio_levels"]
+        p.pressure_levels = params["pressure_levels"]
+        p.surge_windows = params["surge_windows"]
+        p.vpin_bucket = params["vpin_bucket"]
+        p.vpin_buckets = params["vpin_buckets"]
+        p.groups = params["groups"]
+        p.px_num, p.px_den = book.instrument.price_scale
+        p.qty_num, p.qty_den = book.instrument.size_scale
+        if self.initialised:
+            features_free(&self.st)
+            self.initialised = 0
+        if features_init(&self.st, &p) != 0:
+            raise MemoryError("feature state")
+        self.initialised = 1
+        self.book = book
+        self.extension = extension
+        self.dtype = dtype
+
+    def __dealloc__(self):
+        if self.initialised:
+            features_free(&self.st)
+
+    def run(self, events):
+        """Apply `events` to the book and return one feature row per book message or trade."""
+        cdef Event *evs = event_ptr(events, False)
+        cdef int64_t n = events.shape[0], i, rows = 0
+        cdef size_t row_size = sizeof(FeatureVector)
+        out = np.zeros(n, dtype=self.dtype)
+        if self.dtype.itemsize != row_size:
+            raise ValueError("feature dtype does not match the FeatureVector layout")
+        cdef unsigned char[::1] raw = out.view(np.uint8).reshape(-1) if n > 0 else \
+            np.zeros(1, dtype=np.uint8)
+        cdef unsigned char *dst = &raw[0]
+        cdef Book *b = self.book.book
+        cdef FeatureExtension ext = self.extension
+        cdef bint has_ext = ext is not None
+        self.book._enter_write()
+        try:
+            with nogil:
+                for i in range(n):
+                    book_apply(b, &evs[i], 1)
+                    if features_update(&self.st, b, &evs[i]):
+                        if has_ext:
+                            ext.compute(&self.st, b, &evs[i], self.st.fv.extra)
+                        memcpy(dst + rows * row_size, &self.st.fv, row_size)
+                        rows += 1
+        finally:
+            self.book._exit_write()
+        return out[:rows]
+
+    def stats(self):
+        """Counters: rows, bad_trades, truncated (window items dropped for lack of memory)."""
+        return {"rows": self.st.rows, "bad_trades": self.st.bad_trades,
+                "truncated": self.st.truncated}

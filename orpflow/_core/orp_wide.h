@@ -1,0 +1,17 @@
+/* 128-bit integers for exact window sums of price*size (int64 * int64).
+ * GCC and Clang provide __int128 on every 64-bit target orpflow builds wheels for. */
+#ifndef ORP_WIDE_H
+#define ORP_WIDE_H
+
+#if defined(__SIZEOF_INT128__)
+typedef __int128 orp_i128;
+#elif defined(_MSC_VER)
+/* No 128-bit integer type in MSVC C: sums then round like doubles (not exact past 2^53). */
+typedef double orp_i128;
+#else
+#error "orpflow needs a 128-bit integer type (GCC or Clang) or MSVC"
+#endif
+
+static inline double orp_i128_to_double(orp_i128 x) { return (double)x; }
+
+#endif
