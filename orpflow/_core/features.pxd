@@ -1,7 +1,7 @@
 # Incremental microstructure features: O(1) per event, no allocation in steady state, nogil.
 from libc.stdint cimport int32_t, int64_t
 from orpflow._core.types cimport Event
-from orpflow._core.book cimport Book
+from orpflow._core.book cimport Book, OrderBook
 
 cdef extern from "orp_wide.h":
     # 128-bit integer (GCC/Clang __int128): exact sums of price*size over a window
@@ -187,3 +187,14 @@ cdef class FeatureExtension:
     cdef readonly tuple names
     cdef void compute(self, const FeatureState *s, const Book *b, const Event *e,
                       double *out) noexcept nogil
+
+
+# Book + features for one instrument; step() is the per-event kernel the signal loop reuses.
+cdef class FeatureEngine:
+    cdef FeatureState st
+    cdef int initialised
+    cdef readonly OrderBook book
+    cdef readonly FeatureExtension extension
+    cdef readonly object dtype
+    cdef bint has_extension
+    cdef int step(self, const Event *e) noexcept nogil

@@ -668,11 +668,6 @@ cdef class FeatureEngine:
     Used by ``orpflow.compute_features``; keeps its book and state between calls, so a
     recording can be fed in pieces.
     """
-    cdef FeatureState st
-    cdef int initialised
-    cdef readonly OrderBook book
-    cdef readonly FeatureExtension extension
-    cdef readonly object dtype
 
     def __cinit__(self):
         self.initialised = 0
@@ -706,6 +701,7 @@ cdef class FeatureEngine:
         self.initialised = 1
         self.book = book
         self.extension = extension
+        self.has_extension = extension is not None
         self.dtype = dtype
 
     def __dealloc__(self):
@@ -723,22 +719,25 @@ cdef class FeatureEngine:
         cdef unsigned char[::1] raw = out.view(np.uint8).reshape(-1) if n > 0 else \
             np.zeros(1, dtype=np.uint8)
         cdef unsigned char *dst = &raw[0]
-        cdef Book *b = self.book.book
-        cdef FeatureExtension ext = self.extension
-        cdef bint has_ext = ext is not None
         self.book._enter_write()
         try:
             with nogil:
                 for i in range(n):
-                    book_apply(b, &evs[i], 1)
-                    if features_update(&self.st, b, &evs[i]):
-                        if has_ext:
-                            ext.compute(&self.st, b, &evs[i], self.st.fv.extra)
+                    if self.step(&evs[i]):
                         memcpy(dst + rows * row_size, &self.st.fv, row_size)
                         rows += 1
         finally:
             self.book._exit_write()
         return out[:rows]
+
+    cdef int step(self, const Event *e) noexcept nogil:
+        """Apply one event to the book and the features; 1 if it made a row (in st.fv)."""
+        book_apply(self.book.book, e, 1)
+        if not features_update(&self.st, self.book.book, e):
+            return 0
+        if self.has_extension:
+            self.extension.compute(&self.st, self.book.book, e, self.st.fv.extra)
+        return 1
 
     def stats(self):
         """Counters: rows, bad_trades, truncated (window items dropped for lack of memory)."""

@@ -61,6 +61,26 @@ cdef enum:
     R_NO_SNAPSHOT = 14         # generic venue: diff before any snapshot
     R_STALE_SNAPSHOT = 15      # snapshot older than the synced book
     R_OUT_OF_SYNC = 16         # record of a message that could not be applied (book desynced)
+    # -- signals: what a signal row is, or why it is none --
+    R_SIG_ENTER = 17           # open a position
+    R_SIG_ADD = 18             # add to a same-side position (at half size)
+    R_SIG_REVERSE = 19         # close the position and open the opposite one
+    R_SIG_EXIT_HOLDING = 20    # close: the holding period lapsed without a renewing signal
+    R_SIG_EXIT_OPPOSITE = 21   # close: an opposite signal whose own size rounds to zero
+    R_SIG_BOOK_UNUSABLE = 22   # none: imbalance or mid undefined, or the book not in sync
+    R_SIG_SPREAD = 23          # none: spread_bps > max_spread_bps
+    R_SIG_BELOW_THRESHOLD = 24 # none: |imbalance| < threshold
+    R_SIG_PERSISTENCE = 25     # none: streak < persistence
+    R_SIG_LOW_CONFIDENCE = 26  # none: confidence < min_confidence
+    R_SIG_NO_MOMENTUM = 27     # none: momentum does not confirm the side
+    R_SIG_DIVERGENCE = 28      # none: imbalance momentum against the side
+    R_SIG_SIZE_ZERO = 29       # none: size rounds down to zero lots
+    R_SIG_MIN_INTERVAL = 30    # none: an entry signal fired less than min_interval ago
+    R_SIG_TRADE_ROW = 31       # none: the imbalance rules act on book messages only
+    R_SIG_FEATURE_NAN = 32     # none: a weighted feature is undefined (linear)
+    R_SIG_WEAK = 33            # none: |strength| < entry_threshold
+    R_SIG_USER_NONE = 34       # none: a user generator returned no signal
+    R_SIG_ERROR = 35           # none: a Python generator raised (the run re-raises it)
     R_COUNT = 64               # size of per-reason counter arrays (room for risk reasons)
 
 # Pointer to the records of a C-contiguous EVENT_DTYPE array (validated; raises otherwise).

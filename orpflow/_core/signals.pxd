@@ -1,0 +1,79 @@
+# Signal generators over feature rows, and the position rules shared by all of them. nogil.
+from libc.stdint cimport int32_t, int64_t
+from orpflow._core.features cimport FeatureVector, FeatureEngine
+
+cdef struct SignalParams:
+    double max_spread_bps
+    double threshold
+    int64_t persistence
+    double min_confidence
+    int32_t momentum_confirmation
+    double momentum_threshold
+    double base_position_pct
+    double equity
+    int64_t min_interval_ns
+    int32_t exit_on_holding
+    double bias
+    double entry_threshold
+    double holding_ms
+    int64_t lot_units
+    double qty_num                # size = units * qty_num / qty_den
+    double qty_den
+
+# What a generator proposes for one row; the position rules turn it into a SignalRow.
+cdef struct SignalCandidate:
+    int32_t side                  # +1 buy, -1 sell, 0 none
+    int32_t reason                # R_SIG_* why none
+    double strength               # in [-1, 1]
+    double confidence             # in [0, 1]
+    double holding_ms
+    double size_mult              # scales equity * base_position_pct (volatility adjustment)
+
+# One output row (mirrored by SIGNAL_DTYPE).
+cdef struct SignalRow:
+    int64_t ts_exch
+    int64_t seq
+    int32_t side                  # +1 buy, -1 sell, 0 none
+    int32_t reason                # R_SIG_*: the kind of signal, or why there is none
+    double strength
+    double confidence
+    double size                   # in the instrument's size (size_units * size_increment)
+    double holding_ms
+    int64_t size_units
+    int64_t position_units        # signal-implied position after this row
+
+# The position the signals imply (as if every signal filled at once).
+cdef struct PositionState:
+    int64_t clock                 # running max of row time
+    int64_t position              # signed, size units
+    int64_t deadline              # exit time of the position (ns)
+    int64_t last_entry            # time of the last entry signal (enter/add/reverse)
+    int32_t has_entry
+
+cdef void signal_decide(PositionState *ps, const SignalParams *p, const FeatureVector *fv,
+                        const SignalCandidate *c, SignalRow *out) noexcept nogil
+
+# Subclass in your own .pyx (see examples/custom_cython/) and override evaluate().
+cdef class SignalGenerator:
+    # Fill `out` for this row; return 0, or -1 to stop the run with an error (Python generators).
+    cdef int evaluate(self, const FeatureVector *fv, SignalCandidate *out) noexcept nogil
+    cpdef reset(self)
+
+cdef class ImbalanceSignal(SignalGenerator):
+    cdef SignalParams p
+    cdef int64_t streak
+    cdef int32_t last_sign
+
+cdef class LinearSignal(SignalGenerator):
+    cdef double weights[64]       # one per feature column (built-ins then extension columns)
+    cdef int64_t n
+    cdef double bias
+    cdef double entry_threshold
+    cdef double holding_ms
+
+cdef class PythonSignal(SignalGenerator):
+    cdef object fn
+    cdef tuple names
+    cdef double entry_threshold
+    cdef double holding_ms
+    cdef public object error
