@@ -11,11 +11,19 @@ from orpflow._core.book import OrderBook
 from orpflow._core.ring import EventRing
 from orpflow._core.snapshot import MarketSnapshot
 from orpflow.feeds import FeedReport, read_binance, read_cryptofeed, read_tardis
+from orpflow.config import FeatureConfig, SignalConfig
+from orpflow.features import FEATURE_DTYPE, FEATURE_NAMES, FeatureRunner, compute_features
+from orpflow.signals import SIGNAL_DTYPE, SignalRunner, compute_signals, signals_from_features
+from orpflow._core.features import FeatureExtension
+from orpflow._core.signals import SignalGenerator
 
 __version__ = "0.1.0"
 
 __all__ = [
     "EVENT_DTYPE", "Flags", "Reason", "flags", "check_event_array", "empty_events",
     "load_events", "save_events", "Instrument", "OrderBook", "EventRing", "MarketSnapshot",
-    "FeedReport", "read_binance", "read_cryptofeed", "read_tardis", "__version__",
+    "FeedReport", "read_binance", "read_cryptofeed", "read_tardis",
+    "FeatureConfig", "SignalConfig", "FEATURE_DTYPE", "FEATURE_NAMES", "FeatureRunner",
+    "compute_features", "SIGNAL_DTYPE", "SignalRunner", "compute_signals",
+    "signals_from_features", "FeatureExtension", "SignalGenerator", "__version__",
 ]

@@ -2,8 +2,7 @@
 
 stubtest imports each module and compares it with its stub: names present on one side only,
 property vs attribute, and (where the runtime exposes a signature) parameter names, kinds and
-defaults. The core is built with ``binding=False``, so functions have no introspectable
-signature and stubtest checks their *presence* only; signatures must be kept in step by hand.
+defaults. The core is built with ``binding=True``, so stubtest also checks the signatures.
 """
 from __future__ import annotations
 
@@ -21,6 +20,8 @@ MODULES = [
     "orpflow._core.snapshot",
     "orpflow._core.book",
     "orpflow._core.convert",
+    "orpflow._core.features",
+    "orpflow._core.signals",
 ]
 ALLOWLIST = Path(__file__).resolve().with_name("stubtest_allowlist.txt")
 # The stubs mark the extension types @disjoint_base (PEP 800); older mypy does not know it.

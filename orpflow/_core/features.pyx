@@ -15,6 +15,8 @@ from orpflow._core.types cimport (
 )
 from orpflow._core.book cimport Book, OrderBook, book_apply, book_usable, side_top
 
+cimport cython
+
 import numpy as np
 
 
@@ -630,6 +632,7 @@ cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcep
 # Python surface
 
 
+@cython.auto_pickle(False)     # C state: not picklable
 cdef class FeatureExtension:
     """Base class for user features written in Cython (see examples/custom_cython/).
 

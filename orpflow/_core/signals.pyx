@@ -22,6 +22,8 @@ from orpflow._core.features cimport (
     FeatureVector, FeatureEngine, FEATURE_COUNT, FEATURE_EXTRA_MAX, ROW_BOOK,
 )
 
+cimport cython
+
 import numpy as np
 
 # Sizes within this many lots below a lot boundary count as reaching it: equity*pct/mid is
@@ -134,6 +136,7 @@ cdef void signal_decide(PositionState *ps, const SignalParams *p, const FeatureV
 # generators
 
 
+@cython.auto_pickle(False)     # C state: not picklable
 cdef class SignalGenerator:
     """Base class of signal generators; subclass it in Cython for a nogil generator.
 
@@ -151,6 +154,7 @@ cdef class SignalGenerator:
         pass
 
 
+@cython.auto_pickle(False)     # C state: not picklable
 cdef class ImbalanceSignal(SignalGenerator):
     """ORPFlow's order-book imbalance rules, in order (docs/signals.md)."""
 
@@ -235,6 +239,7 @@ cdef class ImbalanceSignal(SignalGenerator):
         return 0
 
 
+@cython.auto_pickle(False)     # C state: not picklable
 cdef class LinearSignal(SignalGenerator):
     """strength = tanh(bias + sum w_i * feature_i); a signal when |strength| >= threshold."""
 
@@ -267,6 +272,7 @@ cdef class LinearSignal(SignalGenerator):
         return 0
 
 
+@cython.auto_pickle(False)     # C state: not picklable
 cdef class PythonSignal(SignalGenerator):
     """A Python callable ``f(row: dict) -> strength in [-1, 1], or None / NaN for no signal``.
 
