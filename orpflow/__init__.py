@@ -19,11 +19,17 @@ from orpflow._core.signals import SignalGenerator
 
 __version__ = "0.1.0"
 
+
+def get_include() -> str:
+    """Directory of orpflow's C headers, for building your own Cython against orpflow's .pxd."""
+    import os
+    return os.path.join(os.path.dirname(__file__), "_core")
+
 __all__ = [
     "EVENT_DTYPE", "Flags", "Reason", "flags", "check_event_array", "empty_events",
     "load_events", "save_events", "Instrument", "OrderBook", "EventRing", "MarketSnapshot",
     "FeedReport", "read_binance", "read_cryptofeed", "read_tardis",
     "FeatureConfig", "SignalConfig", "FEATURE_DTYPE", "FEATURE_NAMES", "FeatureRunner",
     "compute_features", "SIGNAL_DTYPE", "SignalRunner", "compute_signals",
-    "signals_from_features", "FeatureExtension", "SignalGenerator", "__version__",
+    "signals_from_features", "FeatureExtension", "SignalGenerator", "get_include", "__version__",
 ]
