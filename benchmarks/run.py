@@ -37,6 +37,7 @@ from orpflow._core import ring, snapshot  # noqa: E402
 from orpflow._core.convert import BinanceConverter  # noqa: E402
 from orpflow.feeds._io import read_lines  # noqa: E402
 from orpflow.reference.book import OrderBook as RefBook  # noqa: E402
+from orpflow.reference import signals as ref_signals  # noqa: E402
 
 SPOT = of.Instrument("BTCUSDT", venue="binance-spot", tick_size="0.01", lot_size="0.00001")
 USDM = of.Instrument("BTCUSDT", venue="binance-usdm", tick_size="0.1", lot_size="0.001")
@@ -54,12 +55,12 @@ def sizes(quick: bool, reps: int | None) -> dict:
         s = dict(reps=3, reps_slow=3, feed_files=1, convert_lines=20_000, book_prefix=50_000,
                  ring_n=2_000_000, lat_n=50_000, snap_reads=2_000_000, snap_writes=2_000_000,
                  contended_s=0.15, publish_n=200_000, read_n=20_000,
-                 cg_records=100_000, cg_lines=20_000)
+                 cg_records=100_000, cg_lines=20_000, twin_events=20_000)
     else:
         s = dict(reps=7, reps_slow=5, feed_files=2, convert_lines=None, book_prefix=100_000,
                  ring_n=10_000_000, lat_n=200_000, snap_reads=20_000_000, snap_writes=20_000_000,
                  contended_s=0.5, publish_n=1_000_000, read_n=50_000,
-                 cg_records=None, cg_lines=None)
+                 cg_records=None, cg_lines=None, twin_events=60_000)
     if reps:
         s["reps"] = s["reps_slow"] = reps
     return s
@@ -292,6 +293,66 @@ def bench_book(name, inst, events, S, prefix_n):
     if results["orp"] != results["ref"]:
         note += f"; MISMATCH apply() returned {results['orp']} vs reference {results['ref']}"
     per_item_row(f"book apply {name}, prefix", npre, o, r, note)
+
+
+# ---------------------------------------------------------------------------- features + signal
+
+BUDGET_NS = 300.0          # DESIGN.md section 11: in-core tick-to-trade p50 target per event
+FEATURES_CFG = of.FeatureConfig(vpin_bucket_volume="1")
+
+
+def _book_only(inst, events):
+    of.OrderBook(inst).apply(events)
+
+
+def _features(inst, events):
+    of.compute_features(events, inst, FEATURES_CFG)
+
+
+def _signals(inst, events):
+    of.compute_signals(events, inst, of.SignalConfig(features=FEATURES_CFG))
+
+
+def bench_features(inst, events, S):
+    """Book + features + imbalance signal over the spot recording, measured alternately with
+    the book alone; and compiled vs twin on a prefix."""
+    n = len(events)
+    rows = len(of.compute_features(events, inst, FEATURES_CFG))
+    variants = {"book": lambda: _book_only(inst, events),
+                "features": lambda: _features(inst, events),
+                "signals": lambda: _signals(inst, events)}
+    for fn in variants.values():
+        fn()
+    samples = {k: [] for k in variants}
+    keys = list(variants)
+    for i in range(S["reps"]):
+        for k in (keys if i % 2 == 0 else keys[::-1]):
+            samples[k].append(timed(variants[k]))
+    per_item_row("book+features+signal, all events", n, samples["signals"], None,
+                 f"{n:,} events -> {rows:,} feature rows; includes book apply", unit="ns/event")
+    feat_sig = [s - b for s, b in zip(samples["signals"], samples["book"])]
+    per_item_row("features+signal (minus book apply)", n, feat_sig, None,
+                 f"{med(feat_sig) / n / BUDGET_NS:.0%} of the {BUDGET_NS:.0f} ns/event budget",
+                 unit="ns/event")
+    per_item_row("features+signal per feature row", rows, feat_sig, None,
+                 "the same time over rows (book messages and trades); per group: --callgrind",
+                 unit="ns/row")
+    # the twin, side by side on a prefix (it re-scans its windows on every row)
+    pre = events[: S["twin_events"]]
+    cfg = of.SignalConfig(features=FEATURES_CFG)
+    same = {}
+
+    def orp():
+        same["orp"] = of.compute_signals(pre, inst, cfg)
+
+    def ref():
+        same["ref"] = ref_signals.compute_signals(pre, inst, cfg)
+    o, r = paired(orp, ref, S["reps_slow"])
+    note = f"first {len(pre):,} events, same prefix for both"
+    if not np.array_equal(same["orp"][["side", "reason", "size_units"]],
+                          same["ref"][["side", "reason", "size_units"]]):
+        note += "; MISMATCH in signal decisions"
+    per_item_row("book+features+signal vs twin", len(pre), o, r, note, unit="ns/event")
 
 
 # ---------------------------------------------------------------------------- ring
@@ -527,18 +588,31 @@ def bench_seqlock(S, book):
 # ---------------------------------------------------------------------------- callgrind
 
 CHILD = r'''
+import gc
 import sys
 import numpy as np
 import orpflow as of
 from orpflow._core.convert import BinanceConverter
 what, mode, path = sys.argv[1:4]
+groups = tuple(g for g in sys.argv[4].split(",") if g) if len(sys.argv) > 4 else None
 inst = of.Instrument("BTCUSDT", venue="binance-spot", tick_size="0.01", lot_size="0.00001")
-if what == "book":
+if what in ("book", "signals", "features"):
     ev = np.load(path)
     if mode == "setup":
         ev = ev[:0]
+    # everything is built before the measured call, and no GC pass can land inside it: the
+    # difference between variants is then only the compiled per-event work
+    fc = of.FeatureConfig(vpin_bucket_volume="1", **({"groups": groups} if groups else {}))
     book = of.OrderBook(inst)
-    book.apply(ev)
+    features = of.FeatureRunner(inst, fc).engine
+    signals = of.SignalRunner(inst, of.SignalConfig(features=fc)).engine
+    gc.disable()
+    if what == "book":
+        book.apply(ev)
+    elif groups:
+        features.run(ev)
+    else:
+        signals.run(ev)
 else:
     with open(path, "rb") as fh:
         lines = fh.read().splitlines()
@@ -550,7 +624,8 @@ else:
 '''
 
 
-def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float) -> tuple[int, int]:
+def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float,
+                    extra: tuple = ()) -> tuple[int, int]:
     """Instruction totals of the child with all the input and with setup only (run in
     parallel: instruction counts do not depend on load)."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
@@ -558,9 +633,9 @@ def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float) -> tuple[i
     env["PYTHONHASHSEED"] = "0"
     procs = {}
     for mode in ("all", "setup"):
-        out = tmp / f"cg.{what}.{mode}.out"
+        out = tmp / f"cg.{what}.{mode}.{'-'.join(extra)}.out"
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-               sys.executable, str(tmp / "child.py"), what, mode, str(path)]
+               sys.executable, str(tmp / "child.py"), what, mode, str(path), *extra]
         procs[mode] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=env), out)
     totals = {}
@@ -584,6 +659,66 @@ def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float) -> tuple[i
     return totals["all"], totals["setup"]
 
 
+def _callgrind_inside(tmp: Path, runs: dict, timeout: float) -> dict:
+    """Instructions executed inside the compiled call only (valgrind --toggle-collect on the
+    Python wrapper of OrderBook.apply / *Engine.run): no start-up or import noise, so runs
+    are exactly repeatable and variants can be subtracted. runs: key -> (what, groups)."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
+    env["PYTHONHASHSEED"] = "0"
+    out: dict = {}
+    pending = list(runs.items())
+    while pending:
+        batch, pending = pending[:2], pending[2:]       # two cores: two valgrinds at a time
+        procs = []
+        for key, (what, groups) in batch:
+            pattern = "__pyx_pw_*OrderBook_*apply" if what == "book" else "__pyx_pw_*Engine_*run"
+            cmd = ["valgrind", "--tool=callgrind", f"--toggle-collect={pattern}",
+                   f"--callgrind-out-file={tmp / ('cgi.' + key + '.out')}", sys.executable,
+                   str(tmp / "child.py"), what, "all", str(tmp / "events.npy"), groups]
+            procs.append((key, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                text=True, env=env)))
+        for key, p in procs:
+            _, err = p.communicate(timeout=timeout)
+            m = re.search(r"Collected\s*:\s*(\d+)", err) or re.search(r"I\s+refs:\s*([\d,]+)", err)
+            if p.returncode != 0 or not m:
+                raise RuntimeError(f"valgrind exit {p.returncode}: {err.strip().splitlines()[-1:]}")
+            out[key] = int(m.group(1).replace(",", ""))
+    return out
+
+
+def bench_callgrind_features(tmp: Path, ev) -> None:
+    """Instructions of book+features+signal, and what each feature group and the signal add:
+    the noise-free version of the per-group split."""
+    t0 = time.time()
+    n = len(ev)
+    rows = len(of.compute_features(ev, SPOT, FEATURES_CFG))
+    groups = of.config.FEATURE_GROUPS
+    runs = {"book": ("book", ""), "signals": ("signals", ""), "features": ("features", ",".join(groups))}
+    for g in groups:
+        runs[f"-{g}"] = ("features", ",".join(x for x in groups if x != g))
+    runs["trades-only"] = ("features", "trades,toxicity")      # no book-derived group at all
+    c = _callgrind_inside(tmp, runs, 300)
+    feat_sig = c["signals"] - c["book"]
+    add("callgrind book apply (inside apply)", "instr/event", c["book"] / n,
+        note=f"{n:,} events; counted inside the compiled call only")
+    add("callgrind book+features+signal", "instr/event", c["signals"] / n, note=f"{rows:,} feature rows")
+    add("callgrind features+signal per row", "instr/row", feat_sig / rows,
+        note="(book+features+signal - book) / feature rows")
+    for g in groups:
+        cost = c["features"] - c[f"-{g}"]
+        add(f"  callgrind group {g}", "instr/row", cost / rows, note=f"{cost / feat_sig:.0%} of features+signal")
+    marginal = {g: c["features"] - c[f"-{g}"] for g in groups}
+    walk = c["features"] - c["trades-only"] - marginal["book"] - marginal["history"] - marginal["windows"]
+    add("  callgrind top-of-book walk (shared)", "instr/row", walk / rows,
+        note=f"{walk / feat_sig:.0%} of features+signal; needed by book, history and windows")
+    sig = c["signals"] - c["features"]
+    add("  callgrind signal + position rules", "instr/row", sig / rows, note=f"{sig / feat_sig:.0%} of features+signal")
+    rest = feat_sig - sig - walk - sum(marginal.values())
+    add("  callgrind common (event scan, clock, rows)", "instr/row", rest / rows,
+        note=f"{rest / feat_sig:.0%} of features+signal; valgrind {time.time() - t0:.0f}s")
+
+
 def bench_callgrind(S, events, spot_files):
     if shutil.which("valgrind") is None:
         add("callgrind book apply", "instr/record", skipped="valgrind not on PATH")
@@ -603,6 +738,10 @@ def bench_callgrind(S, events, spot_files):
                 note=f"({full:,} - {base:,}) / {len(ev):,} records; valgrind {time.time() - t0:.0f}s")
         except Exception as e:  # noqa: BLE001
             add("callgrind book apply (spot)", "instr/record", skipped=f"{type(e).__name__}: {e}")
+        try:
+            bench_callgrind_features(tmp, ev)
+        except Exception as e:  # noqa: BLE001
+            add("callgrind book+features+signal", "instr/event", skipped=f"{type(e).__name__}: {e}")
 
         lines = read_lines(spot_files[0])          # one file keeps valgrind under a minute
         if S["cg_lines"]:
@@ -722,6 +861,8 @@ def main(argv=None) -> int:
             add("book apply usdm", "ns/record", skipped="usdm_btcusdt_20240808.gz not present")
         book = of.OrderBook(SPOT)
         book.apply(spot_events)
+        print("* features", file=sys.stderr, flush=True)
+        bench_features(SPOT, spot_events, S)
     else:
         for name, unit in (("feed read_binance", "k msg/s"), ("book apply", "ns/record")):
             add(name, unit, skipped="no market data")

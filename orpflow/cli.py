@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import List, Optional
+from typing import Any, List, Optional, Tuple
 
 VENUE_DEFAULTS = {
     # venue: (tick_size, lot_size) for BTCUSDT-like instruments; override with flags
@@ -15,10 +15,7 @@ VENUE_DEFAULTS = {
 }
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="orpflow", description="orpflow: low-latency order-flow trading")
-    sub = p.add_subparsers(dest="command", required=True)
-    r = sub.add_parser("replay", help="convert market data files and replay them through the order book")
+def _add_input_args(r: argparse.ArgumentParser) -> None:
     r.add_argument("paths", nargs="+", help="recorded files (Binance .gz lines, Tardis CSV, or a saved .npy)")
     r.add_argument("--format", choices=("binance", "tardis", "npy"), default=None,
                    help="input format (default: from the file name)")
@@ -27,9 +24,27 @@ def _parser() -> argparse.ArgumentParser:
     r.add_argument("--tick-size", default=None, help="price grid (default: by venue)")
     r.add_argument("--lot-size", default=None, help="order size step (default: by venue)")
     r.add_argument("--size-increment", default=None, help="market-data size precision (default 1e-8)")
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="orpflow", description="orpflow: low-latency order-flow trading")
+    sub = p.add_subparsers(dest="command", required=True)
+    r = sub.add_parser("replay", help="convert market data files and replay them through the order book")
+    _add_input_args(r)
     r.add_argument("--levels", type=int, default=5, help="levels of the final book to print")
     r.add_argument("--save", default=None, help="save the converted events as .npy")
     r.add_argument("--no-bbo-check", action="store_true", help="skip the check against bookTicker")
+    g = sub.add_parser("signals", help="compute features and signals over market data files")
+    _add_input_args(g)
+    g.add_argument("--generator", choices=("imbalance", "linear"), default="imbalance")
+    g.add_argument("--weight", action="append", default=[], metavar="FEATURE=W",
+                   help="linear generator weight (repeatable), e.g. --weight imbalance=2")
+    g.add_argument("--window-ms", type=float, default=1000.0, help="time window of the features")
+    g.add_argument("--vpin-bucket", default=None, help="VPIN bucket volume (e.g. 1 for 1 BTC); off if unset")
+    g.add_argument("--equity", type=float, default=10_000.0, help="equity the signal sizes use")
+    g.add_argument("--show", type=int, default=10, help="emitted signals to print")
+    g.add_argument("--save-features", default=None, help="save the feature rows as .npy")
+    g.add_argument("--save-signals", default=None, help="save the signal rows as .npy")
     return p
 
 
@@ -43,10 +58,10 @@ def _format_of(path: str, forced: Optional[str]) -> str:
     return "binance"
 
 
-def replay(args: argparse.Namespace) -> int:
+def _load(args: argparse.Namespace) -> Tuple[Any, Any, Any, float]:
+    """(instrument, events, feed report, seconds) for the input arguments."""
     import numpy as np
     import orpflow as of
-    from orpflow.feeds.replay import replay_book
 
     tick, lot = VENUE_DEFAULTS[args.venue]
     inst = of.Instrument(args.symbol, venue=args.venue, tick_size=args.tick_size or tick,
@@ -63,7 +78,16 @@ def replay(args: argparse.Namespace) -> int:
         else:
             parts.append(of.read_binance([path], inst, report=report))
     events = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    t1 = time.perf_counter()
+    return inst, events, report, time.perf_counter() - t0
+
+
+def replay(args: argparse.Namespace) -> int:
+    import orpflow as of
+    from orpflow.feeds.replay import replay_book
+
+    t0 = time.perf_counter()
+    inst, events, report, load_s = _load(args)
+    t1 = t0 + load_s
     if args.save:
         of.save_events(args.save, events)
 
@@ -105,11 +129,69 @@ def replay(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def signals(args: argparse.Namespace) -> int:
+    import numpy as np
+    import orpflow as of
+    from orpflow.signals import reason_names
+
+    inst, events, report, load_s = _load(args)
+    weights = {}
+    for w in args.weight:
+        name, _, value = w.partition("=")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise ValueError(f"--weight {w!r}: expected FEATURE=NUMBER") from None
+    fcfg = of.FeatureConfig(window_ms=args.window_ms, vpin_bucket_volume=args.vpin_bucket)
+    cfg = of.SignalConfig(generator=args.generator, weights=weights, equity=args.equity, features=fcfg)
+    runner = of.SignalRunner(inst, cfg)
+    t0 = time.perf_counter()
+    feats, sigs = runner.run_with_features(events)
+    dt = time.perf_counter() - t0
+    if args.save_features:
+        np.save(args.save_features, feats)
+    if args.save_signals:
+        np.save(args.save_signals, sigs)
+
+    book = runner.features.book
+    s = book.stats()
+    print(f"instrument   {inst.symbol} on {inst.venue} (tick {inst.tick_size}, lot {inst.lot_size})")
+    if report.lines:
+        print(f"feed         {report.summary()}")
+    print(f"book         state {book.state}, {s['messages']:,} book messages, snapshots {s['snapshots']}, "
+          f"gaps {s['gaps']}, resyncs {s['resyncs']}, crossed {s['crossed']}")
+    kinds = np.bincount(feats["kind"], minlength=2)
+    print(f"features     {len(feats):,} rows ({kinds[0]:,} book messages, {kinds[1]:,} trades) from "
+          f"{len(events):,} events in {dt * 1e3:.1f} ms  [{dt / max(len(events), 1) * 1e9:.0f} ns/event "
+          f"incl. book and signal]")
+    if len(feats):
+        last = feats[-1]
+        shown = ("mid", "spread_bps", "imbalance", "weighted_imbalance", "ofi_window", "volatility",
+                 "vwap", "trade_flow", "imbalance_twa", "volume_surge", "toxicity")
+        print("last row     " + "  ".join(f"{n} {last[n]:.6g}" for n in shown))
+    emitted = sigs["side"] != 0
+    print(f"signals      {int(emitted.sum()):,} emitted of {len(sigs):,} rows; implied position "
+          f"{runner.position_units * inst.size_scale[0] / inst.size_scale[1]:g} {inst.symbol}")
+    names, counts = np.unique(reason_names(sigs["reason"]), return_counts=True)
+    order = np.argsort(-counts)
+    print("reasons      " + ", ".join(f"{names[i]} {counts[i]:,}" for i in order))
+    if args.show > 0 and emitted.any():
+        print(f"   {'ts_exch':>19} {'side':>5} {'size':>12} {'strength':>9} {'confidence':>10} "
+              f"{'holding_ms':>10}  reason")
+        for r in sigs[emitted][: args.show]:
+            print(f"   {r['ts_exch']:>19} {('buy' if r['side'] > 0 else 'sell'):>5} {r['size']:>12g} "
+                  f"{r['strength']:>9.3f} {r['confidence']:>10.3f} {r['holding_ms']:>10.1f}  "
+                  f"{reason_names(np.array([r['reason']]))[0]}")
+    return 0 if s["gaps"] == 0 else 1
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "replay":
             return replay(args)
+        if args.command == "signals":
+            return signals(args)
     except (FileNotFoundError, ValueError) as exc:
         print(f"orpflow: error: {exc}", file=sys.stderr)
         return 2

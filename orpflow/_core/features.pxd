@@ -135,6 +135,7 @@ cdef struct FeatureState:
     int64_t *ask_keys
     int64_t *ask_qty
     int64_t top_n
+    double *decay_weights         # weighted_decay**i, i < top_n
     # count-based histories
     double *mids
     int64_t mids_n
@@ -142,6 +143,7 @@ cdef struct FeatureState:
     double *imbs
     int64_t imbs_n
     int64_t imbs_pos
+    double imbs_sxx               # OLS denominator for the imbalance_momentum window
     RollingStats returns
     RollingStats vols
     RollingStats imbz
@@ -189,7 +191,7 @@ cdef class FeatureExtension:
                       double *out) noexcept nogil
 
 
-# Book + features for one instrument; step() is the per-event kernel the signal loop reuses.
+# Book + features for one instrument; advance() is the kernel the signal loop reuses.
 cdef class FeatureEngine:
     cdef FeatureState st
     cdef int initialised
@@ -197,4 +199,4 @@ cdef class FeatureEngine:
     cdef readonly FeatureExtension extension
     cdef readonly object dtype
     cdef bint has_extension
-    cdef int step(self, const Event *e) noexcept nogil
+    cdef int64_t advance(self, const Event *evs, int64_t n, int *row) noexcept nogil

@@ -148,6 +148,8 @@ cdef void features_reset_vector(FeatureVector *fv) noexcept nogil:
 
 
 cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil:
+    cdef double w
+    cdef int64_t i
     memset(s, 0, sizeof(FeatureState))
     s.p = p[0]
     features_reset_vector(&s.fv)
@@ -164,6 +166,16 @@ cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil:
             or s.segs == NULL or s.buckets == NULL):
         features_free(s)
         return -1
+    s.decay_weights = <double *>malloc(<size_t>s.top_n * sizeof(double))
+    debug_count_alloc(1)
+    if s.decay_weights == NULL:
+        features_free(s)
+        return -1
+    w = 1.0
+    for i in range(s.top_n):
+        s.decay_weights[i] = w          # decay**i by repeated multiplication, as the book does
+        w *= p.weighted_decay
+    s.imbs_sxx = ols_sxx(p.imbalance_momentum_window)
     s.bid_qty = s.bid_keys + s.top_n
     s.ask_keys = s.bid_keys + 2 * s.top_n
     s.ask_qty = s.bid_keys + 3 * s.top_n
@@ -178,16 +190,16 @@ cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil:
 
 
 cdef void features_free(FeatureState *s) noexcept nogil:
-    cdef void *ptrs[6]
+    cdef void *ptrs[7]
     cdef int i
     ptrs[0] = s.bid_keys; ptrs[1] = s.mids; ptrs[2] = s.imbs
-    ptrs[3] = s.trades; ptrs[4] = s.segs; ptrs[5] = s.buckets
-    for i in range(6):
+    ptrs[3] = s.trades; ptrs[4] = s.segs; ptrs[5] = s.buckets; ptrs[6] = s.decay_weights
+    for i in range(7):
         if ptrs[i] != NULL:
             free(ptrs[i])
             debug_count_alloc(-1)
     s.bid_keys = NULL; s.mids = NULL; s.imbs = NULL
-    s.trades = NULL; s.segs = NULL; s.buckets = NULL
+    s.trades = NULL; s.segs = NULL; s.buckets = NULL; s.decay_weights = NULL
     stats_free(&s.returns)
     stats_free(&s.vols)
     stats_free(&s.imbz)
@@ -205,30 +217,31 @@ cdef inline double to_qty(const FeatureState *s, double units) noexcept nogil:
     return units * s.p.qty_num / s.p.qty_den
 
 
-cdef inline int64_t sum_top(const int64_t *q, int64_t n, int64_t levels) noexcept nogil:
-    cdef int64_t i, t = 0
-    for i in range(min(n, levels)):
-        t += q[i]
-    return t
+cdef struct SideSums:
+    int64_t imbalance             # sum of sizes, top imbalance_levels
+    int64_t depth                 # sum of sizes, top depth_ratio_levels
+    double weighted               # sum decay**i * q_i, top weighted_levels
+    double pressure               # sum q_i / (i + 1), top pressure_levels
 
 
-cdef inline double weighted_top(const int64_t *q, int64_t n, int64_t levels,
-                                double decay) noexcept nogil:
-    """sum decay**i * q_i, weights by repeated multiplication (as the book's metric)."""
-    cdef double w = 1.0, t = 0.0
+cdef inline void side_sums(const FeatureState *s, const int64_t *q, int64_t n,
+                           SideSums *out) noexcept nogil:
+    """Every level window of one side in one pass (each sum in level order, as the twin)."""
+    cdef const FeatureParams *p = &s.p
     cdef int64_t i
-    for i in range(min(n, levels)):
-        t += w * q[i]
-        w *= decay
-    return t
-
-
-cdef inline double pressure_top(const int64_t *q, int64_t n, int64_t levels) noexcept nogil:
-    cdef double t = 0.0
-    cdef int64_t i
-    for i in range(min(n, levels)):
-        t += q[i] / (i + 1.0)
-    return t
+    out.imbalance = 0
+    out.depth = 0
+    out.weighted = 0.0
+    out.pressure = 0.0
+    for i in range(n):
+        if i < p.imbalance_levels:
+            out.imbalance += q[i]
+        if i < p.depth_ratio_levels:
+            out.depth += q[i]
+        if i < p.weighted_levels:
+            out.weighted += s.decay_weights[i] * q[i]
+        if i < p.pressure_levels:
+            out.pressure += q[i] / (i + 1.0)
 
 
 cdef inline int64_t ofi_contribution(int64_t pb, int64_t qb, int64_t pa, int64_t qa,
@@ -263,8 +276,9 @@ cdef int64_t book_state(FeatureState *s, const Book *b) noexcept nogil:
     cdef FeatureVector *fv = &s.fv
     cdef int64_t nb = side_top(&b.bid, s.top_n, s.bid_keys, s.bid_qty)
     cdef int64_t na = side_top(&b.ask, s.top_n, s.ask_keys, s.ask_qty)
-    cdef int64_t pb, pa, qb, qa, ib, ia
-    cdef double bid_px, ask_px, wb, wa, prb, pra, stoikov
+    cdef int64_t pb, pa, qb, qa
+    cdef double bid_px, ask_px, stoikov
+    cdef SideSums sb, sa
     if nb == 0 or na == 0:
         book_state_nan(fv)
         s.has_prev = 0
@@ -277,19 +291,14 @@ cdef int64_t book_state(FeatureState *s, const Book *b) noexcept nogil:
     ask_px = to_px(s, <double>pa)
     fv.mid = (bid_px + ask_px) / 2.0
     fv.spread_bps = (ask_px - bid_px) / fv.mid * 1e4
-    ib = sum_top(s.bid_qty, nb, s.p.imbalance_levels)
-    ia = sum_top(s.ask_qty, na, s.p.imbalance_levels)
-    fv.imbalance = (<double>(ib - ia)) / (<double>(ib + ia))
-    wb = weighted_top(s.bid_qty, nb, s.p.weighted_levels, s.p.weighted_decay)
-    wa = weighted_top(s.ask_qty, na, s.p.weighted_levels, s.p.weighted_decay)
-    fv.weighted_imbalance = (wb - wa) / (wb + wa)
-    fv.depth_ratio = (<double>sum_top(s.bid_qty, nb, s.p.depth_ratio_levels)
-                      / <double>sum_top(s.ask_qty, na, s.p.depth_ratio_levels))
-    prb = pressure_top(s.bid_qty, nb, s.p.pressure_levels)
-    pra = pressure_top(s.ask_qty, na, s.p.pressure_levels)
-    fv.bid_pressure = to_qty(s, prb)
-    fv.ask_pressure = to_qty(s, pra)
-    fv.book_pressure = (prb - pra) / (prb + pra)
+    side_sums(s, s.bid_qty, nb, &sb)
+    side_sums(s, s.ask_qty, na, &sa)
+    fv.imbalance = (<double>(sb.imbalance - sa.imbalance)) / (<double>(sb.imbalance + sa.imbalance))
+    fv.weighted_imbalance = (sb.weighted - sa.weighted) / (sb.weighted + sa.weighted)
+    fv.depth_ratio = (<double>sb.depth) / (<double>sa.depth)
+    fv.bid_pressure = to_qty(s, sb.pressure)
+    fv.ask_pressure = to_qty(s, sa.pressure)
+    fv.book_pressure = (sb.pressure - sa.pressure) / (sb.pressure + sa.pressure)
     stoikov = (<double>qb) / (<double>(qb + qa))
     fv.weighted_mid = bid_px * (1.0 - stoikov) + ask_px * stoikov
     if s.has_prev:
@@ -312,16 +321,22 @@ cdef inline void ring_push(double *buf, int64_t cap, int64_t *n, int64_t *pos,
         n[0] += 1
 
 
-cdef double ols_slope(const double *buf, int64_t cap, int64_t pos) noexcept nogil:
-    """OLS slope of the window (oldest first) against 0..cap-1, summed over symmetric pairs
-    (y[cap-1-k] - y[k]) so that a flat window gives exactly 0."""
-    cdef double num = 0.0, sxx = 0.0, c = (cap - 1) / 2.0, dk
+cdef double ols_sxx(int64_t cap) noexcept nogil:
+    """sum (k - c)**2 over k = 0..cap-1, c the mean index: the OLS slope's denominator."""
+    cdef double sxx = 0.0, c = (cap - 1) / 2.0
     cdef int64_t k
-    for k in range(cap // 2):
-        dk = c - k
-        num += dk * (buf[ring_slot(pos + cap - 1 - k, cap)] - buf[ring_slot(pos + k, cap)])
     for k in range(cap):
         sxx += (k - c) * (k - c)
+    return sxx
+
+
+cdef double ols_slope(const double *buf, int64_t cap, int64_t pos, double sxx) noexcept nogil:
+    """OLS slope of the window (oldest first) against 0..cap-1, summed over symmetric pairs
+    (y[cap-1-k] - y[k]) so that a flat window gives exactly 0."""
+    cdef double num = 0.0, c = (cap - 1) / 2.0
+    cdef int64_t k
+    for k in range(cap // 2):
+        num += (c - k) * (buf[ring_slot(pos + cap - 1 - k, cap)] - buf[ring_slot(pos + k, cap)])
     return num / sxx
 
 
@@ -352,7 +367,8 @@ cdef void history_update(FeatureState *s, int64_t mid2) noexcept nogil:
         fv.momentum = NAN
     ring_push(s.imbs, p.imbalance_momentum_window, &s.imbs_n, &s.imbs_pos, fv.imbalance)
     if s.imbs_n == p.imbalance_momentum_window:
-        fv.imbalance_momentum = ols_slope(s.imbs, p.imbalance_momentum_window, s.imbs_pos)
+        fv.imbalance_momentum = ols_slope(s.imbs, p.imbalance_momentum_window, s.imbs_pos,
+                                          s.imbs_sxx)
     else:
         fv.imbalance_momentum = NAN
     stats_push(&s.imbz, fv.imbalance)
@@ -714,7 +730,8 @@ cdef class FeatureEngine:
     def run(self, events):
         """Apply `events` to the book and return one feature row per book message or trade."""
         cdef Event *evs = event_ptr(events, False)
-        cdef int64_t n = events.shape[0], i, rows = 0
+        cdef int64_t n = events.shape[0], i = 0, rows = 0
+        cdef int row = 0
         cdef size_t row_size = sizeof(FeatureVector)
         out = np.zeros(n, dtype=self.dtype)
         if self.dtype.itemsize != row_size:
@@ -725,22 +742,35 @@ cdef class FeatureEngine:
         self.book._enter_write()
         try:
             with nogil:
-                for i in range(n):
-                    if self.step(&evs[i]):
+                while i < n:
+                    i += self.advance(&evs[i], n - i, &row)
+                    if row:
                         memcpy(dst + rows * row_size, &self.st.fv, row_size)
                         rows += 1
         finally:
             self.book._exit_write()
         return out[:rows]
 
-    cdef int step(self, const Event *e) noexcept nogil:
-        """Apply one event to the book and the features; 1 if it made a row (in st.fv)."""
-        book_apply(self.book.book, e, 1)
-        if not features_update(&self.st, self.book.book, e):
-            return 0
-        if self.has_extension:
-            self.extension.compute(&self.st, self.book.book, e, self.st.fv.extra)
-        return 1
+    cdef int64_t advance(self, const Event *evs, int64_t n, int *row) noexcept nogil:
+        """Apply events to the book up to and including the first that can make a row (a
+        trade or the last record of a book message), in one batch, then update the features
+        on it. Returns how many events were consumed; *row is 1 if st.fv holds a new row."""
+        cdef int64_t j = 0
+        cdef uint32_t f
+        while j < n:
+            f = evs[j].flags
+            if f & F_TRADE or (f & F_LAST and f & F_BOOK_KINDS):
+                break
+            j += 1
+        if j == n:
+            book_apply(self.book.book, evs, n)
+            row[0] = 0
+            return n
+        book_apply(self.book.book, evs, j + 1)
+        row[0] = features_update(&self.st, self.book.book, &evs[j])
+        if row[0] and self.has_extension:
+            self.extension.compute(&self.st, self.book.book, &evs[j], self.st.fv.extra)
+        return j + 1
 
     def stats(self):
         """Counters: rows, bad_trades, truncated (window items dropped for lack of memory)."""

@@ -398,10 +398,10 @@ cdef class SignalEngine:
         cdef FeatureEngine fe = self.features
         cdef SignalGenerator gen = self.generator
         cdef Event *evs = event_ptr(events, False)
-        cdef int64_t n = events.shape[0], i, rows = 0
+        cdef int64_t n = events.shape[0], i = 0, rows = 0
         cdef size_t fsize = sizeof(FeatureVector), ssize = sizeof(SignalRow)
         cdef SignalCandidate cand
-        cdef int failed = 0
+        cdef int failed = 0, row = 0
         sig = np.zeros(max(n, 1), dtype=self.dtype)
         feats = np.zeros(max(n, 1) if with_features else 1, dtype=fe.dtype)
         cdef unsigned char *sdst = array_bytes(sig)
@@ -409,8 +409,9 @@ cdef class SignalEngine:
         fe.book._enter_write()
         try:
             with nogil:
-                for i in range(n):
-                    if fe.step(&evs[i]):
+                while i < n:
+                    i += fe.advance(&evs[i], n - i, &row)
+                    if row:
                         if gen.evaluate(&fe.st.fv, &cand) != 0:
                             failed = 1
                             break
