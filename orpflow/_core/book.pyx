@@ -293,34 +293,6 @@ cdef int side_finish_snapshot(BookSide *s) noexcept nogil:
     return 0
 
 
-cdef inline void side_iter_begin(SideIter *it, const BookSide *s) noexcept nogil:
-    it.s = s
-    it.block = s.nblocks - 1
-    it.i = s.pool[s.order[it.block]].n - 1 if s.nblocks > 0 else -1
-
-
-cdef inline bint side_iter_next(SideIter *it, Level *out) noexcept nogil:
-    """Next level, best first; False when the side is exhausted."""
-    if it.block < 0:
-        return False
-    cdef const LevelBlock *blk = &it.s.pool[it.s.order[it.block]]
-    out[0] = blk.lv[it.i]
-    it.i -= 1
-    if it.i < 0:
-        it.block -= 1
-        if it.block >= 0:
-            it.i = it.s.pool[it.s.order[it.block]].n - 1
-    return True
-
-
-cdef inline const Level *side_best(const BookSide *s) noexcept nogil:
-    cdef const LevelBlock *blk
-    if s.nblocks == 0:
-        return NULL
-    blk = &s.pool[s.order[s.nblocks - 1]]
-    return &blk.lv[blk.n - 1]
-
-
 cdef int64_t side_top(const BookSide *s, int64_t n, int64_t *keys, int64_t *qty) noexcept nogil:
     """Copy up to n best levels (best first) into keys/qty; returns how many."""
     cdef SideIter it

@@ -129,12 +129,8 @@ cdef struct FeatureState:
     int64_t prev_mid2             # bid + ask ticks of the previous usable row (log returns)
     int64_t ofi_units             # e_n of the last book row in size units, if has_ofi
     int64_t has_ofi
-    # top of book scratch (sized at init; no allocation per event)
-    int64_t *bid_keys
-    int64_t *bid_qty
-    int64_t *ask_keys
-    int64_t *ask_qty
-    int64_t top_n
+    int64_t top_n                 # most levels any book-state window reads
+    int64_t *top_qty              # scratch: sizes of the top_n best levels of one side
     double *decay_weights         # weighted_decay**i, i < top_n
     # count-based histories
     double *mids

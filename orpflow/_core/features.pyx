@@ -13,7 +13,9 @@ from libc.math cimport NAN, log, sqrt, fabs
 from orpflow._core.types cimport (
     Event, F_BOOK_KINDS, F_TRADE, F_LAST, F_BUY, F_SELL, debug_count_alloc, event_ptr,
 )
-from orpflow._core.book cimport Book, OrderBook, book_apply, book_usable, side_top
+from orpflow._core.book cimport (
+    Book, BookSide, Level, LevelBlock, OrderBook, book_apply, book_usable, side_best,
+)
 
 cimport cython
 
@@ -38,11 +40,18 @@ cdef inline double csum_value(const CompensatedSum *k) noexcept nogil:
     return k.s + k.c
 
 
+cdef void *counted_alloc(size_t n) noexcept nogil:
+    """calloc, counted in the debug build's live-allocation counter."""
+    cdef void *p = calloc(n, 1)
+    if p != NULL:
+        debug_count_alloc(1)
+    return p
+
+
 cdef int stats_init(RollingStats *r, int64_t cap) noexcept nogil:
-    r.buf = <double *>malloc(<size_t>max(cap, 1) * sizeof(double))
+    r.buf = <double *>counted_alloc(<size_t>max(cap, 1) * sizeof(double))
     if r.buf == NULL:
         return -1
-    debug_count_alloc(1)
     r.cap = cap
     r.n = 0
     r.pos = 0
@@ -155,20 +164,15 @@ cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil:
     features_reset_vector(&s.fv)
     s.top_n = max(max(p.imbalance_levels, p.weighted_levels),
                   max(p.depth_ratio_levels, p.pressure_levels))
-    s.bid_keys = <int64_t *>malloc(<size_t>(4 * s.top_n) * sizeof(int64_t))
-    s.mids = <double *>malloc(<size_t>p.momentum_window * sizeof(double))
-    s.imbs = <double *>malloc(<size_t>p.imbalance_momentum_window * sizeof(double))
-    s.trades = <TradeItem *>malloc(64 * sizeof(TradeItem))
-    s.segs = <Segment *>malloc(64 * sizeof(Segment))
-    s.buckets = <int64_t *>calloc(<size_t>max(p.vpin_buckets, 1), sizeof(int64_t))
-    debug_count_alloc(6)
-    if (s.bid_keys == NULL or s.mids == NULL or s.imbs == NULL or s.trades == NULL
-            or s.segs == NULL or s.buckets == NULL):
-        features_free(s)
-        return -1
-    s.decay_weights = <double *>malloc(<size_t>s.top_n * sizeof(double))
-    debug_count_alloc(1)
-    if s.decay_weights == NULL:
+    s.mids = <double *>counted_alloc(<size_t>p.momentum_window * sizeof(double))
+    s.imbs = <double *>counted_alloc(<size_t>p.imbalance_momentum_window * sizeof(double))
+    s.trades = <TradeItem *>counted_alloc(64 * sizeof(TradeItem))
+    s.segs = <Segment *>counted_alloc(64 * sizeof(Segment))
+    s.buckets = <int64_t *>counted_alloc(<size_t>max(p.vpin_buckets, 1) * sizeof(int64_t))
+    s.decay_weights = <double *>counted_alloc(<size_t>s.top_n * sizeof(double))
+    s.top_qty = <int64_t *>counted_alloc(<size_t>s.top_n * sizeof(int64_t))
+    if (s.mids == NULL or s.imbs == NULL or s.trades == NULL or s.segs == NULL
+            or s.buckets == NULL or s.decay_weights == NULL or s.top_qty == NULL):
         features_free(s)
         return -1
     w = 1.0
@@ -176,9 +180,6 @@ cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil:
         s.decay_weights[i] = w          # decay**i by repeated multiplication, as the book does
         w *= p.weighted_decay
     s.imbs_sxx = ols_sxx(p.imbalance_momentum_window)
-    s.bid_qty = s.bid_keys + s.top_n
-    s.ask_keys = s.bid_keys + 2 * s.top_n
-    s.ask_qty = s.bid_keys + 3 * s.top_n
     s.trades_mask = 63
     s.segs_mask = 63
     if (stats_init(&s.returns, p.volatility_window - 1) != 0
@@ -192,14 +193,14 @@ cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil:
 cdef void features_free(FeatureState *s) noexcept nogil:
     cdef void *ptrs[7]
     cdef int i
-    ptrs[0] = s.bid_keys; ptrs[1] = s.mids; ptrs[2] = s.imbs
-    ptrs[3] = s.trades; ptrs[4] = s.segs; ptrs[5] = s.buckets; ptrs[6] = s.decay_weights
+    ptrs[0] = s.decay_weights; ptrs[1] = s.mids; ptrs[2] = s.imbs
+    ptrs[3] = s.trades; ptrs[4] = s.segs; ptrs[5] = s.buckets; ptrs[6] = s.top_qty
     for i in range(7):
         if ptrs[i] != NULL:
             free(ptrs[i])
             debug_count_alloc(-1)
-    s.bid_keys = NULL; s.mids = NULL; s.imbs = NULL
-    s.trades = NULL; s.segs = NULL; s.buckets = NULL; s.decay_weights = NULL
+    s.decay_weights = NULL; s.mids = NULL; s.imbs = NULL
+    s.trades = NULL; s.segs = NULL; s.buckets = NULL; s.top_qty = NULL
     stats_free(&s.returns)
     stats_free(&s.vols)
     stats_free(&s.imbz)
@@ -218,30 +219,57 @@ cdef inline double to_qty(const FeatureState *s, double units) noexcept nogil:
 
 
 cdef struct SideSums:
+    int64_t best_key              # key of the best level (price, or -price for asks)
+    int64_t best_qty
     int64_t imbalance             # sum of sizes, top imbalance_levels
     int64_t depth                 # sum of sizes, top depth_ratio_levels
     double weighted               # sum decay**i * q_i, top weighted_levels
     double pressure               # sum q_i / (i + 1), top pressure_levels
 
 
-cdef inline void side_sums(const FeatureState *s, const int64_t *q, int64_t n,
-                           SideSums *out) noexcept nogil:
-    """Every level window of one side in one pass (each sum in level order, as the twin)."""
-    cdef const FeatureParams *p = &s.p
-    cdef int64_t i
-    out.imbalance = 0
-    out.depth = 0
-    out.weighted = 0.0
-    out.pressure = 0.0
+cdef inline int64_t top_sizes(const BookSide *side, int64_t n, int64_t *q) noexcept nogil:
+    """Sizes of the n best levels, best first, copied block by block; returns how many."""
+    cdef int64_t b = side.nblocks - 1, k = 0, i
+    cdef const LevelBlock *blk
+    while b >= 0 and k < n:
+        blk = &side.pool[side.order[b]]
+        i = blk.n - 1
+        while i >= 0 and k < n:
+            q[k] = blk.lv[i].qty
+            k += 1
+            i -= 1
+        b -= 1
+    return k
+
+
+cdef inline int64_t int_sum(const int64_t *q, int64_t n) noexcept nogil:
+    cdef int64_t t = 0, i
     for i in range(n):
-        if i < p.imbalance_levels:
-            out.imbalance += q[i]
-        if i < p.depth_ratio_levels:
-            out.depth += q[i]
-        if i < p.weighted_levels:
-            out.weighted += s.decay_weights[i] * q[i]
-        if i < p.pressure_levels:
-            out.pressure += q[i] / (i + 1.0)
+        t += q[i]
+    return t
+
+
+cdef bint side_sums(const FeatureState *s, const BookSide *side, int64_t *q,
+                    SideSums *out) noexcept nogil:
+    """Every level window of one side (each sum in level order, as the twin); False if empty."""
+    cdef const FeatureParams *p = &s.p
+    cdef int64_t n = top_sizes(side, s.top_n, q), i
+    cdef double w = 0.0, pr = 0.0
+    cdef const Level *best
+    if n == 0:
+        return False
+    best = side_best(side)
+    out.best_key = best.key
+    out.best_qty = best.qty
+    out.imbalance = int_sum(q, min(n, p.imbalance_levels))
+    out.depth = int_sum(q, min(n, p.depth_ratio_levels))
+    for i in range(min(n, p.weighted_levels)):
+        w += s.decay_weights[i] * q[i]
+    for i in range(min(n, p.pressure_levels)):
+        pr += q[i] / (i + 1.0)
+    out.weighted = w
+    out.pressure = pr
+    return True
 
 
 cdef inline int64_t ofi_contribution(int64_t pb, int64_t qb, int64_t pa, int64_t qa,
@@ -274,25 +302,21 @@ cdef void history_nan(FeatureVector *fv) noexcept nogil:
 cdef int64_t book_state(FeatureState *s, const Book *b) noexcept nogil:
     """Book-state columns and OFI from the top levels; returns bid+ask ticks (0 if undefined)."""
     cdef FeatureVector *fv = &s.fv
-    cdef int64_t nb = side_top(&b.bid, s.top_n, s.bid_keys, s.bid_qty)
-    cdef int64_t na = side_top(&b.ask, s.top_n, s.ask_keys, s.ask_qty)
     cdef int64_t pb, pa, qb, qa
     cdef double bid_px, ask_px, stoikov
     cdef SideSums sb, sa
-    if nb == 0 or na == 0:
+    if not side_sums(s, &b.bid, s.top_qty, &sb) or not side_sums(s, &b.ask, s.top_qty, &sa):
         book_state_nan(fv)
         s.has_prev = 0
         return 0
-    pb = s.bid_keys[0]
-    pa = -s.ask_keys[0]
-    qb = s.bid_qty[0]
-    qa = s.ask_qty[0]
+    pb = sb.best_key
+    pa = -sa.best_key
+    qb = sb.best_qty
+    qa = sa.best_qty
     bid_px = to_px(s, <double>pb)
     ask_px = to_px(s, <double>pa)
     fv.mid = (bid_px + ask_px) / 2.0
     fv.spread_bps = (ask_px - bid_px) / fv.mid * 1e4
-    side_sums(s, s.bid_qty, nb, &sb)
-    side_sums(s, s.ask_qty, na, &sa)
     fv.imbalance = (<double>(sb.imbalance - sa.imbalance)) / (<double>(sb.imbalance + sa.imbalance))
     fv.weighted_imbalance = (sb.weighted - sa.weighted) / (sb.weighted + sa.weighted)
     fv.depth_ratio = (<double>sb.depth) / (<double>sa.depth)
