@@ -13,6 +13,7 @@ import orpflow as of
 from orpflow.reference import features as ref_features
 from orpflow.reference.features import ofi_contribution
 from helpers import ev, events, with_last
+from test_features_differential import assert_same_rows
 
 F = of.flags
 MS = 1_000_000
@@ -363,3 +364,50 @@ def test_feature_dtype_matches_names():
     f = of.compute_features(events(*BASE), GEN)
     assert f.dtype.names == ("ts_exch", "seq", "kind", "book_ok") + of.FEATURE_NAMES
     assert f.dtype == of.FEATURE_DTYPE
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2 ** 10 - 1), st.integers(-2 ** 63, 2 ** 63 - 1),
+                          st.integers(-2 ** 63, 2 ** 63 - 1), st.integers(-2 ** 63, 2 ** 63 - 1),
+                          st.sampled_from([0, 1, 2])), max_size=30))
+def test_garbage_records_never_crash_and_twins_agree(recs):
+    """Any flags, any int64 price/size/time: rows still agree with the twin, never crash."""
+    arr = events(*[ev(flags, price, qty, seq=i, ts_exch=ts, instrument=inst)
+                   for i, (flags, price, qty, ts, inst) in enumerate(recs)])
+    cfg = of.FeatureConfig(vpin_bucket_volume=5, vpin_buckets=2, window_ms=1)
+    a = of.compute_features(arr, GEN, cfg)
+    b = ref_features.compute_features(arr, GEN, cfg)
+    assert_same_rows(a, b)
+    of.compute_signals(arr, GEN, of.SignalConfig(features=cfg))
+
+
+@pytest.mark.parametrize("size", [5 * 10 ** 17, 2 ** 62, 2 ** 63 - 1])
+def test_huge_sizes_do_not_overflow(compute, size):
+    """Low-priced coins at a 1e-8 size increment reach ~1e18 units per level; sums over 20
+    levels or a 60 s trade window exceed int64, so they are 128-bit."""
+    cfg = of.FeatureConfig(vpin_bucket_volume=str(size), vpin_buckets=2)
+    bids = [(10000 - i, size) for i in range(20)]
+    asks = [(10001 + i, size // 2) for i in range(20)]
+    trades = [trade(10000 + i % 3, size, 1 if i % 4 else -1, t=i * MS) for i in range(12)]
+    f = rows(compute, snapshot(bids, asks), diff([("b", 10000, size - 1)], t=MS, seq=2), *trades, config=cfg)
+    exp_imb = (5 * size - 5 * (size // 2)) / (5 * size + 5 * (size // 2))
+    assert f["imbalance"][0] == pytest.approx(exp_imb, rel=1e-15)
+    assert f["depth_ratio"][0] == pytest.approx(size / (size // 2), rel=1e-15)
+    assert f["ofi"][1] == pytest.approx(-1.0, abs=2048)    # e_n = (size-1) - size, in a float of 1e18
+    assert ((f["trade_flow"][2:] >= -1) & (f["trade_flow"][2:] <= 1)).all()
+    assert ((f["vwap"][2:] >= 100.0) & (f["vwap"][2:] <= 100.02)).all()
+    assert f["trade_flow"][-1] == pytest.approx((9 - 3) / 12, rel=1e-15)
+    tox = f["toxicity"][~np.isnan(f["toxicity"])]
+    assert len(tox) and ((tox >= 0) & (tox <= 1)).all()
+
+
+def test_huge_sizes_compiled_equals_twin():
+    size = 2 ** 62
+    msgs = [snapshot([(10000 - i, size - i) for i in range(20)], [(10001 + i, size // 3) for i in range(20)])]
+    msgs += [diff([("b", 10000, size // 2 + i), ("a", 10001, size - i)], t=i * MS, seq=i + 2) for i in range(1, 30)]
+    msgs += [trade(10000, size, 1, t=30 * MS + i) for i in range(20)]
+    arr = events(*[r for m in msgs for r in (m if isinstance(m, list) else [m])])
+    cfg = of.FeatureConfig(vpin_bucket_volume=str(2 ** 60))
+    a, b = of.compute_features(arr, GEN, cfg), ref_features.compute_features(arr, GEN, cfg)
+    for name in of.FEATURE_NAMES:
+        np.testing.assert_allclose(a[name], b[name], rtol=1e-12, atol=0, err_msg=name)

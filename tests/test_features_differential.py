@@ -18,12 +18,11 @@ F = of.flags
 MS = 1_000_000
 GEN = of.Instrument("X", venue="generic", tick_size="1", lot_size="1", size_increment="1", id=3)
 
-EXACT = {"mid", "spread_bps", "imbalance", "depth_ratio", "bid_pressure", "ask_pressure",
+EXACT = {"mid", "spread_bps", "imbalance", "weighted_imbalance", "depth_ratio", "bid_pressure", "ask_pressure",
          "book_pressure", "weighted_mid", "ofi", "momentum", "imbalance_momentum", "vwap",
          "trade_flow", "ofi_window", "price_acceleration", "toxicity"}
 # feature: (relative, absolute)
 TOLERANCE = {
-    "weighted_imbalance": (1e-12, 1e-15),   # twin weights 0.9**i, core multiplies repeatedly
     "volatility": (1e-9, 1e-15),             # shifted running sums vs numpy two-pass std
     "volatility_z": (1e-9, 1e-9),
     "imbalance_z": (1e-9, 1e-9),

@@ -30,7 +30,7 @@ cdef extern from "orp_atomic.h":
 from orpflow._core.types cimport (
     Event, debug_count_alloc, event_ptr, F_DEPTH, F_TRADE, F_BBO, F_SNAPSHOT, F_CLEAR, F_BID, F_ASK, F_LAST,
     R_COUNT, R_WRONG_INSTRUMENT, R_BAD_FLAGS, R_BAD_PRICE, R_NEGATIVE, R_STALE,
-    R_BUFFER_OVERFLOW, R_NO_SNAPSHOT, R_STALE_SNAPSHOT, R_OUT_OF_SYNC,
+    R_BUFFER_OVERFLOW, R_NO_SNAPSHOT, R_STALE_SNAPSHOT, R_OUT_OF_SYNC, orp_i128, orp_i128_to_double,
 )
 
 cdef enum MsgKind:
@@ -622,7 +622,8 @@ cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil:
     cdef SideIter bit, ait
     cdef Level lb, la
     cdef bint has_b, has_a
-    cdef int64_t i, levels, depth_b = 0, depth_a = 0, imb_b = 0, imb_a = 0
+    cdef int64_t i, levels
+    cdef orp_i128 depth_b = 0, depth_a = 0, imb_b = 0, imb_a = 0     # sizes can reach 1e18 each
     cdef double w = 1.0, wb = 0.0, wa = 0.0
     m.best_bid = nan; m.best_ask = nan; m.bid_qty = nan; m.ask_qty = nan
     m.mid = nan; m.spread_bps = nan; m.imbalance = nan; m.weighted_imbalance = nan
@@ -654,15 +655,15 @@ cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil:
             if has_a:
                 wa += w * la.qty
             w *= b.weighted_decay
-    m.depth_bid = depth_b * b.qty_num / b.qty_den
-    m.depth_ask = depth_a * b.qty_num / b.qty_den
+    m.depth_bid = orp_i128_to_double(depth_b) * b.qty_num / b.qty_den
+    m.depth_ask = orp_i128_to_double(depth_a) * b.qty_num / b.qty_den
     if bb == NULL or ba == NULL:
         return
     m.mid = (m.best_bid + m.best_ask) / 2.0
     m.spread_bps = (m.best_ask - m.best_bid) / m.mid * 1e4
-    m.imbalance = (<double>(imb_b - imb_a)) / (<double>(imb_b + imb_a))
+    m.imbalance = orp_i128_to_double(imb_b - imb_a) / orp_i128_to_double(imb_b + imb_a)
     m.weighted_imbalance = (wb - wa) / (wb + wa)
-    m.stoikov_imbalance = (<double>bb.qty) / (<double>(bb.qty + ba.qty))
+    m.stoikov_imbalance = (<double>bb.qty) / orp_i128_to_double(<orp_i128>bb.qty + ba.qty)
     m.weighted_mid = m.best_bid * (1.0 - m.stoikov_imbalance) + m.best_ask * m.stoikov_imbalance
 
 

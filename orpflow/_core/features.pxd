@@ -1,12 +1,7 @@
 # Incremental microstructure features: O(1) per event, no allocation in steady state, nogil.
 from libc.stdint cimport int32_t, int64_t
-from orpflow._core.types cimport Event
+from orpflow._core.types cimport Event, orp_i128
 from orpflow._core.book cimport Book, OrderBook
-
-cdef extern from "orp_wide.h":
-    # 128-bit integer (GCC/Clang __int128): exact sums of price*size over a window
-    ctypedef long long orp_i128
-    double orp_i128_to_double(orp_i128 x) nogil
 
 cdef enum:
     FEATURE_COUNT = 22            # built-in feature columns (FEATURE_NAMES)
@@ -108,7 +103,7 @@ cdef struct Segment:
     int64_t t
     double imbalance              # NaN when the book was not usable
     double mid
-    int64_t ofi                   # e_n in size units
+    orp_i128 ofi                  # e_n in size units
     int64_t has_ofi
 
 cdef struct FeatureState:
@@ -126,8 +121,8 @@ cdef struct FeatureState:
     int64_t prev_bid_qty
     int64_t prev_ask
     int64_t prev_ask_qty
-    int64_t prev_mid2             # bid + ask ticks of the previous usable row (log returns)
-    int64_t ofi_units             # e_n of the last book row in size units, if has_ofi
+    orp_i128 prev_mid2            # bid + ask ticks of the previous usable row (log returns)
+    orp_i128 ofi_units            # e_n of the last book row in size units, if has_ofi
     int64_t has_ofi
     int64_t top_n                 # most levels any book-state window reads
     int64_t *top_qty              # scratch: sizes of the top_n best levels of one side
@@ -143,17 +138,17 @@ cdef struct FeatureState:
     RollingStats returns
     RollingStats vols
     RollingStats imbz
-    # trades: [t60, end) within surge_windows*W, [tw, end) within W
+    # trades: [t60, end) within surge_windows*W, [tw, end) within W; size sums are 128-bit
     TradeItem *trades
     int64_t trades_mask
     int64_t t60
     int64_t tw
     int64_t tend
-    int64_t qty_w
-    int64_t buy_w
-    int64_t sell_w
+    orp_i128 qty_w
+    orp_i128 buy_w
+    orp_i128 sell_w
     orp_i128 notional_w
-    int64_t qty_long
+    orp_i128 qty_long
     # book segments: [sh, send); [sh+1, send-1) are summed in inner_*; so = first with t > clock-W
     Segment *segs
     int64_t segs_mask
@@ -163,7 +158,7 @@ cdef struct FeatureState:
     int64_t send
     CompensatedSum inner_vd
     int64_t inner_d
-    int64_t ofi_sum
+    orp_i128 ofi_sum
     int64_t ofi_n
     # VPIN buckets
     int64_t *buckets
@@ -172,7 +167,7 @@ cdef struct FeatureState:
     int64_t bucket_fill
     int64_t bucket_buy
     int64_t bucket_sell
-    int64_t buckets_sum
+    orp_i128 buckets_sum
 
 cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil
 cdef void features_free(FeatureState *s) noexcept nogil

@@ -11,7 +11,8 @@ from libc.string cimport memcpy, memset
 from libc.math cimport NAN, log, sqrt, fabs
 
 from orpflow._core.types cimport (
-    Event, F_BOOK_KINDS, F_TRADE, F_LAST, F_BUY, F_SELL, debug_count_alloc, event_ptr,
+    Event, F_BOOK_KINDS, F_TRADE, F_LAST, F_BUY, F_SELL, debug_count_alloc, event_ptr, orp_i128,
+    orp_i128_to_double,
 )
 from orpflow._core.book cimport (
     Book, BookSide, Level, LevelBlock, OrderBook, book_apply, book_usable, side_best,
@@ -21,6 +22,9 @@ cimport cython
 
 import numpy as np
 
+
+# Feature clock bounds (ns): [0, 2**62] keeps every clock - window difference in int64.
+cdef int64_t CLOCK_MAX = 1 << 62
 
 # ------------------------------------------------------------------------------------------
 # small building blocks
@@ -221,8 +225,8 @@ cdef inline double to_qty(const FeatureState *s, double units) noexcept nogil:
 cdef struct SideSums:
     int64_t best_key              # key of the best level (price, or -price for asks)
     int64_t best_qty
-    int64_t imbalance             # sum of sizes, top imbalance_levels
-    int64_t depth                 # sum of sizes, top depth_ratio_levels
+    orp_i128 imbalance            # sum of sizes, top imbalance_levels
+    orp_i128 depth                # sum of sizes, top depth_ratio_levels
     double weighted               # sum decay**i * q_i, top weighted_levels
     double pressure               # sum q_i / (i + 1), top pressure_levels
 
@@ -242,8 +246,9 @@ cdef inline int64_t top_sizes(const BookSide *side, int64_t n, int64_t *q) noexc
     return k
 
 
-cdef inline int64_t int_sum(const int64_t *q, int64_t n) noexcept nogil:
-    cdef int64_t t = 0, i
+cdef inline orp_i128 int_sum(const int64_t *q, int64_t n) noexcept nogil:
+    cdef orp_i128 t = 0
+    cdef int64_t i
     for i in range(n):
         t += q[i]
     return t
@@ -272,11 +277,11 @@ cdef bint side_sums(const FeatureState *s, const BookSide *side, int64_t *q,
     return True
 
 
-cdef inline int64_t ofi_contribution(int64_t pb, int64_t qb, int64_t pa, int64_t qa,
-                                     int64_t pb0, int64_t qb0, int64_t pa0,
-                                     int64_t qa0) noexcept nogil:
+cdef inline orp_i128 ofi_contribution(int64_t pb, int64_t qb, int64_t pa, int64_t qa,
+                                      int64_t pb0, int64_t qb0, int64_t pa0,
+                                      int64_t qa0) noexcept nogil:
     """Cont, Kukanov & Stoikov (2014) e_n over best quotes (prices in ticks, sizes in units)."""
-    cdef int64_t e = 0
+    cdef orp_i128 e = 0
     if pb >= pb0:
         e += qb
     if pb <= pb0:
@@ -299,7 +304,7 @@ cdef void history_nan(FeatureVector *fv) noexcept nogil:
     fv.imbalance_momentum = NAN; fv.imbalance_z = NAN
 
 
-cdef int64_t book_state(FeatureState *s, const Book *b) noexcept nogil:
+cdef orp_i128 book_state(FeatureState *s, const Book *b) noexcept nogil:
     """Book-state columns and OFI from the top levels; returns bid+ask ticks (0 if undefined)."""
     cdef FeatureVector *fv = &s.fv
     cdef int64_t pb, pa, qb, qa
@@ -317,24 +322,25 @@ cdef int64_t book_state(FeatureState *s, const Book *b) noexcept nogil:
     ask_px = to_px(s, <double>pa)
     fv.mid = (bid_px + ask_px) / 2.0
     fv.spread_bps = (ask_px - bid_px) / fv.mid * 1e4
-    fv.imbalance = (<double>(sb.imbalance - sa.imbalance)) / (<double>(sb.imbalance + sa.imbalance))
+    fv.imbalance = (orp_i128_to_double(sb.imbalance - sa.imbalance)
+                    / orp_i128_to_double(sb.imbalance + sa.imbalance))
     fv.weighted_imbalance = (sb.weighted - sa.weighted) / (sb.weighted + sa.weighted)
-    fv.depth_ratio = (<double>sb.depth) / (<double>sa.depth)
+    fv.depth_ratio = orp_i128_to_double(sb.depth) / orp_i128_to_double(sa.depth)
     fv.bid_pressure = to_qty(s, sb.pressure)
     fv.ask_pressure = to_qty(s, sa.pressure)
     fv.book_pressure = (sb.pressure - sa.pressure) / (sb.pressure + sa.pressure)
-    stoikov = (<double>qb) / (<double>(qb + qa))
+    stoikov = (<double>qb) / orp_i128_to_double(<orp_i128>qb + qa)
     fv.weighted_mid = bid_px * (1.0 - stoikov) + ask_px * stoikov
     if s.has_prev:
         s.ofi_units = ofi_contribution(pb, qb, pa, qa, s.prev_bid, s.prev_bid_qty,
                                        s.prev_ask, s.prev_ask_qty)
         s.has_ofi = 1
-        fv.ofi = to_qty(s, <double>s.ofi_units)
+        fv.ofi = to_qty(s, orp_i128_to_double(s.ofi_units))
     else:
         fv.ofi = NAN
     s.has_prev = 1
     s.prev_bid = pb; s.prev_bid_qty = qb; s.prev_ask = pa; s.prev_ask_qty = qa
-    return pb + pa
+    return (<orp_i128>pb) + pa
 
 
 cdef inline void ring_push(double *buf, int64_t cap, int64_t *n, int64_t *pos,
@@ -364,13 +370,13 @@ cdef double ols_slope(const double *buf, int64_t cap, int64_t pos, double sxx) n
     return num / sxx
 
 
-cdef void history_update(FeatureState *s, int64_t mid2) noexcept nogil:
+cdef void history_update(FeatureState *s, orp_i128 mid2) noexcept nogil:
     """Count-based features after a usable book row (mid2 = bid + ask in ticks)."""
     cdef FeatureVector *fv = &s.fv
     cdef const FeatureParams *p = &s.p
     cdef double vol, first
     if s.prev_mid2 > 0:
-        stats_push(&s.returns, log(<double>mid2 / <double>s.prev_mid2))
+        stats_push(&s.returns, log(orp_i128_to_double(mid2) / orp_i128_to_double(s.prev_mid2)))
     s.prev_mid2 = mid2
     if s.returns.n == s.returns.cap:
         vol = stats_std(&s.returns)
@@ -417,7 +423,7 @@ cdef inline void inner_add(FeatureState *s, const Segment *g, int64_t dur, doubl
 
 
 cdef void segments_push(FeatureState *s, double imbalance, double mid, int64_t has_ofi,
-                        int64_t ofi) noexcept nogil:
+                        orp_i128 ofi) noexcept nogil:
     cdef Segment *g
     cdef int64_t last = s.send - 1
     if s.send - s.sh == s.segs_mask + 1 and grow_segments(s) != 0:
@@ -474,7 +480,7 @@ cdef void segments_features(FeatureState *s) noexcept nogil:
     if s.send == s.sh:
         fv.ofi_window = NAN; fv.imbalance_twa = NAN; fv.price_acceleration = NAN
         return
-    fv.ofi_window = to_qty(s, <double>s.ofi_sum) if s.ofi_n > 0 else NAN
+    fv.ofi_window = to_qty(s, orp_i128_to_double(s.ofi_sum)) if s.ofi_n > 0 else NAN
     # imbalance_twa: head segment clipped at the window start, inner sum, open last segment
     vd = csum_value(&s.inner_vd)
     d = s.inner_d
@@ -545,16 +551,16 @@ cdef void trades_features(FeatureState *s) noexcept nogil:
     cdef FeatureVector *fv = &s.fv
     cdef int64_t dur
     if s.qty_w > 0:
-        fv.vwap = to_px(s, orp_i128_to_double(s.notional_w) / <double>s.qty_w)
-        fv.trade_flow = (<double>(s.buy_w - s.sell_w)) / <double>s.qty_w
+        fv.vwap = to_px(s, orp_i128_to_double(s.notional_w) / orp_i128_to_double(s.qty_w))
+        fv.trade_flow = orp_i128_to_double(s.buy_w - s.sell_w) / orp_i128_to_double(s.qty_w)
     else:
         fv.vwap = NAN
         fv.trade_flow = NAN
     # mean volume per window over the lookback actually observed (at most surge_windows*W)
     dur = min(s.clock - s.first_clock, s.p.surge_windows * s.p.window_ns)
     if dur >= s.p.window_ns and s.qty_long > 0:
-        fv.volume_surge = ((<double>s.qty_w * <double>dur)
-                           / (<double>s.qty_long * <double>s.p.window_ns))
+        fv.volume_surge = ((orp_i128_to_double(s.qty_w) * <double>dur)
+                           / (orp_i128_to_double(s.qty_long) * <double>s.p.window_ns))
     else:
         fv.volume_surge = NAN
 
@@ -594,7 +600,7 @@ cdef void vpin_trade(FeatureState *s, int64_t qty, int64_t side) noexcept nogil:
             s.bucket_buy = 0
             s.bucket_sell = 0
     if s.buckets_n == s.p.vpin_buckets:
-        s.fv.toxicity = (<double>s.buckets_sum) / (<double>s.p.vpin_buckets * <double>V)
+        s.fv.toxicity = orp_i128_to_double(s.buckets_sum) / (<double>s.p.vpin_buckets * <double>V)
 
 
 # ------------------------------------------------------------------------------------------
@@ -602,6 +608,11 @@ cdef void vpin_trade(FeatureState *s, int64_t qty, int64_t side) noexcept nogil:
 
 
 cdef inline void advance_clock(FeatureState *s, int64_t ts) noexcept nogil:
+    # clamped so that clock - window arithmetic can never overflow, whatever the data say
+    if ts < 0:
+        ts = 0
+    elif ts > CLOCK_MAX:
+        ts = CLOCK_MAX
     if not s.started:
         s.started = 1
         s.clock = ts
@@ -613,7 +624,7 @@ cdef inline void advance_clock(FeatureState *s, int64_t ts) noexcept nogil:
 cdef void on_book_row(FeatureState *s, const Book *b) noexcept nogil:
     cdef FeatureVector *fv = &s.fv
     cdef int32_t g = s.p.groups
-    cdef int64_t mid2 = 0
+    cdef orp_i128 mid2 = 0
     fv.book_ok = book_usable(b) and not b.crossed_now and b.bid.n > 0 and b.ask.n > 0
     s.has_ofi = 0
     if fv.book_ok and (g & (G_BOOK | G_HISTORY | G_WINDOWS)):
@@ -638,7 +649,8 @@ cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcep
     cdef FeatureVector *fv = &s.fv
     if f & F_TRADE:
         if (f & ~(F_TRADE | F_BUY | F_SELL | F_LAST)) or (f & F_BUY and f & F_SELL) \
-                or e.qty <= 0 or e.price <= 0 or e.instrument != b.instrument:
+                or e.qty <= 0 or e.price <= 0 \
+                or e.instrument != b.instrument:
             s.bad_trades += 1
             return 0
         advance_clock(s, e.ts_exch)

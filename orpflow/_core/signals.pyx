@@ -31,6 +31,10 @@ import numpy as np
 cdef double LOT_EPS = 1e-9
 # Largest order in lots: keeps size_units far from int64 overflow.
 cdef double MAX_LOTS = 4503599627370496.0     # 2**52
+# volatility_z comes from running sums (the twin: a fresh two-pass std); a z of exactly +-1
+# (two distinct values, half each) can come out one ulp either side. Values within this band
+# of +-1 count as on the boundary, so both give the same decision.
+cdef double Z_BAND = 1e-9
 
 
 cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
@@ -207,9 +211,9 @@ cdef class ImbalanceSignal(SignalGenerator):
         conf = 0.4 * min(a, 1.0)
         conf += 0.2 * min(fabs(fv.weighted_imbalance), 1.0)
         conf += 0.2 * min(self.streak / 10.0, 1.0)
-        if fv.volatility_z < -1.0:
+        if fv.volatility_z < -1.0 - Z_BAND:
             conf += 0.1
-        if fv.volatility_z > 1.0:
+        if fv.volatility_z > 1.0 + Z_BAND:
             conf -= 0.1
         if fv.imbalance_momentum * sign > 0.0:
             conf += 0.1
@@ -232,9 +236,9 @@ cdef class ImbalanceSignal(SignalGenerator):
         out.confidence = conf
         out.holding_ms = clamp(1000.0 / max(a, 0.01), 100.0, 10000.0)
         out.size_mult = 1.0
-        if fv.volatility_z < -1.0:
+        if fv.volatility_z < -1.0 - Z_BAND:
             out.size_mult = 1.5
-        elif fv.volatility_z > 1.0:
+        elif fv.volatility_z > 1.0 + Z_BAND:
             out.size_mult = 0.5
         return 0
 

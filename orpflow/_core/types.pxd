@@ -83,6 +83,12 @@ cdef enum:
     R_SIG_ERROR = 35           # none: a Python generator raised (the run re-raises it)
     R_COUNT = 64               # size of per-reason counter arrays (room for risk reasons)
 
+# 128-bit integer (GCC/Clang __int128; orp_wide.h): exact sums of sizes and of price*size,
+# whatever the instrument's units (a low-priced coin at 1e-8 reaches 1e18 units per level).
+cdef extern from "orp_wide.h":
+    ctypedef long long orp_i128
+    double orp_i128_to_double(orp_i128 x) nogil
+
 # Pointer to the records of a C-contiguous EVENT_DTYPE array (validated; raises otherwise).
 cdef Event *event_ptr(object arr, bint writable) except NULL
 

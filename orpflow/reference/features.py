@@ -24,6 +24,7 @@ from orpflow.reference.book import OrderBook
 NAN = math.nan
 TRADE, LAST, BUY, SELL = FLAGS["TRADE"], FLAGS["LAST"], FLAGS["BUY"], FLAGS["SELL"]
 BOOK_KINDS = FLAGS["DEPTH"] | FLAGS["SNAPSHOT"] | FLAGS["CLEAR"]
+CLOCK_MAX = 2 ** 62          # the feature clock is clamped to [0, 2**62] ns
 
 
 def ofi_contribution(pb: int, qb: int, pa: int, qa: int,
@@ -108,8 +109,11 @@ class FeatureTwin:
         k = p["imbalance_levels"]
         r["imbalance"] = (sum(qb[:k]) - sum(qa[:k])) / (sum(qb[:k]) + sum(qa[:k]))
         k, d = p["weighted_levels"], p["weighted_decay"]
-        wb = sum(d ** i * q for i, q in enumerate(qb[:k]))
-        wa = sum(d ** i * q for i, q in enumerate(qa[:k]))
+        weights = [1.0]
+        for _ in range(k - 1):
+            weights.append(weights[-1] * d)       # decay**level, by repeated multiplication
+        wb = sum(w * q for w, q in zip(weights, qb[:k]))
+        wa = sum(w * q for w, q in zip(weights, qa[:k]))
         r["weighted_imbalance"] = (wb - wa) / (wb + wa)
         k = p["depth_ratio_levels"]
         r["depth_ratio"] = sum(qb[:k]) / sum(qa[:k])
@@ -294,6 +298,7 @@ class FeatureTwin:
         return (ts, seq, r["kind"], r["book_ok"]) + tuple(r[n] for n in FEATURE_NAMES)
 
     def advance(self, ts: int) -> None:
+        ts = min(max(ts, 0), CLOCK_MAX)
         if self.clock is None:
             self.clock = self.first_clock = ts
         else:

@@ -19,6 +19,7 @@ from orpflow.signals import SIGNAL_DTYPE
 
 LOT_EPS = 1e-9
 MAX_LOTS = float(2 ** 52)
+Z_BAND = 1e-9                # vol_z within 1e-9 of +-1 counts as on the boundary
 
 # (side, reason, strength, confidence, holding_ms, size_mult)
 Candidate = Tuple[int, int, float, float, float, float]
@@ -65,9 +66,9 @@ class ImbalanceRules:
         conf = 0.4 * min(abs(imb), 1.0)
         conf += 0.2 * min(abs(row["weighted_imbalance"]), 1.0)
         conf += 0.2 * min(self.streak / 10.0, 1.0)
-        if vz < -1.0:
+        if vz < -1.0 - Z_BAND:
             conf += 0.1
-        if vz > 1.0:
+        if vz > 1.0 + Z_BAND:
             conf -= 0.1
         if imom * sign > 0.0:
             conf += 0.1
@@ -78,7 +79,7 @@ class ImbalanceRules:
             return none(Reason.SIG_NO_MOMENTUM)                                   # 7
         if imom * sign < 0.0:                                                     # 8
             return none(Reason.SIG_DIVERGENCE)
-        mult = 1.5 if vz < -1.0 else (0.5 if vz > 1.0 else 1.0)                   # 9 (sizing)
+        mult = 1.5 if vz < -1.0 - Z_BAND else (0.5 if vz > 1.0 + Z_BAND else 1.0)  # 9 (sizing)
         return (sign, 0, clamp(imb / p["threshold"], -1.0, 1.0), conf,            # 10
                 clamp(1000.0 / max(abs(imb), 0.01), 100.0, 10000.0), mult)
 
