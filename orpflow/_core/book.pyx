@@ -681,7 +681,8 @@ cdef object _level_array(const BookSide *s, bint is_ask, int64_t n, bint raw, co
     cdef Level lv
     side_iter_begin(&it, s)
     for i in range(n):
-        side_iter_next(&it, &lv)
+        if not side_iter_next(&it, &lv):      # n <= s.n: never taken, but never read garbage
+            break
         vi[i, 0] = -lv.key if is_ask else lv.key
         vi[i, 1] = lv.qty
     if raw:

@@ -12,6 +12,17 @@ typedef double orp_i128;
 #error "orpflow needs a 128-bit integer type (GCC or Clang) or MSVC"
 #endif
 
-static inline double orp_i128_to_double(orp_i128 x) { return (double)x; }
+#include <stdint.h>
+
+/* (double)x rounds the same integer the same way whatever its type, so a value that fits in
+ * int64 (all real data) takes the one-instruction conversion instead of the libgcc call. */
+static inline double orp_i128_to_double(orp_i128 x) {
+#if defined(__SIZEOF_INT128__)
+    int64_t lo = (int64_t)x;
+    if ((orp_i128)lo == x)
+        return (double)lo;
+#endif
+    return (double)x;
+}
 
 #endif
