@@ -122,30 +122,19 @@ cdef inline int64_t ring_slot(int64_t pos, int64_t cap) noexcept nogil:
     return pos - cap if pos >= cap else pos
 
 
-cdef int grow_trades(FeatureState *s) noexcept nogil:
-    """Double the trade ring, keeping [t60, tend) at the same absolute indices."""
-    cdef int64_t cap = (s.trades_mask + 1) * 2, i
-    cdef TradeItem *nb = <TradeItem *>malloc(<size_t>cap * sizeof(TradeItem))
+cdef int ring_grow(void **buf, int64_t *mask, int64_t lo, int64_t hi, size_t item) noexcept nogil:
+    """Double a power-of-two ring of `item`-byte entries, keeping the live entries [lo, hi)
+    at the same absolute indices (so every cursor stays valid). -1 if out of memory."""
+    cdef int64_t cap = (mask[0] + 1) * 2, i
+    cdef char *nb = <char *>malloc(<size_t>cap * item)
+    cdef const char *old = <const char *>buf[0]
     if nb == NULL:
         return -1
-    for i in range(s.t60, s.tend):
-        nb[i & (cap - 1)] = s.trades[i & s.trades_mask]
-    free(s.trades)
-    s.trades = nb
-    s.trades_mask = cap - 1
-    return 0
-
-
-cdef int grow_segments(FeatureState *s) noexcept nogil:
-    cdef int64_t cap = (s.segs_mask + 1) * 2, i
-    cdef Segment *nb = <Segment *>malloc(<size_t>cap * sizeof(Segment))
-    if nb == NULL:
-        return -1
-    for i in range(s.sh, s.send):
-        nb[i & (cap - 1)] = s.segs[i & s.segs_mask]
-    free(s.segs)
-    s.segs = nb
-    s.segs_mask = cap - 1
+    for i in range(lo, hi):
+        memcpy(nb + (i & (cap - 1)) * item, old + (i & mask[0]) * item, item)
+    free(buf[0])
+    buf[0] = nb
+    mask[0] = cap - 1
     return 0
 
 
@@ -426,7 +415,8 @@ cdef void segments_push(FeatureState *s, double imbalance, double mid, int64_t h
                         orp_i128 ofi) noexcept nogil:
     cdef Segment *g
     cdef int64_t last = s.send - 1
-    if s.send - s.sh == s.segs_mask + 1 and grow_segments(s) != 0:
+    if s.send - s.sh == s.segs_mask + 1 and ring_grow(<void **>&s.segs, &s.segs_mask, s.sh, s.send,
+                                                       sizeof(Segment)) != 0:
         s.truncated += 1
         return
     if s.send - s.sh >= 2:
@@ -511,7 +501,8 @@ cdef void segments_features(FeatureState *s) noexcept nogil:
 
 cdef void trades_push(FeatureState *s, const Event *e, int64_t side) noexcept nogil:
     cdef TradeItem *it
-    if s.tend - s.t60 == s.trades_mask + 1 and grow_trades(s) != 0:
+    if s.tend - s.t60 == s.trades_mask + 1 and ring_grow(<void **>&s.trades, &s.trades_mask, s.t60,
+                                                         s.tend, sizeof(TradeItem)) != 0:
         s.truncated += 1
         return
     it = &s.trades[s.tend & s.trades_mask]
