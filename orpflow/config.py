@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Dict, Mapping, Optional, Tuple
 
+from orpflow._core.features import FEATURE_GROUPS as _GROUP_BITS, FeatureExtension
+from orpflow._core.signals import SignalGenerator
 from orpflow.instrument import DecimalLike, Instrument
 
-FEATURE_GROUPS = ("book", "history", "trades", "windows", "toxicity")
-_GROUP_BITS = {"book": 1, "history": 2, "trades": 4, "windows": 8, "toxicity": 16}
+#: Feature group names, in column order; their bits come from the compiled enum.
+FEATURE_GROUPS = tuple(_GROUP_BITS)
 MAX_LEVELS = 256
 SIGNAL_GENERATORS = ("imbalance", "linear")
 
@@ -113,7 +115,6 @@ class FeatureConfig:
             raise ValueError(f"unknown feature groups {unknown}; expected some of {FEATURE_GROUPS}")
         object.__setattr__(self, "groups", groups)
         if self.extension is not None:
-            from orpflow._core.features import FeatureExtension
             if not isinstance(self.extension, FeatureExtension):
                 raise TypeError("extension must be a FeatureExtension (a cdef class subclass)")
             if not 1 <= len(self.extension.names) <= 8:
@@ -206,7 +207,6 @@ class SignalConfig:
                 raise ValueError(f"unknown generator {g!r}; expected one of {SIGNAL_GENERATORS}, "
                                  "a callable or a SignalGenerator")
         elif not callable(g):
-            from orpflow._core.signals import SignalGenerator
             if not isinstance(g, SignalGenerator):
                 raise TypeError("generator must be a name, a callable or a SignalGenerator")
         _check_float("max_spread_bps", self.max_spread_bps, 0.0)

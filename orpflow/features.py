@@ -59,10 +59,15 @@ if len(_features.vector_layout()[0]) != 4 + len(FEATURE_NAMES):
 FEATURE_DTYPE = rfn.repack_fields(np.zeros(0, _row_dtype())).dtype
 
 
+def raw_dtype(config: Optional[FeatureConfig] = None) -> np.dtype:
+    """The FeatureVector layout with `config`'s extension columns named (what the core fills)."""
+    ext = config.extension if config is not None else None
+    return _row_dtype(tuple(ext.names) if ext is not None else ())
+
+
 def feature_dtype(config: Optional[FeatureConfig] = None) -> np.dtype:
     """Row dtype for `config`: ts_exch, seq, kind, book_ok, then every feature column."""
-    ext = config.extension if config is not None else None
-    return rfn.repack_fields(np.zeros(0, _row_dtype(tuple(ext.names) if ext else ()))).dtype
+    return rfn.repack_fields(np.zeros(0, raw_dtype(config))).dtype
 
 
 def make_book(inst: Instrument, config: FeatureConfig) -> Any:
@@ -88,11 +93,9 @@ class FeatureRunner:
         if not isinstance(self.config, FeatureConfig):
             raise TypeError("config must be a FeatureConfig")
         self.instrument = inst
-        ext = self.config.extension
-        self._raw_dtype = _row_dtype(tuple(ext.names) if ext else ())
         self.book = make_book(inst, self.config)
         self.engine = _features.FeatureEngine(self.book, self.config.resolve(inst),
-                                              self._raw_dtype, ext)
+                                              raw_dtype(self.config), self.config.extension)
 
     def run(self, events: np.ndarray) -> np.ndarray:
         """Feature rows for `events` (one per complete book message or trade)."""

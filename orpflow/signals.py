@@ -9,10 +9,11 @@ from __future__ import annotations
 from typing import Any, Dict, Optional, Tuple
 
 import numpy as np
+import numpy.lib.recfunctions as rfn
 
 from orpflow._core import signals as _signals
 from orpflow.config import SignalConfig, feature_columns
-from orpflow.features import FeatureRunner, _row_dtype
+from orpflow.features import FeatureRunner, raw_dtype
 from orpflow.instrument import Instrument
 
 
@@ -40,11 +41,11 @@ def make_generator(config: SignalConfig, inst: Instrument) -> Any:
         return g
     if g == "imbalance":
         return _signals.ImbalanceSignal(params)
-    names = feature_columns(config.features)
     if g == "linear":
         return _signals.LinearSignal(params["weights"], params["bias"],
                                      params["entry_threshold"], params["holding_ms"])
-    return _signals.PythonSignal(g, names, params["entry_threshold"], params["holding_ms"])
+    return _signals.PythonSignal(g, feature_columns(config.features), params["entry_threshold"],
+                                 params["holding_ms"])
 
 
 class SignalRunner:
@@ -73,7 +74,6 @@ class SignalRunner:
 
     def run_with_features(self, events: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
         """(feature rows, signal rows) for `events`, aligned row by row."""
-        import numpy.lib.recfunctions as rfn
         feats, sigs = self.engine.run(events, True)
         return rfn.repack_fields(feats), sigs
 
@@ -116,8 +116,7 @@ def signals_from_features(features: np.ndarray, inst: Instrument,
                           config: Optional[SignalConfig] = None) -> np.ndarray:
     """Signal rows for feature rows already computed (``compute_features`` output)."""
     config = config if config is not None else SignalConfig()
-    ext = config.features.extension
-    raw = np.zeros(len(features), dtype=_row_dtype(tuple(ext.names) if ext else ()))
+    raw = np.zeros(len(features), dtype=raw_dtype(config.features))
     for name in raw.dtype.names or ():
         raw[name] = features[name]
     engine = _signals.SignalEngine(None, make_generator(config, inst), config.resolve(inst),

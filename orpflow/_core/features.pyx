@@ -6,13 +6,13 @@ twin is orpflow/reference/features.py.
 """
 
 from libc.stdint cimport int32_t, int64_t, uint32_t
-from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.stdlib cimport malloc, calloc, free
 from libc.string cimport memcpy, memset
 from libc.math cimport NAN, log, sqrt, fabs
 
 from orpflow._core.types cimport (
-    Event, F_BOOK_KINDS, F_TRADE, F_LAST, F_BUY, F_SELL, debug_count_alloc, event_ptr, orp_i128,
-    orp_i128_to_double,
+    Event, F_BOOK_KINDS, F_TRADE, F_LAST, F_BUY, F_SELL, array_bytes, debug_count_alloc, event_ptr,
+    orp_i128, orp_i128_to_double,
 )
 from orpflow._core.book cimport (
     Book, BookSide, Level, LevelBlock, OrderBook, book_apply, book_usable, side_best,
@@ -53,18 +53,10 @@ cdef void *counted_alloc(size_t n) noexcept nogil:
 
 
 cdef int stats_init(RollingStats *r, int64_t cap) noexcept nogil:
+    """A window of `cap` values; r must be zeroed (features_init zeroes the whole state)."""
     r.buf = <double *>counted_alloc(<size_t>max(cap, 1) * sizeof(double))
-    if r.buf == NULL:
-        return -1
     r.cap = cap
-    r.n = 0
-    r.pos = 0
-    r.shift = 0.0
-    r.s1 = 0.0
-    r.s2 = 0.0
-    r.same = 0
-    r.last = 0.0
-    return 0
+    return -1 if r.buf == NULL else 0
 
 
 cdef void stats_free(RollingStats *r) noexcept nogil:
@@ -332,7 +324,7 @@ cdef orp_i128 book_state(FeatureState *s, const Book *b) noexcept nogil:
     return (<orp_i128>pb) + pa
 
 
-cdef inline void ring_push(double *buf, int64_t cap, int64_t *n, int64_t *pos,
+cdef inline void window_push(double *buf, int64_t cap, int64_t *n, int64_t *pos,
                            double x) noexcept nogil:
     buf[pos[0]] = x
     pos[0] = ring_slot(pos[0] + 1, cap)
@@ -378,13 +370,13 @@ cdef void history_update(FeatureState *s, orp_i128 mid2) noexcept nogil:
     else:
         fv.volatility = NAN
         fv.volatility_z = NAN
-    ring_push(s.mids, p.momentum_window, &s.mids_n, &s.mids_pos, fv.mid)
+    window_push(s.mids, p.momentum_window, &s.mids_n, &s.mids_pos, fv.mid)
     if s.mids_n == p.momentum_window:
         first = s.mids[s.mids_pos]      # the oldest, once the ring is full
         fv.momentum = (fv.mid - first) / first
     else:
         fv.momentum = NAN
-    ring_push(s.imbs, p.imbalance_momentum_window, &s.imbs_n, &s.imbs_pos, fv.imbalance)
+    window_push(s.imbs, p.imbalance_momentum_window, &s.imbs_n, &s.imbs_pos, fv.imbalance)
     if s.imbs_n == p.imbalance_momentum_window:
         fv.imbalance_momentum = ols_slope(s.imbs, p.imbalance_momentum_window, s.imbs_pos,
                                           s.imbs_sxx)
@@ -760,12 +752,10 @@ cdef class FeatureEngine:
         cdef int64_t n = events.shape[0], i = 0, rows = 0
         cdef int row = 0
         cdef size_t row_size = sizeof(FeatureVector)
-        out = np.zeros(n, dtype=self.dtype)
         if self.dtype.itemsize != row_size:
             raise ValueError("feature dtype does not match the FeatureVector layout")
-        cdef unsigned char[::1] raw = out.view(np.uint8).reshape(-1) if n > 0 else \
-            np.zeros(1, dtype=np.uint8)
-        cdef unsigned char *dst = &raw[0]
+        out = np.zeros(max(n, 1), dtype=self.dtype)
+        cdef unsigned char *dst = array_bytes(out)
         self.book._enter_write()
         try:
             with nogil:

@@ -2,23 +2,24 @@
 from libc.stdint cimport int32_t, int64_t
 from orpflow._core.features cimport FeatureVector, FeatureEngine
 
-cdef struct SignalParams:
+# The position rules every generator shares (sizing, entries, exits).
+cdef struct PositionParams:
+    double base_position_pct
+    double equity
+    int64_t min_interval_ns
+    int32_t exit_on_holding
+    int64_t lot_units
+    double qty_num                # size = units * qty_num / qty_den
+    double qty_den
+
+# The imbalance generator's rule thresholds.
+cdef struct ImbalanceRules:
     double max_spread_bps
     double threshold
     int64_t persistence
     double min_confidence
     int32_t momentum_confirmation
     double momentum_threshold
-    double base_position_pct
-    double equity
-    int64_t min_interval_ns
-    int32_t exit_on_holding
-    double bias
-    double entry_threshold
-    double holding_ms
-    int64_t lot_units
-    double qty_num                # size = units * qty_num / qty_den
-    double qty_den
 
 # What a generator proposes for one row; the position rules turn it into a SignalRow.
 cdef struct SignalCandidate:
@@ -50,7 +51,7 @@ cdef struct PositionState:
     int64_t last_entry            # time of the last entry signal (enter/add/reverse)
     int32_t has_entry
 
-cdef void signal_decide(PositionState *ps, const SignalParams *p, const FeatureVector *fv,
+cdef void signal_decide(PositionState *ps, const PositionParams *p, const FeatureVector *fv,
                         const SignalCandidate *c, SignalRow *out) noexcept nogil
 
 # Subclass in your own .pyx (see examples/custom_cython/) and override evaluate().
@@ -60,7 +61,7 @@ cdef class SignalGenerator:
     cpdef reset(self)
 
 cdef class ImbalanceSignal(SignalGenerator):
-    cdef SignalParams p
+    cdef ImbalanceRules p
     cdef int64_t streak
     cdef int32_t last_sign
 

@@ -12,7 +12,7 @@ from libc.string cimport memcpy, memset
 from libc.math cimport fabs, floor, tanh
 
 from orpflow._core.types cimport (
-    Event, event_ptr, R_SIG_ENTER, R_SIG_ADD, R_SIG_REVERSE, R_SIG_EXIT_HOLDING,
+    Event, array_bytes, event_ptr, R_SIG_ENTER, R_SIG_ADD, R_SIG_REVERSE, R_SIG_EXIT_HOLDING,
     R_SIG_EXIT_OPPOSITE, R_SIG_BOOK_UNUSABLE, R_SIG_SPREAD, R_SIG_BELOW_THRESHOLD,
     R_SIG_PERSISTENCE, R_SIG_LOW_CONFIDENCE, R_SIG_NO_MOMENTUM, R_SIG_DIVERGENCE,
     R_SIG_SIZE_ZERO, R_SIG_MIN_INTERVAL, R_SIG_TRADE_ROW, R_SIG_FEATURE_NAN, R_SIG_WEAK,
@@ -68,7 +68,7 @@ cdef inline void strength_candidate(double strength, double entry_threshold, dou
 # position rules
 
 
-cdef int64_t size_units(const SignalParams *p, double mid, double mult) noexcept nogil:
+cdef int64_t size_units(const PositionParams *p, double mid, double mult) noexcept nogil:
     """equity * base_position_pct * mult / mid, rounded down to whole lots, in size units."""
     cdef double qty, lot_qty, lots
     if not (mid > 0.0):
@@ -83,7 +83,7 @@ cdef int64_t size_units(const SignalParams *p, double mid, double mult) noexcept
     return (<int64_t>lots) * p.lot_units
 
 
-cdef inline void row_emit(SignalRow *out, const SignalParams *p, int32_t side, int32_t reason,
+cdef inline void row_emit(SignalRow *out, const PositionParams *p, int32_t side, int32_t reason,
                           int64_t units) noexcept nogil:
     out.side = side
     out.reason = reason
@@ -91,7 +91,7 @@ cdef inline void row_emit(SignalRow *out, const SignalParams *p, int32_t side, i
     out.size = units * p.qty_num / p.qty_den
 
 
-cdef void signal_decide(PositionState *ps, const SignalParams *p, const FeatureVector *fv,
+cdef void signal_decide(PositionState *ps, const PositionParams *p, const FeatureVector *fv,
                         const SignalCandidate *c, SignalRow *out) noexcept nogil:
     cdef int64_t t, pos = ps.position, units, holding_ns
     cdef bint same, opposite
@@ -178,6 +178,7 @@ cdef class ImbalanceSignal(SignalGenerator):
     cdef int evaluate(self, const FeatureVector *fv, SignalCandidate *out) noexcept nogil:
         cdef double imb = fv.imbalance, conf, a
         cdef int32_t sign
+        cdef bint calm, volatile
         if fv.kind != ROW_BOOK:
             candidate_none(out, R_SIG_TRADE_ROW)
             return 0
@@ -208,12 +209,14 @@ cdef class ImbalanceSignal(SignalGenerator):
             candidate_none(out, R_SIG_PERSISTENCE)
             return 0
         # 6. confidence
+        calm = fv.volatility_z < -1.0 - Z_BAND
+        volatile = fv.volatility_z > 1.0 + Z_BAND
         conf = 0.4 * min(a, 1.0)
         conf += 0.2 * min(fabs(fv.weighted_imbalance), 1.0)
         conf += 0.2 * min(self.streak / 10.0, 1.0)
-        if fv.volatility_z < -1.0 - Z_BAND:
+        if calm:
             conf += 0.1
-        if fv.volatility_z > 1.0 + Z_BAND:
+        if volatile:
             conf -= 0.1
         if fv.imbalance_momentum * sign > 0.0:
             conf += 0.1
@@ -235,11 +238,7 @@ cdef class ImbalanceSignal(SignalGenerator):
         out.strength = clamp(imb / self.p.threshold, -1.0, 1.0)
         out.confidence = conf
         out.holding_ms = clamp(1000.0 / max(a, 0.01), 100.0, 10000.0)
-        out.size_mult = 1.0
-        if fv.volatility_z < -1.0 - Z_BAND:
-            out.size_mult = 1.5
-        elif fv.volatility_z > 1.0 + Z_BAND:
-            out.size_mult = 0.5
+        out.size_mult = 1.5 if calm else (0.5 if volatile else 1.0)
         return 0
 
 
@@ -340,30 +339,14 @@ def row_layout():
             ("position_units", <char *>&r.position_units - b)], sizeof(SignalRow)
 
 
-cdef void params_from_dict(SignalParams *p, dict d):
-    memset(p, 0, sizeof(SignalParams))
-    p.max_spread_bps = d["max_spread_bps"]
-    p.threshold = d["threshold"]
-    p.persistence = d["persistence"]
-    p.min_confidence = d["min_confidence"]
-    p.momentum_confirmation = d["momentum_confirmation"]
-    p.momentum_threshold = d["momentum_threshold"]
+cdef void position_params(PositionParams *p, dict d):
     p.base_position_pct = d["base_position_pct"]
     p.equity = d["equity"]
     p.min_interval_ns = d["min_interval_ns"]
     p.exit_on_holding = d["exit_on_holding"]
-    p.bias = d["bias"]
-    p.entry_threshold = d["entry_threshold"]
-    p.holding_ms = d["holding_ms"]
     p.lot_units = d["lot_units"]
     p.qty_num = d["qty_num"]
     p.qty_den = d["qty_den"]
-
-
-cdef unsigned char *array_bytes(object arr):
-    """Address of a C-contiguous numpy array's first byte (arr must be non-empty)."""
-    cdef unsigned char[::1] raw = arr.view(np.uint8).reshape(-1)
-    return &raw[0]
 
 
 cdef class SignalEngine:
@@ -373,7 +356,7 @@ cdef class SignalEngine:
     """
     cdef FeatureEngine features
     cdef SignalGenerator generator
-    cdef SignalParams p
+    cdef PositionParams p
     cdef PositionState ps
     cdef readonly object dtype
 
@@ -381,7 +364,7 @@ cdef class SignalEngine:
                  dict params not None, object dtype):
         self.features = features
         self.generator = generator
-        params_from_dict(&self.p, params)
+        position_params(&self.p, params)
         memset(&self.ps, 0, sizeof(PositionState))
         if dtype.itemsize != sizeof(SignalRow):
             raise ValueError("signal dtype does not match the SignalRow layout")

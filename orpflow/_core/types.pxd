@@ -89,6 +89,9 @@ cdef extern from "orp_wide.h":
     ctypedef long long orp_i128
     double orp_i128_to_double(orp_i128 x) nogil
 
+# Address of the first byte of a non-empty C-contiguous numpy array (output rows of the core).
+cdef unsigned char *array_bytes(object arr) except NULL
+
 # Pointer to the records of a C-contiguous EVENT_DTYPE array (validated; raises otherwise).
 cdef Event *event_ptr(object arr, bint writable) except NULL
 

@@ -65,6 +65,11 @@ cdef Event *event_ptr(object arr, bint writable) except NULL:
     return <Event *>&rbytes[0]
 
 
+cdef unsigned char *array_bytes(object arr) except NULL:
+    cdef unsigned char[::1] raw = arr.view(np.uint8).reshape(-1)
+    return &raw[0]
+
+
 cdef extern from "orp_debug.h":
     const bint ORP_DEBUG_ENABLED
     void ORP_DEBUG_ADD(int64_t counter, int64_t v) noexcept nogil

@@ -174,9 +174,6 @@ class FeatureTwin:
             self.book_rows.append((self.clock, None if math.isnan(imb) else imb,
                                    None if math.isnan(mid) else mid, e_n))
             self.book_times.append(self.clock)
-        if not self.on("history"):
-            for name in FEATURE_NAMES[10:15]:
-                r[name] = NAN
         if not self.on("book"):
             for name in FEATURE_NAMES[:10]:
                 r[name] = NAN
