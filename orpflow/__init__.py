@@ -11,11 +11,16 @@ from orpflow._core.book import OrderBook
 from orpflow._core.ring import EventRing
 from orpflow._core.snapshot import MarketSnapshot
 from orpflow.feeds import FeedReport, read_binance, read_cryptofeed, read_tardis
-from orpflow.config import FeatureConfig, SignalConfig
+from orpflow.config import FeatureConfig, Fees, Latency, RiskLimits, SignalConfig
 from orpflow.features import FEATURE_DTYPE, FEATURE_NAMES, FeatureRunner, compute_features
 from orpflow.signals import SIGNAL_DTYPE, SignalRunner, compute_signals, signals_from_features
 from orpflow._core.features import FeatureExtension
 from orpflow._core.signals import SignalGenerator
+from orpflow._core.risk import RiskGate
+from orpflow._core.broker import ExecutionSim, PaperBroker
+from orpflow.orders import (
+    FILL_DTYPE, ORDER_DTYPE, OrderStatus, OrderType, Side, TimeInForce,
+)
 
 __version__ = "0.1.0"
 
@@ -32,4 +37,6 @@ __all__ = [
     "FeatureConfig", "SignalConfig", "FEATURE_DTYPE", "FEATURE_NAMES", "FeatureRunner",
     "compute_features", "SIGNAL_DTYPE", "SignalRunner", "compute_signals",
     "signals_from_features", "FeatureExtension", "SignalGenerator", "get_include", "__version__",
+    "Fees", "Latency", "RiskLimits", "RiskGate", "PaperBroker", "ExecutionSim", "ORDER_DTYPE",
+    "FILL_DTYPE", "OrderStatus", "OrderType", "Side", "TimeInForce",
 ]

@@ -267,3 +267,269 @@ def feature_columns(config: FeatureConfig) -> Tuple[str, ...]:
     ext = config.extension
     return FEATURE_NAMES + (tuple(ext.names) if ext is not None else ())
 
+
+
+# ---------------------------------------------------------------- broker and risk
+
+QUEUE_MODELS = ("risk_averse", "prob_power", "prob_power2", "prob_power3", "prob_log", "prob_log2")
+QTY_POLICIES = ("reject", "clip")
+FEE_SCALE = 10 ** 8          # fee rates are whole multiples of 1e-8 (0.01 bp)
+MAX_FEE_RATE = Decimal("0.05")
+
+
+def _decimal(name: str, value: Any) -> Decimal:
+    if isinstance(value, bool) or not isinstance(value, (int, float, str, Decimal)):
+        raise TypeError(f"{name} must be a number or a decimal string, got {type(value).__name__}")
+    try:
+        d = Decimal(repr(value) if isinstance(value, float) else str(value))
+    except ArithmeticError:
+        raise ValueError(f"{name}: {value!r} is not a decimal number") from None
+    if not d.is_finite():
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return d
+
+
+def _rate_e8(name: str, value: Any) -> int:
+    d = _decimal(name, value)
+    if abs(d) > MAX_FEE_RATE:
+        raise ValueError(f"{name} must be within +-{MAX_FEE_RATE} (a fraction: 0.001 = 10 bp), got {value!r}")
+    scaled = d * FEE_SCALE
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{name} must be a whole multiple of 1e-8, got {value!r}")
+    return int(scaled)
+
+
+@dataclass(frozen=True)
+class Fees:
+    """Maker and taker fee rates as fractions of notional (0.001 = 10 bp); a negative maker
+    rate is a rebate. Exact multiples of 1e-8."""
+
+    maker: DecimalLike = "0.0001"
+    taker: DecimalLike = "0.0004"
+
+    def __post_init__(self) -> None:
+        _rate_e8("fees.maker", self.maker)
+        _rate_e8("fees.taker", self.taker)
+
+
+@dataclass(frozen=True)
+class Latency:
+    """Order latency in nanoseconds: an order sent at local time t reaches the simulated venue
+    at t + entry and its response returns at arrival + response.
+
+    ``Latency(entry_ns, response_ns)`` is constant; ``Latency.recorded(request, exchange,
+    response)`` interpolates both legs linearly in the request time from recorded timestamp
+    arrays (clamped at their ends). ``jitter_ns`` adds a uniform [0, jitter_ns] delay to each
+    entry leg, drawn from the broker's seeded generator (deterministic).
+    """
+
+    entry_ns: int = 0
+    response_ns: int = 0
+    jitter_ns: int = 0
+    request: Tuple[int, ...] = ()
+    exchange: Tuple[int, ...] = ()
+    response: Tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        _check_int("latency.entry_ns", self.entry_ns, 0, 10 ** 12)
+        _check_int("latency.response_ns", self.response_ns, 0, 10 ** 12)
+        _check_int("latency.jitter_ns", self.jitter_ns, 0, 10 ** 12)
+        rows = [tuple(int(x) for x in a) for a in (self.request, self.exchange, self.response)]
+        if len({len(r) for r in rows}) != 1:
+            raise ValueError("latency: request, exchange and response arrays must have the same length")
+        for i in range(len(rows[0])):
+            if not rows[0][i] <= rows[1][i] <= rows[2][i]:
+                raise ValueError(f"latency row {i}: need request <= exchange <= response timestamps")
+            if i and rows[0][i] < rows[0][i - 1]:
+                raise ValueError("latency: request timestamps must be sorted ascending")
+        for name, r in zip(("request", "exchange", "response"), rows):
+            object.__setattr__(self, name, r)
+
+    @classmethod
+    def recorded(cls, request: Any, exchange: Any, response: Any, jitter_ns: int = 0) -> "Latency":
+        return cls(jitter_ns=jitter_ns, request=tuple(int(x) for x in request),
+                   exchange=tuple(int(x) for x in exchange), response=tuple(int(x) for x in response))
+
+    @classmethod
+    def of(cls, value: Any) -> "Latency":
+        """A Latency, an int (both legs, ns) or an (entry_ns, response_ns) pair."""
+        if isinstance(value, Latency):
+            return value
+        if isinstance(value, int) and not isinstance(value, bool):
+            return cls(value, value)
+        if isinstance(value, tuple) and len(value) == 2:
+            return cls(*value)
+        raise TypeError("latency must be a Latency, an int of nanoseconds or an (entry_ns, response_ns) pair")
+
+
+class MoneyScale:
+    """Exact conversions between quote-currency Decimals and the core's integer money unit,
+    1 money = 1 tick x 1 size unit x 1e-8 (so fees at 1e-8 rates stay whole numbers)."""
+
+    def __init__(self, inst: Instrument) -> None:
+        self.num = inst.tick[0] * inst.size_unit[0]      # money unit = num * 10**-exp quote
+        self.exp = inst.tick[1] + inst.size_unit[1] + 8
+
+    def to_money(self, name: str, value: Any, floor: bool = True) -> int:
+        d = _decimal(name, value).scaleb(self.exp)
+        q, r = divmod(d, self.num)
+        if r != 0 and not floor:
+            raise ValueError(f"{name} {value!r} is not a whole number of ticks x size units")
+        return int(q) if r == 0 or d >= 0 else int(q) - 1
+
+    def to_decimal(self, money: int) -> Decimal:
+        return (Decimal(money) * self.num).scaleb(-self.exp)
+
+
+def broker_params(inst: Instrument, *, cash: Any = 10_000, fees: Any = None, latency: Any = 0,
+                  queue_model: str = "prob_power2", queue_power: float = 3.0, seed: int = 0) -> Dict[str, Any]:
+    """Validated PaperBroker settings as the integers the core and its twin both read."""
+    if not isinstance(inst, Instrument):
+        raise TypeError("inst must be an orpflow.Instrument")
+    if fees is None:
+        fees = Fees()
+    elif isinstance(fees, tuple) and len(fees) == 2:
+        fees = Fees(*fees)
+    elif isinstance(fees, Mapping):
+        fees = Fees(**fees)
+    elif not isinstance(fees, Fees):
+        raise TypeError("fees must be a Fees, a (maker, taker) pair or a {'maker', 'taker'} dict")
+    lat = Latency.of(latency)
+    if queue_model not in QUEUE_MODELS:
+        raise ValueError(f"unknown queue_model {queue_model!r}; expected one of {QUEUE_MODELS}")
+    _check_float("queue_power", queue_power, 0.0, 100.0, lo_open=True)
+    _check_int("seed", seed, 0, 2 ** 64 - 1)
+    scale = MoneyScale(inst)
+    cash_money = scale.to_money("cash", cash, floor=False)
+    if cash_money < 0:
+        raise ValueError("cash must be >= 0")
+    return {
+        "cash": cash_money,
+        "maker_e8": _rate_e8("fees.maker", fees.maker),
+        "taker_e8": _rate_e8("fees.taker", fees.taker),
+        "entry_ns": lat.entry_ns, "response_ns": lat.response_ns, "jitter_ns": lat.jitter_ns,
+        "lat_request": lat.request, "lat_exchange": lat.exchange, "lat_response": lat.response,
+        "queue_model": QUEUE_MODELS.index(queue_model),
+        "queue_power": float(queue_power),
+        "seed": seed,
+        "lot_units": inst.lot_units,
+    }
+
+
+@dataclass(frozen=True)
+class RiskLimits:
+    """Pre-trade limits and circuit breakers (docs/risk.md). ``None`` switches a check off.
+
+    Sizes are in the instrument's base quantity, money in its quote currency, both exact
+    decimals. Checks run in this order and the first failure is the order's reason: kill
+    switch, book in sync, breakers, rate limits, max_order_qty, max_order_notional,
+    max_position, max_gross_exposure, price_band_bps, max_open_orders, min_balance.
+
+    Parameters
+    ----------
+    max_order_qty, max_position
+        Largest order, and largest |position + open orders on the order's side + order|.
+    max_order_notional, max_gross_exposure
+        Largest qty x price of one order, and of that projected position.
+    price_band_bps
+        Largest distance of a limit price from mid, in basis points (2 decimals).
+    max_open_orders
+        Orders open at the venue or in flight to it.
+    min_balance
+        Smallest equity, and cash left after a buy's notional.
+    rate_per_second, rate_per_minute, rate_per_hour
+        Token buckets (ORPFlow's defaults 5 / 60 / 500); 0 switches one off.
+    qty_policy
+        "reject" an order over max_order_qty / max_position, or "clip" it to what fits.
+    max_drawdown
+        Breaker: equity below peak by this fraction (0.05 = 5%).
+    max_daily_loss
+        Breaker: equity below the day's opening equity (UTC days of venue time) by this much.
+    max_consecutive_losses
+        Breaker: this many losing round trips in a row (fees included) [10].
+    reject_storm, reject_storm_window_s
+        Breaker: this many rejected orders within the window.
+    max_book_desyncs
+        Breaker: the book lost sync this many times (gaps or bad data).
+    """
+
+    max_order_qty: Optional[DecimalLike] = None
+    max_order_notional: Optional[DecimalLike] = None
+    max_position: Optional[DecimalLike] = None
+    max_gross_exposure: Optional[DecimalLike] = None
+    price_band_bps: Optional[DecimalLike] = None
+    max_open_orders: Optional[int] = None
+    min_balance: Optional[DecimalLike] = None
+    rate_per_second: int = 5
+    rate_per_minute: int = 60
+    rate_per_hour: int = 500
+    qty_policy: str = "reject"
+    max_drawdown: Optional[DecimalLike] = None
+    max_daily_loss: Optional[DecimalLike] = None
+    max_consecutive_losses: Optional[int] = 10
+    reject_storm: Optional[int] = 50
+    reject_storm_window_s: float = 60.0
+    max_book_desyncs: Optional[int] = None
+
+    def __post_init__(self) -> None:
+        for name in ("max_order_qty", "max_order_notional", "max_position", "max_gross_exposure",
+                     "price_band_bps", "max_drawdown", "max_daily_loss"):
+            v = getattr(self, name)
+            if v is not None and _decimal(name, v) <= 0:
+                raise ValueError(f"{name} must be > 0 (or None to switch it off), got {v!r}")
+        if self.min_balance is not None:
+            _decimal("min_balance", self.min_balance)
+        if self.price_band_bps is not None:
+            d = _decimal("price_band_bps", self.price_band_bps) * 100
+            if d != d.to_integral_value():
+                raise ValueError("price_band_bps has at most 2 decimals")
+        if self.max_drawdown is not None:
+            d = _decimal("max_drawdown", self.max_drawdown)
+            if d > 1 or d * 10 ** 9 != (d * 10 ** 9).to_integral_value():
+                raise ValueError("max_drawdown is a fraction in (0, 1] with at most 9 decimals")
+        for name in ("rate_per_second", "rate_per_minute", "rate_per_hour"):
+            _check_int(name, getattr(self, name), 0, 10 ** 9)
+        for name in ("max_open_orders", "max_consecutive_losses", "reject_storm", "max_book_desyncs"):
+            v = getattr(self, name)
+            if v is not None:
+                _check_int(name, v, 1, 10 ** 6)
+        if self.qty_policy not in QTY_POLICIES:
+            raise ValueError(f"qty_policy must be one of {QTY_POLICIES}, got {self.qty_policy!r}")
+        _check_float("reject_storm_window_s", self.reject_storm_window_s, 0.0, 10 ** 6, lo_open=True)
+
+    def resolve(self, inst: Instrument) -> Dict[str, Any]:
+        """Integers for the core: sizes in size units, money in money units, -1 = off."""
+        scale = MoneyScale(inst)
+
+        def units(name: str) -> int:
+            v = getattr(self, name)
+            if v is None:
+                return -1
+            d = _decimal(name, v).scaleb(inst.size_unit[1]) / inst.size_unit[0]
+            return int(d.to_integral_value(rounding="ROUND_FLOOR"))
+
+        def money(name: str) -> int:
+            v = getattr(self, name)
+            return -1 if v is None else scale.to_money(name, v)
+
+        band = self.price_band_bps
+        dd = self.max_drawdown
+        return {
+            "max_order_qty": units("max_order_qty"),
+            "max_position": units("max_position"),
+            "max_order_notional": money("max_order_notional"),
+            "max_gross_exposure": money("max_gross_exposure"),
+            "price_band_e2": -1 if band is None else int(_decimal("price_band_bps", band) * 100),
+            "max_open_orders": -1 if self.max_open_orders is None else self.max_open_orders,
+            "has_min_balance": int(self.min_balance is not None),
+            "min_balance": 0 if self.min_balance is None else scale.to_money("min_balance", self.min_balance),
+            "rates": [self.rate_per_second, self.rate_per_minute, self.rate_per_hour],
+            "clip": int(self.qty_policy == "clip"),
+            "max_drawdown_e9": -1 if dd is None else int(_decimal("max_drawdown", dd) * 10 ** 9),
+            "max_daily_loss": money("max_daily_loss"),
+            "max_consecutive_losses": -1 if self.max_consecutive_losses is None else self.max_consecutive_losses,
+            "reject_storm": -1 if self.reject_storm is None else self.reject_storm,
+            "reject_storm_window_ns": int(round(self.reject_storm_window_s * 1e9)),
+            "max_book_desyncs": -1 if self.max_book_desyncs is None else self.max_book_desyncs,
+            "lot_units": inst.lot_units,
+        }

@@ -76,6 +76,9 @@ cdef inline const Level *side_best(const BookSide *s) noexcept nogil:
     return &blk.lv[blk.n - 1]
 
 
+# Size at one key (price for bids, -price for asks); 0 if the level is absent.
+cdef int64_t side_qty_at(const BookSide *s, int64_t key) noexcept nogil
+
 # Copy up to n best levels (best first) into keys/qty; returns how many.
 cdef int64_t side_top(const BookSide *s, int64_t n, int64_t *keys, int64_t *qty) noexcept nogil
 

@@ -153,6 +153,16 @@ cdef inline int64_t block_lower_bound(const LevelBlock *blk, int64_t key) noexce
     return lo
 
 
+cdef int64_t side_qty_at(const BookSide *s, int64_t key) noexcept nogil:
+    cdef const LevelBlock *blk
+    cdef int64_t i
+    if s.nblocks == 0:
+        return 0
+    blk = side_block(s, side_route(s, key))
+    i = block_lower_bound(blk, key)
+    return blk.lv[i].qty if i < blk.n and blk.lv[i].key == key else 0
+
+
 cdef void side_merge_small(BookSide *s, int64_t pos) noexcept nogil:
     """Keep blocks at least a quarter full: fold a small block into a neighbour with room."""
     cdef LevelBlock *lo

@@ -1,6 +1,6 @@
 # The single source of widths, the Event record, flag bits and reason codes.
 # Everything in the hot path is an integer: prices in ticks, sizes in size units, times in ns.
-from libc.stdint cimport int64_t, uint32_t, int32_t
+from libc.stdint cimport int64_t, uint32_t, int32_t, uint64_t
 
 ctypedef int64_t price_t     # price in ticks of the instrument's tick_size
 ctypedef int64_t qty_t       # size in units of the instrument's size_increment
@@ -81,13 +81,49 @@ cdef enum:
     R_SIG_WEAK = 33            # none: |strength| < entry_threshold
     R_SIG_USER_NONE = 34       # none: a user generator returned no signal
     R_SIG_ERROR = 35           # none: a Python generator raised (the run re-raises it)
-    R_COUNT = 64               # size of per-reason counter arrays (room for risk reasons)
+    # -- orders: pre-trade risk, checked in this order, first failure wins --
+    R_RISK_KILL_SWITCH = 36    # the kill switch is set
+    R_RISK_BOOK_NOT_SYNCED = 37  # the instrument's book is not in sync (or mid-message)
+    R_RISK_BREAKER = 38        # a circuit breaker is tripped (until reset)
+    R_RISK_RATE_SECOND = 39    # order rate limit: per-second bucket empty
+    R_RISK_RATE_MINUTE = 40    # ... per-minute bucket
+    R_RISK_RATE_HOUR = 41      # ... per-hour bucket
+    R_RISK_ORDER_QTY = 42      # quantity above max_order_qty
+    R_RISK_ORDER_NOTIONAL = 43 # quantity x price above max_order_notional
+    R_RISK_POSITION = 44       # position + open orders + this order beyond max_position
+    R_RISK_GROSS_EXPOSURE = 45 # the same, valued at the order price, beyond max_gross_exposure
+    R_RISK_PRICE_BAND = 46     # limit price further from mid than price_band_bps (fat finger)
+    R_RISK_OPEN_ORDERS = 47    # max_open_orders already open or in flight
+    R_RISK_MIN_BALANCE = 48    # equity, or cash after a buy, below min_balance
+    R_RISK_NO_PRICE = 49       # no reference price (empty side) for a market order or the band
+    # -- orders: malformed, or refused / ended by the simulated venue --
+    R_ORDER_BAD_QTY = 50       # quantity <= 0, or not a whole number of lots
+    R_ORDER_BAD_PRICE = 51     # limit price missing, <= 0 or off the tick grid
+    R_ORDER_BAD_EXPIRY = 52    # GTD without expire_at (or expire_at on a non-GTD order)
+    R_VENUE_BOOK_NOT_SYNCED = 53  # reached the venue while the simulated book was out of sync
+    R_POST_ONLY_CROSS = 54     # post-only order would have taken liquidity
+    R_FOK_UNFILLABLE = 55      # fill-or-kill: the depth up to its limit was short; expired
+    R_IOC_REMAINDER = 56       # IOC / market: the unfilled rest expired
+    R_NO_LIQUIDITY = 57        # IOC / market: nothing to take at all; expired
+    R_GTD_EXPIRED = 58         # good-till-date reached its expiry
+    R_CANCELLED = 59           # cancelled on request
+    R_CANCEL_REJECTED = 60     # cancel for an order the venue does not hold open (unknown or done)
+    R_MODIFY_REJECTED = 61     # modify for an order not open, to a qty <= filled, or post-only crossing
+    R_RISK_CLIPPED = 62        # accepted with its quantity clipped (qty_policy="clip")
+    R_COUNT = 64               # size of per-reason counter arrays (codes stay below it)
 
 # 128-bit integer (GCC/Clang __int128; orp_wide.h): exact sums of sizes and of price*size,
 # whatever the instrument's units (a low-priced coin at 1e-8 reaches 1e18 units per level).
 cdef extern from "orp_wide.h":
     ctypedef long long orp_i128
     double orp_i128_to_double(orp_i128 x) nogil
+    int64_t orp_i128_hi(orp_i128 x) nogil
+    uint64_t orp_i128_lo(orp_i128 x) nogil
+    orp_i128 orp_i128_make(int64_t hi, uint64_t lo) nogil
+
+# Exact Python int <-> orp_i128 (Cython would truncate a direct conversion to long long).
+cdef orp_i128 i128_from_py(object v) except? -1
+cdef object i128_to_py(orp_i128 x)
 
 # Address of the first byte of a non-empty C-contiguous numpy array (output rows of the core).
 cdef unsigned char *array_bytes(object arr) except NULL

@@ -1,6 +1,6 @@
 """Flags, reason codes and the Event layout, exported from the C definitions in types.pxd."""
 
-from libc.stdint cimport int64_t
+from libc.stdint cimport int64_t, uint64_t
 
 import numpy as np
 
@@ -25,6 +25,33 @@ REASONS = {
     "SIG_MIN_INTERVAL": R_SIG_MIN_INTERVAL, "SIG_TRADE_ROW": R_SIG_TRADE_ROW,
     "SIG_FEATURE_NAN": R_SIG_FEATURE_NAN, "SIG_WEAK": R_SIG_WEAK,
     "SIG_USER_NONE": R_SIG_USER_NONE, "SIG_ERROR": R_SIG_ERROR,
+    "RISK_KILL_SWITCH": R_RISK_KILL_SWITCH,
+    "RISK_BOOK_NOT_SYNCED": R_RISK_BOOK_NOT_SYNCED,
+    "RISK_BREAKER": R_RISK_BREAKER,
+    "RISK_RATE_SECOND": R_RISK_RATE_SECOND,
+    "RISK_RATE_MINUTE": R_RISK_RATE_MINUTE,
+    "RISK_RATE_HOUR": R_RISK_RATE_HOUR,
+    "RISK_ORDER_QTY": R_RISK_ORDER_QTY,
+    "RISK_ORDER_NOTIONAL": R_RISK_ORDER_NOTIONAL,
+    "RISK_POSITION": R_RISK_POSITION,
+    "RISK_GROSS_EXPOSURE": R_RISK_GROSS_EXPOSURE,
+    "RISK_PRICE_BAND": R_RISK_PRICE_BAND,
+    "RISK_OPEN_ORDERS": R_RISK_OPEN_ORDERS,
+    "RISK_MIN_BALANCE": R_RISK_MIN_BALANCE,
+    "RISK_NO_PRICE": R_RISK_NO_PRICE,
+    "ORDER_BAD_QTY": R_ORDER_BAD_QTY,
+    "ORDER_BAD_PRICE": R_ORDER_BAD_PRICE,
+    "ORDER_BAD_EXPIRY": R_ORDER_BAD_EXPIRY,
+    "VENUE_BOOK_NOT_SYNCED": R_VENUE_BOOK_NOT_SYNCED,
+    "POST_ONLY_CROSS": R_POST_ONLY_CROSS,
+    "FOK_UNFILLABLE": R_FOK_UNFILLABLE,
+    "IOC_REMAINDER": R_IOC_REMAINDER,
+    "NO_LIQUIDITY": R_NO_LIQUIDITY,
+    "GTD_EXPIRED": R_GTD_EXPIRED,
+    "CANCELLED": R_CANCELLED,
+    "CANCEL_REJECTED": R_CANCEL_REJECTED,
+    "MODIFY_REJECTED": R_MODIFY_REJECTED,
+    "RISK_CLIPPED": R_RISK_CLIPPED,
 }
 
 REASON_COUNT = R_COUNT
@@ -84,3 +111,14 @@ cdef void debug_count_alloc(int64_t delta) noexcept nogil:
 def debug_live_allocations():
     """Live C allocations of the compiled core, or -1 in a release build (not counted)."""
     return _debug_live if ORP_DEBUG_ENABLED else -1
+
+
+cdef orp_i128 i128_from_py(object v) except? -1:
+    v = int(v)
+    if not -(1 << 127) <= v < (1 << 127):
+        raise OverflowError(f"{v} does not fit a 128-bit integer")
+    return orp_i128_make(<int64_t>(v >> 64), <uint64_t>(v & 0xFFFFFFFFFFFFFFFF))
+
+
+cdef object i128_to_py(orp_i128 x):
+    return (<object>orp_i128_hi(x) << 64) | <object>orp_i128_lo(x)
