@@ -22,6 +22,8 @@ MODULES = [
     "orpflow._core.convert",
     "orpflow._core.features",
     "orpflow._core.signals",
+    "orpflow._core.risk",
+    "orpflow._core.broker",
 ]
 ALLOWLIST = Path(__file__).resolve().with_name("stubtest_allowlist.txt")
 # The stubs mark the extension types @disjoint_base (PEP 800); older mypy does not know it.

@@ -612,6 +612,9 @@ class ExecutionSim:
     def account(self) -> Dict[str, Any]:
         return self.broker.account()
 
+    def open_exposure(self) -> Tuple[int, int, int]:
+        return self.broker.open_exposure()
+
     def risk_stats(self) -> Dict[str, Any]:
         s = self.risk.stats()
         s["venue"] = dict(self.broker.counts)
