@@ -134,17 +134,18 @@ def run(impl: str, sc: dict) -> Any:
 
 
 def check_invariants(sim: Any, start_cash: Decimal) -> None:
+    inst = sim.instrument
     orders, fills, a = sim.orders(), sim.fills(), sim.account()
     side = fills["side"].astype(np.int64)
     assert a["position_units"] == int((side * fills["qty"]).sum())
     for o in orders:
         mine = fills[fills["order_id"] == o["id"]]
         assert int(mine["qty"].sum()) == o["filled"] <= o["qty"]
-        assert (mine["qty"] % LOT == 0).all()
-    px = [INST.ticks_to_price(int(p)) * INST.units_to_size(int(q)) for p, q in zip(fills["price"], fills["qty"])]
+        assert (mine["qty"] % inst.lot_units == 0).all()
+    px = [inst.ticks_to_price(int(p)) * inst.units_to_size(int(q)) for p, q in zip(fills["price"], fills["qty"])]
     assert a["cash"] == start_cash - sum((s * v for s, v in zip(side.tolist(), px)), Decimal(0)) - a["fees"]
     if a["mark_price"] is not None:
-        value = INST.units_to_size(a["position_units"]) * a["mark_price"]
+        value = inst.units_to_size(a["position_units"]) * a["mark_price"]
         assert a["cash"] + value == start_cash + a["realised_pnl"] + a["unrealised_pnl"] - a["fees"]
         assert a["equity"] == a["cash"] + value
     open_ = [o for o in orders if o["status"] in (0, 1, 2)]

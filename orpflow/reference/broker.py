@@ -120,7 +120,7 @@ class PaperBroker:
 
     def __init__(self, inst: Instrument, *, cash: Any = 10_000, fees: Any = None, latency: Any = 0,
                  queue_model: str = "prob_power2", queue_power: float = 3.0, seed: int = 0) -> None:
-        self.inst = inst
+        self.inst = self.instrument = inst
         self.p = broker_params(inst, cash=cash, fees=fees, latency=latency, queue_model=queue_model,
                                queue_power=queue_power, seed=seed)
         self.scale = MoneyScale(inst)
@@ -478,7 +478,7 @@ class ExecutionSim:
 
     def __init__(self, inst: Instrument, broker: Optional[PaperBroker] = None,
                  risk: Optional[RiskLimits] = None, **book_options: Any) -> None:
-        self.inst = inst
+        self.inst = self.instrument = inst
         self.book = OrderBook(inst, **book_options)
         self.broker = broker if broker is not None else PaperBroker(inst)
         if self.broker.inst != inst:
