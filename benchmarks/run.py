@@ -813,6 +813,12 @@ def table(rows) -> str:
     return "\n".join([line(head), sep] + [line(b) for b in body])
 
 
+def run_broker(spot_events, S) -> None:
+    print("* broker", file=sys.stderr, flush=True)
+    from bench_broker import bench_broker
+    bench_broker(SPOT, spot_events, S, paired, timed, per_item_row, add, med)
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="small sizes, 3 repetitions (< 30 s)")
@@ -820,6 +826,7 @@ def main(argv=None) -> int:
                     help="also count instructions under valgrind --tool=callgrind (needs valgrind)")
     ap.add_argument("--json", metavar="PATH", help="also write all results (with samples) as JSON")
     ap.add_argument("--reps", type=int, default=None, help="override the repetition count")
+    ap.add_argument("--broker-only", action="store_true", help="only the broker and risk rows")
     args = ap.parse_args(argv)
     S = sizes(args.quick, args.reps)
     t_start = time.time()
@@ -847,6 +854,14 @@ def main(argv=None) -> int:
 
     spot_events = None
     book = None
+    if args.broker_only:
+        if data["source"] is None:
+            print("SKIP broker benchmarks: no market data", flush=True)
+            return 0
+        run_broker(of.read_binance(data["spot"], SPOT), S)
+        print()
+        print(table(RESULTS))
+        return 0
     if data["source"] is not None:
         print("* feed", file=sys.stderr, flush=True)
         bench_feed(data, S)
@@ -863,6 +878,7 @@ def main(argv=None) -> int:
         book.apply(spot_events)
         print("* features", file=sys.stderr, flush=True)
         bench_features(SPOT, spot_events, S)
+        run_broker(spot_events, S)
     else:
         for name, unit in (("feed read_binance", "k msg/s"), ("book apply", "ns/record")):
             add(name, unit, skipped="no market data")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import Context, Decimal, localcontext
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from orpflow._core.features import FEATURE_GROUPS as _GROUP_BITS, FeatureExtension
@@ -273,6 +273,7 @@ def feature_columns(config: FeatureConfig) -> Tuple[str, ...]:
 
 QUEUE_MODELS = ("risk_averse", "prob_power", "prob_power2", "prob_power3", "prob_log", "prob_log2")
 QTY_POLICIES = ("reject", "clip")
+EXACT = Context(prec=80)     # money arithmetic: far beyond any int128 value, so never rounds
 FEE_SCALE = 10 ** 8          # fee rates are whole multiples of 1e-8 (0.01 bp)
 MAX_FEE_RATE = Decimal("0.05")
 
@@ -371,14 +372,19 @@ class MoneyScale:
         self.exp = inst.tick[1] + inst.size_unit[1] + 8
 
     def to_money(self, name: str, value: Any, floor: bool = True) -> int:
-        d = _decimal(name, value).scaleb(self.exp)
-        q, r = divmod(d, self.num)
+        with localcontext(EXACT):
+            d = _decimal(name, value).scaleb(self.exp)
+            q, r = divmod(d, self.num)
         if r != 0 and not floor:
             raise ValueError(f"{name} {value!r} is not a whole number of ticks x size units")
-        return int(q) if r == 0 or d >= 0 else int(q) - 1
+        m = int(q) if r == 0 or d >= 0 else int(q) - 1
+        if not -2 ** 120 < m < 2 ** 120:
+            raise ValueError(f"{name} {value!r} is out of range")
+        return m
 
     def to_decimal(self, money: int) -> Decimal:
-        return (Decimal(money) * self.num).scaleb(-self.exp)
+        with localcontext(EXACT):
+            return (Decimal(money) * self.num).scaleb(-self.exp)
 
 
 def broker_params(inst: Instrument, *, cash: Any = 10_000, fees: Any = None, latency: Any = 0,
@@ -423,7 +429,8 @@ class RiskLimits:
     Sizes are in the instrument's base quantity, money in its quote currency, both exact
     decimals. Checks run in this order and the first failure is the order's reason: kill
     switch, book in sync, breakers, rate limits, max_order_qty, max_order_notional,
-    max_position, max_gross_exposure, price_band_bps, max_open_orders, min_balance.
+    max_position, max_gross_exposure, price_band_bps, max_open_orders, min_balance. A modify
+    is checked as the order it would become (a pure size cut is exempt); cancels never are.
 
     Parameters
     ----------
@@ -436,7 +443,8 @@ class RiskLimits:
     max_open_orders
         Orders open at the venue or in flight to it.
     min_balance
-        Smallest equity, and cash left after a buy's notional.
+        Smallest equity; and for a buy, the cash left after its notional and that of the buys
+        already open, both valued at its price.
     rate_per_second, rate_per_minute, rate_per_hour
         Token buckets (ORPFlow's defaults 5 / 60 / 500); 0 switches one off.
     qty_policy
@@ -483,6 +491,8 @@ class RiskLimits:
             d = _decimal("price_band_bps", self.price_band_bps) * 100
             if d != d.to_integral_value():
                 raise ValueError("price_band_bps has at most 2 decimals")
+            if d > 100_000_000:
+                raise ValueError("price_band_bps must be <= 1,000,000 (10,000%)")
         if self.max_drawdown is not None:
             d = _decimal("max_drawdown", self.max_drawdown)
             if d > 1 or d * 10 ** 9 != (d * 10 ** 9).to_integral_value():
@@ -505,8 +515,12 @@ class RiskLimits:
             v = getattr(self, name)
             if v is None:
                 return -1
-            d = _decimal(name, v).scaleb(inst.size_unit[1]) / inst.size_unit[0]
-            return int(d.to_integral_value(rounding="ROUND_FLOOR"))
+            with localcontext(EXACT):
+                d = _decimal(name, v).scaleb(inst.size_unit[1]) / inst.size_unit[0]
+            u = int(d.to_integral_value(rounding="ROUND_FLOOR"))
+            if u >= 2 ** 62:
+                raise ValueError(f"{name} {v!r} is beyond the size range of {inst.symbol} (2**62 size units)")
+            return u
 
         def money(name: str) -> int:
             v = getattr(self, name)

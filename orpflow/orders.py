@@ -145,8 +145,17 @@ def account_view(inst: Instrument, *, cash: Decimal, cost: Decimal, position: in
     """The account as exact Decimals: cash, position (size and units), average entry, cost
     basis, realised PnL (gross and net of every fee paid), unrealised PnL and equity at the
     last mark (mid of the last complete book message), peak equity and max drawdown."""
-    import decimal
-    ctx = decimal.Context(prec=80)
+    from decimal import localcontext
+    from orpflow.config import EXACT
+    with localcontext(EXACT):
+        return _account_view(inst, cash, cost, position, realised, fees, mark_mid2, peak, max_drawdown,
+                             round_trips, losing_round_trips)
+
+
+def _account_view(inst: Instrument, cash: Decimal, cost: Decimal, position: int, realised: Decimal,
+                  fees: Decimal, mark_mid2: int, peak: Optional[Decimal], max_drawdown: float,
+                  round_trips: int, losing_round_trips: int) -> dict:
+    from orpflow.config import EXACT as ctx
     size = inst.units_to_size(abs(position))
     sign = 1 if position > 0 else -1
     unreal = value = Decimal(0)

@@ -165,6 +165,7 @@ cdef void exec_run_until(ExecState *x, int64_t t) noexcept nogil
 cdef int64_t exec_submit(ExecState *x, int32_t side, int32_t kind, int32_t tif, int64_t price,
                          int64_t qty, int64_t client_id, int64_t expire_at, int64_t t,
                          int reason) noexcept nogil
+cdef int exec_modify(ExecState *x, int64_t oi, int64_t price, int64_t qty, int64_t t) noexcept nogil
 cdef int exec_send(ExecState *x, int32_t kind, int64_t order, int64_t t, int64_t price,
                    int64_t qty) noexcept nogil
 

@@ -746,6 +746,56 @@ cdef int exec_send(ExecState *x, int32_t kind, int64_t order, int64_t t, int64_t
     return heap_push(x.b, r)
 
 
+cdef void order_context(ExecState *x, OrderContext *c, int32_t side, int64_t qty, int64_t price,
+                        int64_t t) noexcept nogil:
+    """What the risk gate sees for an order: the book, the account, the orders already open.
+    Equity is marked at the current mid, else at the last mark, else it is the cash."""
+    cdef Broker *b = x.b
+    c.side = side
+    c.qty = qty
+    c.price = price
+    c.now = t
+    c.bid = best_price(&x.book.bid, 0)
+    c.ask = best_price(&x.book.ask, 1)
+    c.position = b.acct.position
+    c.open_buy = b.open_buy
+    c.open_sell = b.open_sell
+    c.open_orders = b.open_count
+    c.book_usable = book_in_sync(x.book) and not x.book.msg_open
+    c.cash = b.acct.cash
+    if c.bid and c.ask:
+        c.equity = equity_money(b, c.bid + c.ask)
+    elif b.acct.mark_mid2:
+        c.equity = equity_money(b, b.acct.mark_mid2)
+    else:
+        c.equity = b.acct.cash
+
+
+cdef int exec_modify(ExecState *x, int64_t oi, int64_t price, int64_t qty, int64_t t) noexcept nogil:
+    """Risk-check a modify as the order it would become (its own leaves leave the open
+    exposure first) and send it; returns R_OK or the reason. A size cut at the same price
+    only lowers risk and is sent unchecked. Clipping lowers the new size."""
+    cdef Broker *b = x.b
+    cdef SimOrder *o = &b.orders[oi]
+    cdef OrderContext c
+    cdef int64_t leaves = o.qty - o.filled, q = qty - o.filled
+    cdef int reason
+    if not (price == o.price and qty <= o.qty):
+        order_context(x, &c, o.side, q, price, t)
+        if is_open(o) or o.status == OS_PENDING:
+            if o.side > 0:
+                c.open_buy -= leaves
+            else:
+                c.open_sell -= leaves
+            c.open_orders -= 1
+        reason = risk_check(x.risk, &c, &q)
+        if reason != R_OK:
+            risk_on_reject(x.risk, t)
+            return reason
+        qty = o.filled + q
+    return exec_send(x, RQ_MODIFY, oi, t, price, qty)
+
+
 cdef int64_t exec_submit(ExecState *x, int32_t side, int32_t kind, int32_t tif, int64_t price,
                          int64_t qty, int64_t client_id, int64_t expire_at, int64_t t,
                          int reason) noexcept nogil:
@@ -775,19 +825,7 @@ cdef int64_t exec_submit(ExecState *x, int32_t side, int32_t kind, int32_t tif, 
     o.next = -1
     o.status = OS_PENDING
     if reason == R_OK:
-        c.side = side
-        c.qty = qty
-        c.price = price
-        c.now = t
-        c.bid = best_price(&x.book.bid, 0)
-        c.ask = best_price(&x.book.ask, 1)
-        c.position = b.acct.position
-        c.open_buy = b.open_buy
-        c.open_sell = b.open_sell
-        c.open_orders = b.open_count
-        c.book_usable = book_in_sync(x.book) and not x.book.msg_open
-        c.cash = b.acct.cash
-        c.equity = equity_money(b, c.bid + c.ask) if c.bid and c.ask else b.acct.cash
+        order_context(x, &c, side, qty, price, t)
         reason = risk_check(x.risk, &c, &q)
         o.qty = q
     else:
@@ -992,7 +1030,9 @@ cdef class ExecutionSim:
 
     def modify(self, order_id, *, price=None, qty=None, ts=None):
         """Send a modify of price and/or total quantity. A size cut at the same price keeps
-        the queue position; anything else re-queues (and may take liquidity)."""
+        the queue position; anything else re-queues (and may take liquidity) and is
+        risk-checked first. True if sent, False if the order is unknown or final here, or the
+        Reason the risk gate rejected it for."""
         oi = self._open_order(order_id, True)
         if oi is None:
             return False
@@ -1001,8 +1041,11 @@ cdef class ExecutionSim:
         units = o.qty if qty is None else self.instrument.size_to_units(qty)
         if ticks <= 0 or units <= 0 or units % self.instrument.lot_units:
             raise ValueError("modify: price must be > 0 and qty a positive whole number of lots")
-        exec_send(&self.x, RQ_MODIFY, oi, self._t(ts), ticks, units)
+        cdef int r = exec_modify(&self.x, oi, ticks, units, self._t(ts))
         self._check()
+        if r > 0:
+            from orpflow.events import Reason
+            return Reason(r)
         return True
 
     def kill(self):
@@ -1103,3 +1146,50 @@ cdef class ExecutionSim:
     def open_exposure(self):
         """(open buy size, open sell size, open order count) in size units, in flight included."""
         return self.x.b.open_buy, self.x.b.open_sell, self.x.b.open_count
+
+
+# ------------------------------------------------------------------ benchmark kernels
+
+cdef extern from "orp_atomic.h":
+    int64_t ORP_now_ns() nogil
+
+
+def _bench_risk_check(ExecutionSim sim, int64_t n):
+    """ns for n pre-trade checks of a 1-lot limit buy at the best bid (the rate buckets and
+    the decision counters see every call: switch rates off for a steady figure)."""
+    cdef ExecState *x = &sim.x
+    cdef OrderContext c
+    cdef int64_t i, q, t0, t1
+    memset(&c, 0, sizeof(c))
+    c.side = 1
+    c.bid = best_price(&x.book.bid, 0)
+    c.ask = best_price(&x.book.ask, 1)
+    c.price = c.bid
+    c.book_usable = book_in_sync(x.book)
+    c.cash = x.b.acct.cash
+    c.equity = x.b.acct.cash
+    with nogil:
+        t0 = ORP_now_ns()
+        for i in range(n):
+            q = x.b.lot
+            c.now = i
+            risk_check(x.risk, &c, &q)
+        t1 = ORP_now_ns()
+    return t1 - t0
+
+
+def _bench_taker(ExecutionSim sim, int64_t n):
+    """ns for n 1-lot market orders, alternately buy and sell, each risk-checked, sent, matched
+    against the book and booked (the liquidity they use is forgotten after each, so every one
+    takes the touch)."""
+    cdef ExecState *x = &sim.x
+    cdef int64_t i, t0, t1, t = x.now
+    with nogil:
+        t0 = ORP_now_ns()
+        for i in range(n):
+            exec_submit(x, 1 if i & 1 == 0 else -1, OT_MARKET, TIF_IOC, 0, x.b.lot, 0, 0, t, R_OK)
+            exec_run_until(x, t)
+            x.b.n_consumed = 0
+        t1 = ORP_now_ns()
+    sim._check()
+    return t1 - t0

@@ -118,8 +118,10 @@ cdef int check_order(RiskState *r, const OrderContext *c, int64_t *qty) noexcept
     if p.max_open_orders >= 0 and c.open_orders >= p.max_open_orders:
         return R_RISK_OPEN_ORDERS
     if p.has_min_balance:
-        if c.equity < p.min_balance or (
-                c.side > 0 and c.cash - <orp_i128>qty[0] * ref * MONEY_PER_TICK_UNIT < p.min_balance):
+        # a buy must leave min_balance in cash after itself and the buys already open (valued
+        # at this order's price: O(1), and no cheaper than they can fill when it is a limit)
+        if c.equity < p.min_balance or (c.side > 0 and c.cash - (<orp_i128>c.open_buy + qty[0]) * ref
+                                        * MONEY_PER_TICK_UNIT < p.min_balance):
             return R_RISK_MIN_BALANCE
     return R_OK
 

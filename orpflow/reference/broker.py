@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import decimal
+import functools
 import heapq
 import math
 from decimal import ROUND_HALF_EVEN, Decimal
@@ -17,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from orpflow._core.types import FLAGS, REASONS
-from orpflow.config import MoneyScale, RiskLimits, broker_params
+from orpflow.config import EXACT, MoneyScale, RiskLimits, broker_params
 from orpflow.events import Reason, check_event_array
 from orpflow.instrument import Instrument
 from orpflow.orders import (
@@ -32,7 +33,7 @@ DEPTH, TRADE, SNAPSHOT, CLEAR = FLAGS["DEPTH"], FLAGS["TRADE"], FLAGS["SNAPSHOT"
 BID, BUY, SELL, LAST = FLAGS["BID"], FLAGS["BUY"], FLAGS["SELL"], FLAGS["LAST"]
 NEW, CANCEL, MODIFY = 0, 1, 2
 INF = float("inf")
-_CTX = decimal.Context(prec=80)
+_CTX = EXACT
 MASK64 = (1 << 64) - 1
 
 
@@ -473,6 +474,15 @@ class PaperBroker:
                             losing_round_trips=self.losing_round_trips)
 
 
+def _exact(fn: Any) -> Any:
+    """Run with 80-digit Decimal arithmetic: the account never rounds (like the int128 core)."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kw: Any) -> Any:
+        with decimal.localcontext(_CTX):
+            return fn(*args, **kw)
+    return wrapper
+
+
 class ExecutionSim:
     """Twin of ``orpflow.ExecutionSim``: a book, a PaperBroker and a RiskGate in event time."""
 
@@ -495,6 +505,7 @@ class ExecutionSim:
     def _t(self, ts: Optional[int]) -> int:
         return self.now if ts is None else max(int(ts), self.now)
 
+    @_exact
     def submit(self, side: Any, qty: Any, type: Any = "limit", price: Any = None, tif: Any = None, *,
                client_id: int = 0, expire_at: Optional[int] = None, ts: Optional[int] = None) -> Any:
         s, ty, tf, ticks, units, exp, reason = parse_order(self.inst, side, qty, type, price, tif, expire_at)
@@ -504,16 +515,7 @@ class ExecutionSim:
                   price=ticks, qty=units, ts_request=t, expire_at=exp, status=St.PENDING)
         b.orders.append(o)
         if reason == 0:
-            bid = max(self.book.bids) if self.book.bids else 0
-            ask = min(self.book.asks) if self.book.asks else 0
-            mid2 = bid + ask if bid and ask else 0
-            ctx = OrderContext(side=s, qty=units, price=ticks, now=t,
-                               book_usable=self.book._in_sync() and not self.book._msg_open,
-                               bid=bid, ask=ask, position=b.position, open_buy=buy,
-                               open_sell=sell, open_orders=n,
-                               cash=b.scale.to_money("cash", b.cash, floor=False),
-                               equity=b.equity_money(mid2) if mid2 else
-                               b.scale.to_money("cash", b.cash, floor=False))
+            ctx = self._context(s, units, ticks, t, buy, sell, n)
             reason, units = self.risk.check(ctx)
             o.qty = units
         else:
@@ -525,6 +527,19 @@ class ExecutionSim:
         b.send(NEW, o.id, t)
         return o.id
 
+    def _context(self, side: int, qty: int, price: int, t: int, buy: int, sell: int, n: int) -> OrderContext:
+        """What the risk gate sees; equity at the current mid, else the last mark, else cash."""
+        b = self.broker
+        bid = max(self.book.bids) if self.book.bids else 0
+        ask = min(self.book.asks) if self.book.asks else 0
+        cash = b.scale.to_money("cash", b.cash, floor=False)
+        mid2 = bid + ask if bid and ask else b.mark_mid2
+        return OrderContext(side=side, qty=qty, price=price, now=t,
+                            book_usable=self.book._in_sync() and not self.book._msg_open,
+                            bid=bid, ask=ask, position=b.position, open_buy=buy, open_sell=sell,
+                            open_orders=n, cash=cash, equity=b.equity_money(mid2) if mid2 else cash)
+
+    @_exact
     def cancel(self, order_id: int, *, ts: Optional[int] = None) -> bool:
         o = self._known(order_id)
         if o is None or o.status not in (St.PENDING, St.ACCEPTED, St.PARTIALLY_FILLED):
@@ -532,6 +547,7 @@ class ExecutionSim:
         self.broker.send(CANCEL, o.id, self._t(ts))
         return True
 
+    @_exact
     def modify(self, order_id: int, *, price: Any = None, qty: Any = None, ts: Optional[int] = None) -> bool:
         o = self._known(order_id)
         if o is None or o.status not in (St.PENDING, St.ACCEPTED, St.PARTIALLY_FILLED) or o.type == Ty.MARKET:
@@ -540,7 +556,19 @@ class ExecutionSim:
         units = o.qty if qty is None else self.inst.size_to_units(qty)
         if ticks <= 0 or units <= 0 or units % self.inst.lot_units:
             raise ValueError("modify: price must be > 0 and qty a positive whole number of lots")
-        self.broker.send(MODIFY, o.id, self._t(ts), ticks, units)
+        t = self._t(ts)
+        if not (ticks == o.price and units <= o.qty):       # a size cut only lowers risk
+            buy, sell, n = self.broker.open_exposure()
+            if o.side > 0:
+                buy -= o.leaves
+            else:
+                sell -= o.leaves
+            reason, q = self.risk.check(self._context(o.side, units - o.filled, ticks, t, buy, sell, n - 1))
+            if reason:
+                self.risk.on_reject(t)
+                return Reason(reason)
+            units = o.filled + q
+        self.broker.send(MODIFY, o.id, t, ticks, units)
         return True
 
     def _known(self, order_id: int) -> Optional[Order]:
@@ -562,11 +590,13 @@ class ExecutionSim:
         self.risk.trip(32)
 
     # ------------------------------------------------------------ events
+    @_exact
     def advance(self, ts: int) -> None:
         """Let the venue run to venue time ts (requests and expiries due by then)."""
         if not self.book._msg_open:
             self.broker.run_until(self.book, int(ts))
 
+    @_exact
     def apply(self, events: np.ndarray) -> None:
         check_event_array(events)
         for rec in events.tolist():
@@ -600,15 +630,19 @@ class ExecutionSim:
         self.now = max(self.now, ts_local)
 
     # ------------------------------------------------------------ views
+    @_exact
     def orders(self) -> np.ndarray:
         return self.broker.orders_array()
 
+    @_exact
     def fills(self) -> np.ndarray:
         return self.broker.fills_array()
 
+    @_exact
     def position(self) -> Dict[str, Any]:
         return position_view(self.broker.account())
 
+    @_exact
     def account(self) -> Dict[str, Any]:
         return self.broker.account()
 

@@ -151,7 +151,7 @@ class RiskGate:
             return R["RISK_OPEN_ORDERS"], qty
         if p["has_min_balance"]:
             mb = p["min_balance"]
-            if c.equity < mb or (c.side > 0 and c.cash - qty * ref * 10 ** 8 < mb):
+            if c.equity < mb or (c.side > 0 and c.cash - (c.open_buy + qty) * ref * 10 ** 8 < mb):
                 return R["RISK_MIN_BALANCE"], qty
         return 0, qty
 
