@@ -115,3 +115,82 @@ def bench_broker(inst: Any, events: np.ndarray, S: dict, paired: Callable, timed
             note += f"; +{base[n_open] - base[0]:.1f} ns/event over no orders"
         per_item_row(f"book event with {n_open:,} resting orders", chunk, orp_ns, ref_ns or None,
                      note, unit="ns/event")
+
+
+# ---------------------------------------------------------------------------- callgrind
+
+CG_CHILD = r'''
+import gc, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1])
+import orpflow as of
+from orpflow._core.broker import _bench_risk_check, _bench_taker
+from bench_broker import _synced_sim, _rest_orders
+SPOT = of.Instrument("BTCUSDT", venue="binance-spot", tick_size="0.01", lot_size="0.00001")
+what, n, path = sys.argv[2], int(sys.argv[3]), sys.argv[4]
+events = np.load(path)
+gc.disable()
+sim, i = _synced_sim(of.ExecutionSim, of.PaperBroker, SPOT, events)
+if what == "risk":
+    _bench_risk_check(sim, n)
+elif what == "taker":
+    _bench_taker(sim, n)
+else:                                    # rest-N-M: N resting orders, then M events (M may be 0)
+    _, n_open, m = what.split("-")
+    _rest_orders(sim, SPOT, int(n_open))
+    if int(m):
+        sim.apply(events[i:i + int(m)])
+'''
+
+CG_PATTERNS = {"risk": "__pyx_pw_*_bench_risk_check", "taker": "__pyx_pw_*_bench_taker",
+               "rest": "__pyx_pw_*ExecutionSim_*apply"}
+
+
+def callgrind_broker(tmp: Any, events: np.ndarray, add: Callable, timeout: float = 600) -> None:
+    """Instructions inside the compiled calls (valgrind --toggle-collect): per risk check, per
+    taker order, and per book event with N resting orders (setup-only runs subtracted)."""
+    import os
+    import re
+    import subprocess
+    import sys
+    import time
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    (tmp / "cg_broker.py").write_text(CG_CHILD)
+    np.save(tmp / "broker_events.npy", events[:120_000])
+    chunk = 20_000
+    runs = {"risk": ("risk", 100_000), "taker": ("taker", 20_000)}
+    for n_open in OPEN_COUNTS:
+        runs[f"rest{n_open}"] = (f"rest-{n_open}-{chunk}", 0)
+        runs[f"setup{n_open}"] = (f"rest-{n_open}-0", 0)
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    counts: dict = {}
+    t0 = time.time()
+    pending = list(runs.items())
+    while pending:
+        batch, pending = pending[:2], pending[2:]            # two cores: two valgrinds at a time
+        procs = []
+        for key, (what, n) in batch:
+            pattern = CG_PATTERNS[what.split("-")[0]]
+            cmd = ["valgrind", "--tool=callgrind", f"--toggle-collect={pattern}",
+                   f"--callgrind-out-file={tmp / ('cgb.' + key + '.out')}", sys.executable,
+                   str(tmp / "cg_broker.py"), str(here), what, str(n), str(tmp / "broker_events.npy")]
+            procs.append((key, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                                text=True, env=env)))
+        for key, p in procs:
+            _, err = p.communicate(timeout=timeout)
+            m = re.search(r"Collected\s*:\s*(\d+)", err) or re.search(r"I\s+refs:\s*([\d,]+)", err)
+            if p.returncode != 0 or not m:
+                raise RuntimeError(f"valgrind exit {p.returncode}: {err.strip().splitlines()[-1:]}")
+            counts[key] = int(m.group(1).replace(",", ""))
+    add("callgrind risk: pre-trade check", "instr/check", counts["risk"] / runs["risk"][1],
+        note="all 11 checks, each passing; inside the nogil loop")
+    add("callgrind taker: 1-lot market order", "instr/order", counts["taker"] / runs["taker"][1],
+        note="risk + send + match + fill + account")
+    base = (counts["rest0"] - counts["setup0"]) / chunk
+    for n_open in OPEN_COUNTS:
+        per = (counts[f"rest{n_open}"] - counts[f"setup{n_open}"]) / chunk
+        add(f"callgrind book event, {n_open:,} resting", "instr/event", per,
+            note=f"{chunk:,} spot events after sync, book apply included; +{per - base:.1f} over none"
+                 + (f"; valgrind {time.time() - t0:.0f}s" if n_open == OPEN_COUNTS[-1] else ""))

@@ -743,6 +743,12 @@ def bench_callgrind(S, events, spot_files):
         except Exception as e:  # noqa: BLE001
             add("callgrind book+features+signal", "instr/event", skipped=f"{type(e).__name__}: {e}")
 
+        try:
+            from bench_broker import callgrind_broker
+            callgrind_broker(tmp, events, add)
+        except Exception as e:  # noqa: BLE001
+            add("callgrind broker", "instr/event", skipped=f"{type(e).__name__}: {e}")
+
         lines = read_lines(spot_files[0])          # one file keeps valgrind under a minute
         if S["cg_lines"]:
             lines = lines[: S["cg_lines"]]
@@ -858,7 +864,12 @@ def main(argv=None) -> int:
         if data["source"] is None:
             print("SKIP broker benchmarks: no market data", flush=True)
             return 0
-        run_broker(of.read_binance(data["spot"], SPOT), S)
+        spot = of.read_binance(data["spot"], SPOT)
+        run_broker(spot, S)
+        if args.callgrind and shutil.which("valgrind"):
+            with tempfile.TemporaryDirectory(prefix="orpflow-cg-") as td:
+                from bench_broker import callgrind_broker
+                callgrind_broker(Path(td), spot, add)
         print()
         print(table(RESULTS))
         return 0

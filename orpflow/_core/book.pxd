@@ -151,6 +151,8 @@ cdef struct Book:
     int64_t rejects[R_COUNT]
 
 cdef int64_t book_apply(Book *b, const Event *evs, int64_t n) noexcept nogil
+# One record (book_apply without the loop; the caller counts b.c.records).
+cdef void book_process(Book *b, const Event *e) noexcept nogil
 cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil
 cdef bint book_in_sync(const Book *b) noexcept nogil
 cdef bint book_usable(const Book *b) noexcept nogil

@@ -20,7 +20,7 @@ from orpflow._core.types cimport (
     R_NO_LIQUIDITY, R_GTD_EXPIRED, R_CANCELLED, R_CANCEL_REJECTED, R_MODIFY_REJECTED,
 )
 from orpflow._core.book cimport (
-    Book, BookSide, Level, SideIter, OrderBook, book_apply, book_in_sync, side_best,
+    Book, BookSide, Level, SideIter, OrderBook, book_process, book_in_sync, side_best,
     side_iter_begin, side_iter_next, side_qty_at,
 )
 from orpflow._core.risk cimport (
@@ -849,12 +849,13 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
     cdef int64_t before, delta
     cdef uint32_t f = e.flags
     cdef int hit
-    if not book.msg_open:
+    if not book.msg_open and (b.n_req or b.gtd_resting):
         exec_run_until(x, e.ts_exch)
     if e.ts_exch > b.clock:
         b.clock = e.ts_exch
     before = book.c.applied
-    book_apply(book, e, 1)
+    book.c.records += 1
+    book_process(book, e)
     delta = book.c.applied - before
     if f & F_TRADE:
         hit = 1 if f & F_SELL else (-1 if f & F_BUY else 0)
@@ -871,7 +872,8 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
         if book_in_sync(book):
             on_book_message(b, book)
             mark(b, book, b.clock)
-    risk_on_book(x.risk, book.c.gaps + book.c.desyncs)
+    if book.c.gaps + book.c.desyncs != x.risk.book_losses_seen:
+        risk_on_book(x.risk, book.c.gaps + book.c.desyncs)
     if e.ts_local > x.now:
         x.now = e.ts_local
 
