@@ -146,12 +146,10 @@ CG_PATTERNS = {"risk": "__pyx_pw_*_bench_risk_check", "taker": "__pyx_pw_*_bench
                "rest": "__pyx_pw_*ExecutionSim_*apply"}
 
 
-def callgrind_broker(tmp: Any, events: np.ndarray, add: Callable, timeout: float = 600) -> None:
+def callgrind_broker(tmp: Any, events: np.ndarray, add: Callable, valgrind_batch: Callable,
+                     timeout: float = 600) -> None:
     """Instructions inside the compiled calls (valgrind --toggle-collect): per risk check, per
     taker order, and per book event with N resting orders (setup-only runs subtracted)."""
-    import os
-    import re
-    import subprocess
     import sys
     import time
     from pathlib import Path
@@ -164,26 +162,12 @@ def callgrind_broker(tmp: Any, events: np.ndarray, add: Callable, timeout: float
     for n_open in OPEN_COUNTS:
         runs[f"rest{n_open}"] = (f"rest-{n_open}-{chunk}", 0)
         runs[f"setup{n_open}"] = (f"rest-{n_open}-0", 0)
-    env = dict(os.environ, PYTHONHASHSEED="0")
-    counts: dict = {}
+    jobs = {key: [f"--toggle-collect={CG_PATTERNS[what.split('-')[0]]}",
+                  f"--callgrind-out-file={tmp / ('cgb.' + key + '.out')}", sys.executable,
+                  str(tmp / "cg_broker.py"), str(here), what, str(n), str(tmp / "broker_events.npy")]
+            for key, (what, n) in runs.items()}
     t0 = time.time()
-    pending = list(runs.items())
-    while pending:
-        batch, pending = pending[:2], pending[2:]            # two cores: two valgrinds at a time
-        procs = []
-        for key, (what, n) in batch:
-            pattern = CG_PATTERNS[what.split("-")[0]]
-            cmd = ["valgrind", "--tool=callgrind", f"--toggle-collect={pattern}",
-                   f"--callgrind-out-file={tmp / ('cgb.' + key + '.out')}", sys.executable,
-                   str(tmp / "cg_broker.py"), str(here), what, str(n), str(tmp / "broker_events.npy")]
-            procs.append((key, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                text=True, env=env)))
-        for key, p in procs:
-            _, err = p.communicate(timeout=timeout)
-            m = re.search(r"Collected\s*:\s*(\d+)", err) or re.search(r"I\s+refs:\s*([\d,]+)", err)
-            if p.returncode != 0 or not m:
-                raise RuntimeError(f"valgrind exit {p.returncode}: {err.strip().splitlines()[-1:]}")
-            counts[key] = int(m.group(1).replace(",", ""))
+    counts = valgrind_batch(jobs, timeout)
     add("callgrind risk: pre-trade check", "instr/check", counts["risk"] / runs["risk"][1],
         note="all 11 checks, each passing; inside the nogil loop")
     add("callgrind taker: 1-lot market order", "instr/order", counts["taker"] / runs["taker"][1],

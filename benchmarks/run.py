@@ -659,25 +659,19 @@ def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float,
     return totals["all"], totals["setup"]
 
 
-def _callgrind_inside(tmp: Path, runs: dict, timeout: float) -> dict:
-    """Instructions executed inside the compiled call only (valgrind --toggle-collect on the
-    Python wrapper of OrderBook.apply / *Engine.run): no start-up or import noise, so runs
-    are exactly repeatable and variants can be subtracted. runs: key -> (what, groups)."""
+def valgrind_batch(jobs: dict, timeout: float) -> dict:
+    """Run `valgrind --tool=callgrind` jobs (key -> argv after "valgrind") two at a time (two
+    cores) and return each one's instruction total."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
         [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
     env["PYTHONHASHSEED"] = "0"
     out: dict = {}
-    pending = list(runs.items())
+    pending = list(jobs.items())
     while pending:
-        batch, pending = pending[:2], pending[2:]       # two cores: two valgrinds at a time
-        procs = []
-        for key, (what, groups) in batch:
-            pattern = "__pyx_pw_*OrderBook_*apply" if what == "book" else "__pyx_pw_*Engine_*run"
-            cmd = ["valgrind", "--tool=callgrind", f"--toggle-collect={pattern}",
-                   f"--callgrind-out-file={tmp / ('cgi.' + key + '.out')}", sys.executable,
-                   str(tmp / "child.py"), what, "all", str(tmp / "events.npy"), groups]
-            procs.append((key, subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                                text=True, env=env)))
+        batch, pending = pending[:2], pending[2:]
+        procs = [(key, subprocess.Popen(["valgrind", "--tool=callgrind", *argv], stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, env=env))
+                 for key, argv in batch]
         for key, p in procs:
             _, err = p.communicate(timeout=timeout)
             m = re.search(r"Collected\s*:\s*(\d+)", err) or re.search(r"I\s+refs:\s*([\d,]+)", err)
@@ -685,6 +679,18 @@ def _callgrind_inside(tmp: Path, runs: dict, timeout: float) -> dict:
                 raise RuntimeError(f"valgrind exit {p.returncode}: {err.strip().splitlines()[-1:]}")
             out[key] = int(m.group(1).replace(",", ""))
     return out
+
+
+def _callgrind_inside(tmp: Path, runs: dict, timeout: float) -> dict:
+    """Instructions executed inside the compiled call only (valgrind --toggle-collect on the
+    Python wrapper of OrderBook.apply / *Engine.run): no start-up or import noise, so runs
+    are exactly repeatable and variants can be subtracted. runs: key -> (what, groups)."""
+    jobs = {}
+    for key, (what, groups) in runs.items():
+        pattern = "__pyx_pw_*OrderBook_*apply" if what == "book" else "__pyx_pw_*Engine_*run"
+        jobs[key] = [f"--toggle-collect={pattern}", f"--callgrind-out-file={tmp / ('cgi.' + key + '.out')}",
+                     sys.executable, str(tmp / "child.py"), what, "all", str(tmp / "events.npy"), groups]
+    return valgrind_batch(jobs, timeout)
 
 
 def bench_callgrind_features(tmp: Path, ev) -> None:
@@ -745,7 +751,7 @@ def bench_callgrind(S, events, spot_files):
 
         try:
             from bench_broker import callgrind_broker
-            callgrind_broker(tmp, events, add)
+            callgrind_broker(tmp, events, add, valgrind_batch)
         except Exception as e:  # noqa: BLE001
             add("callgrind broker", "instr/event", skipped=f"{type(e).__name__}: {e}")
 
@@ -869,7 +875,7 @@ def main(argv=None) -> int:
         if args.callgrind and shutil.which("valgrind"):
             with tempfile.TemporaryDirectory(prefix="orpflow-cg-") as td:
                 from bench_broker import callgrind_broker
-                callgrind_broker(Path(td), spot, add)
+                callgrind_broker(Path(td), spot, add, valgrind_batch)
         print()
         print(table(RESULTS))
         return 0
