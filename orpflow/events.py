@@ -44,6 +44,8 @@ flags = Flags
 
 Reason = enum.IntEnum("Reason", _types.REASONS)  # type: ignore[misc]
 Reason.__doc__ = "Why a record, message or order was rejected (stable numeric codes)."
+# print(reason) names it (Reason.RISK_POSITION), never a bare number an order id could be.
+Reason.__str__ = enum.Enum.__str__  # type: ignore[method-assign]
 
 
 def check_event_array(arr: object, writable: bool = False) -> None:

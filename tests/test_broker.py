@@ -117,6 +117,16 @@ def test_trades_at_the_price_reduce_the_queue_then_fill_beyond_it(make_sim):
     assert status(sim, oid) == ("FILLED", "OK")
 
 
+def test_trades_of_another_instrument_or_without_one_aggressor_touch_nothing(make_sim):
+    sim = make_sim()
+    oid = sim.submit("buy", "1", "limit", "100.00")
+    sim.advance(1)
+    other = rec(F.TRADE | F.SELL | F.LAST, 9990, 9000, 2)[:8] + (7,)
+    both = rec(F.TRADE | F.SELL | F.BUY | F.LAST, 9990, 9000, 3)
+    sim.apply(events(other, both))
+    assert order(sim, oid)["queue_ahead"] == 5000 and fills_of(sim, oid) == []
+
+
 def test_traded_volume_beyond_the_queue_is_shared_not_duplicated(make_sim):
     sim = make_sim()
     a = sim.submit("buy", "1", "limit", "100.00")

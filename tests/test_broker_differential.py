@@ -37,7 +37,7 @@ def scenarios(draw: Any) -> dict:
             side = draw(st.sampled_from([F.BID, F.ASK]))
             steps.append(("events", events(rec(side | F.DEPTH | F.LAST, price, draw(sizes), ts))))
         elif kind == "trade":
-            aggr = draw(st.sampled_from([F.BUY, F.SELL, 0]))
+            aggr = draw(st.sampled_from([F.BUY, F.SELL, F.BUY, F.SELL, 0, F.BUY | F.SELL]))
             steps.append(("events", events(rec(F.TRADE | aggr | F.LAST, price, draw(st.integers(1, 30)), ts))))
         elif kind == "snapshot":
             b = {MID - draw(levels) - 1: draw(st.integers(1, 40)) for _ in range(draw(st.integers(0, 4)))}

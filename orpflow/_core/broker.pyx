@@ -858,8 +858,9 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
     book_process(book, e)
     delta = book.c.applied - before
     if f & F_TRADE:
-        hit = 1 if f & F_SELL else (-1 if f & F_BUY else 0)
-        if hit != 0 and e.price > 0 and e.qty > 0:
+        # the aggressor's side decides whose orders it hits; none or both: no side to hit
+        hit = 1 if (f & (F_BUY | F_SELL)) == F_SELL else (-1 if (f & (F_BUY | F_SELL)) == F_BUY else 0)
+        if hit != 0 and e.price > 0 and e.qty > 0 and e.instrument == book.instrument:
             on_trade(b, hit, e.price, e.qty)
     elif (f & (F_DEPTH | F_SNAPSHOT | F_CLEAR)) == F_DEPTH and delta == 1:
         on_depth(b, book, 1 if f & F_BID else -1, e.price)

@@ -612,8 +612,9 @@ class ExecutionSim:
         book.apply_record(rec)
         delta = book.c["applied"] - before
         if f & TRADE:
-            hit = 1 if f & SELL else -1 if f & BUY else 0
-            if hit and price > 0 and qty > 0:
+            aggr = f & (BUY | SELL)
+            hit = 1 if aggr == SELL else -1 if aggr == BUY else 0
+            if hit and price > 0 and qty > 0 and rec[8] == self.inst.id:
                 b.on_trade(hit, price, qty)
         elif (f & (DEPTH | SNAPSHOT | CLEAR)) == DEPTH and delta == 1:
             b.on_depth(book, 1 if f & BID else -1, price)
