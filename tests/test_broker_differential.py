@@ -110,11 +110,16 @@ def _snapshot(bids: dict, asks: dict, ts: int) -> np.ndarray:
     return events(*recs)
 
 
-def run(impl: str, sc: dict) -> Any:
+def run(impl: str, sc: dict, check_each_step: bool = False) -> Any:
+    """Play the scenario; with check_each_step, the invariants hold after every step (every
+    mark, fill and order)."""
     Sim, Broker = IMPLS[impl]
     sim = Sim(INST, broker=Broker(INST, **sc["broker"]), risk=sc["risk"])
+    start = Decimal(str(sc["broker"]["cash"]))
     results = []
     for step in sc["steps"]:
+        if check_each_step:
+            check_invariants(sim, start)
         kind = step[0]
         if kind == "events":
             sim.apply(step[1])
@@ -157,7 +162,7 @@ def check_invariants(sim: Any, start_cash: Decimal) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenarios())
 def test_compiled_equals_twin_and_the_books_balance(sc: dict) -> None:
-    compiled, r1 = run("compiled", sc)
+    compiled, r1 = run("compiled", sc, check_each_step=True)
     twin, r2 = run("twin", sc)
     assert r1 == r2
     assert compiled.orders().tobytes() == twin.orders().tobytes()
