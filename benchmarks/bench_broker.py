@@ -92,6 +92,16 @@ def bench_broker(inst: Any, events: np.ndarray, S: dict, paired: Callable, timed
     # --- resting orders: cost per book event with N open
     chunk = S.get("broker_chunk", 20_000)
     twin_chunk = S.get("broker_twin_chunk", 2_000)
+    book_ns = []
+    for rep in range(S["reps"]):
+        s, i = _synced_sim(of.ExecutionSim, of.PaperBroker, inst, events)
+        book = of.OrderBook(inst)
+        book.apply(events[:i])
+        part = events[i:i + chunk]
+        book_ns.append(timed(lambda: book.apply(part)))
+    per_item_row("  the same events, book alone", chunk, book_ns, None,
+                 "OrderBook.apply on the chunk the rows below use: the broker's cost is the difference",
+                 unit="ns/event")
     base = {}
     for n_open in OPEN_COUNTS:
         orp_ns, ref_ns, left = [], [], []
