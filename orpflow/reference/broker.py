@@ -589,6 +589,10 @@ class ExecutionSim:
     def trip_breaker(self) -> None:
         self.risk.trip(32)
 
+    @property
+    def venue_time(self) -> int:
+        return self.broker.clock
+
     # ------------------------------------------------------------ events
     @_exact
     def advance(self, ts: int) -> None:
