@@ -86,8 +86,9 @@ def bench_broker(inst: Any, events: np.ndarray, S: dict, paired: Callable, timed
         ref.append(timed(ref_takers))
     o, r = med([t / n_c for t in orp]), med([t / n_r for t in ref])
     add("taker: 1-lot market order, end to end", "ns/order", o, r, r / o, [t / n_c for t in orp],
-        [t / n_r for t in ref], "risk check + send + match at the touch + fill + account "
-        "(twin: through its Python submit)")
+        [t / n_r for t in ref], "risk check + send + match at the touch + fill + account, and the order/fill "
+        "history growing by doubling: fresh pages fault on first touch, so a cold process "
+        "(--broker-only) reads ~3x a warm one (twin: through its Python submit)")
 
     # --- resting orders: cost per book event with N open
     chunk = S.get("broker_chunk", 20_000)
