@@ -95,6 +95,11 @@ cdef int64_t lat_interp(const Broker *b, const int64_t *rows, int64_t t) noexcep
     return rows[i] + floordiv128(<orp_i128>(rows[i + 1] - rows[i]) * (t - t0), t1 - t0)
 
 
+cdef inline int64_t later(int64_t t, int64_t delay) noexcept nogil:
+    """t + delay (delay >= 0), saturating at the end of time instead of wrapping."""
+    return NEVER if t > NEVER - delay else t + delay
+
+
 cdef uint64_t next_random(Broker *b) noexcept nogil:
     """splitmix64: small, seedable, identical in the twin."""
     cdef uint64_t z
@@ -483,7 +488,7 @@ cdef void fill(Broker *b, int64_t oi, int64_t price, int64_t qty, int taker) noe
     f.realised = realised
     f.position = b.acct.position
     f.ts_exch = b.clock
-    f.ts_local = b.clock + response_at(b, b.clock)
+    f.ts_local = later(b.clock, response_at(b, b.clock))
 
 
 cdef void walk(Broker *b, const Book *book, int64_t oi, int has_limit, int64_t limit) noexcept nogil:
@@ -632,7 +637,8 @@ cdef int64_t next_expiry(Broker *b, int64_t *which) noexcept nogil:
             oi = b.rest[s].lv[i].head
             while oi >= 0:
                 o = &b.orders[oi]
-                if o.tif == TIF_GTD and (o.expire_at < best or (o.expire_at == best and oi < which[0])):
+                if o.tif == TIF_GTD and (which[0] < 0 or o.expire_at < best or
+                                         (o.expire_at == best and oi < which[0])):
                     best = o.expire_at
                     which[0] = oi
                 oi = o.next
@@ -647,7 +653,7 @@ cdef void arrive(ExecState *x, int64_t oi) noexcept nogil:
     cdef SimOrder *o = &b.orders[oi]
     cdef int has_limit = o.kind != OT_MARKET
     o.ts_arrival = b.clock
-    o.ts_ack = b.clock + response_at(b, b.clock)
+    o.ts_ack = later(b.clock, response_at(b, b.clock))
     if not book_in_sync(book) or book.msg_open:
         venue_end(x, oi, OS_REJECTED, R_VENUE_BOOK_NOT_SYNCED)
         return
@@ -700,24 +706,26 @@ cdef void exec_run_until(ExecState *x, int64_t t) noexcept nogil:
     """Process requests and GTD expiries due at venue times <= t, in time order (an expiry
     before a request at the same time)."""
     cdef Broker *b = x.b
-    cdef int64_t t_exp, t_req, which
+    cdef int64_t t_exp = 0, which
     cdef Request r
     cdef SimOrder *o
+    cdef bint has_exp
     while not b.failed:
         which = -1
-        t_exp = NEVER
-        if b.gtd_resting > 0:
+        has_exp = b.gtd_resting > 0
+        if has_exp:
             t_exp = b.gtd_next
             if b.gtd_dirty or t_exp <= t:
                 t_exp = next_expiry(b, &which)
-        t_req = b.heap[0].arrival if b.n_req else NEVER
-        if (t_exp if t_exp < t_req else t_req) > t or (t_exp == NEVER and t_req == NEVER):
-            return
-        if t_exp <= t_req:
+        if has_exp and (b.n_req == 0 or t_exp <= b.heap[0].arrival):
+            if t_exp > t:
+                return
             if t_exp > b.clock:
                 b.clock = t_exp
             venue_end(x, which, OS_EXPIRED, R_GTD_EXPIRED)
             continue
+        if b.n_req == 0 or b.heap[0].arrival > t:
+            return
         r = heap_pop(b)
         if r.arrival > b.clock:
             b.clock = r.arrival
@@ -736,7 +744,7 @@ cdef void exec_run_until(ExecState *x, int64_t t) noexcept nogil:
 cdef int exec_send(ExecState *x, int32_t kind, int64_t order, int64_t t, int64_t price,
                    int64_t qty) noexcept nogil:
     cdef Request r
-    r.arrival = t + entry_at(x.b, t)
+    r.arrival = later(t, entry_at(x.b, t))
     r.seq = x.b.seq
     x.b.seq += 1
     r.kind = kind

@@ -35,6 +35,12 @@ NEW, CANCEL, MODIFY = 0, 1, 2
 INF = float("inf")
 _CTX = EXACT
 MASK64 = (1 << 64) - 1
+END_OF_TIME = 2 ** 63 - 1
+
+
+def later(t: int, delay: int) -> int:
+    """t + delay, saturating at the end of int64 time (the core's clocks are int64)."""
+    return min(t + delay, END_OF_TIME)
 
 
 class Order:
@@ -200,7 +206,7 @@ class PaperBroker:
         self.fills.append((o.id, o.client_id, o.side, int(taker), price, qty,
                            self.scale.to_money("fee", fee, floor=False),
                            self.scale.to_money("realised", realised, floor=False), self.position,
-                           self.clock, self.clock + self.latency.response_at(self.clock)))
+                           self.clock, later(self.clock, self.latency.response_at(self.clock))))
 
     def _account_fill(self, side: int, price: int, qty: int, notional: Decimal, fee: Decimal) -> Decimal:
         self.cash = _CTX.subtract(self.cash, _CTX.add(notional * side, fee))
@@ -354,7 +360,7 @@ class PaperBroker:
 
     # ------------------------------------------------------------ requests
     def send(self, kind: int, oid: int, t: int, price: int = 0, qty: int = 0) -> int:
-        arrival = t + self.latency.entry_at(t)
+        arrival = later(t, self.latency.entry_at(t))
         heapq.heappush(self.requests, (arrival, self.seq, kind, oid, price, qty))
         self.seq += 1
         return arrival
@@ -404,7 +410,7 @@ class PaperBroker:
 
     def _arrive(self, book: OrderBook, o: Order) -> None:
         o.ts_arrival = self.clock
-        o.ts_ack = self.clock + self.latency.response_at(self.clock)
+        o.ts_ack = later(self.clock, self.latency.response_at(self.clock))
         if not book._in_sync() or book._msg_open:
             return self._end(o, St.REJECTED, R["VENUE_BOOK_NOT_SYNCED"])
         if o.tif == Tif.GTD and o.expire_at <= self.clock:
