@@ -47,7 +47,7 @@ def _rest_orders(sim: Any, inst: Any, n: int) -> None:
     sim.advance(sim.now)
 
 
-def bench_broker(inst: Any, events: np.ndarray, S: dict, paired: Callable, timed: Callable,
+def bench_broker(inst: Any, events: np.ndarray, S: dict, timed: Callable,
                  per_item_row: Callable, add: Callable, med: Callable) -> None:
     # --- pre-trade risk check
     sim, _ = _synced_sim(of.ExecutionSim, of.PaperBroker, inst, events)

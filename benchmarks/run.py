@@ -828,7 +828,7 @@ def table(rows) -> str:
 def run_broker(spot_events, S) -> None:
     print("* broker", file=sys.stderr, flush=True)
     from bench_broker import bench_broker
-    bench_broker(SPOT, spot_events, S, paired, timed, per_item_row, add, med)
+    bench_broker(SPOT, spot_events, S, timed, per_item_row, add, med)
 
 
 def main(argv=None) -> int:

@@ -13,7 +13,7 @@ import pytest
 
 import orpflow as of
 from broker_helpers import (
-    F, G, NO_RATE_LIMITS, depth, events, fills_of, make_sim, order, rec, snapshot, status, trade,
+    F, G, depth, events, fills_of, make_sim, order, rec, snapshot, status, trade,
 )
 from helpers import ev, with_last
 

@@ -138,6 +138,19 @@ def run(impl: str, sc: dict, check_each_step: bool = False) -> Any:
     return sim, results
 
 
+def play_both(sc: dict, check_each_step: bool = False) -> tuple:
+    """Run the scenario on both implementations and demand identical returns, orders, fills,
+    account and risk counters; returns (compiled, twin)."""
+    compiled, r1 = run("compiled", sc, check_each_step)
+    twin, r2 = run("twin", sc)
+    assert r1 == r2
+    assert compiled.orders().tobytes() == twin.orders().tobytes()
+    assert compiled.fills().tobytes() == twin.fills().tobytes()
+    assert compiled.account() == twin.account()
+    assert compiled.risk_stats() == twin.risk_stats()
+    return compiled, twin
+
+
 def check_invariants(sim: Any, start_cash: Decimal) -> None:
     inst = sim.instrument
     orders, fills, a = sim.orders(), sim.fills(), sim.account()
@@ -162,13 +175,7 @@ def check_invariants(sim: Any, start_cash: Decimal) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(scenarios())
 def test_compiled_equals_twin_and_the_books_balance(sc: dict) -> None:
-    compiled, r1 = run("compiled", sc, check_each_step=True)
-    twin, r2 = run("twin", sc)
-    assert r1 == r2
-    assert compiled.orders().tobytes() == twin.orders().tobytes()
-    assert compiled.fills().tobytes() == twin.fills().tobytes()
-    assert compiled.account() == twin.account()
-    assert compiled.risk_stats() == twin.risk_stats()
+    compiled, twin = play_both(sc, check_each_step=True)
     start = Decimal(str(sc["broker"]["cash"]))
     check_invariants(compiled, start)
     check_invariants(twin, start)
@@ -177,11 +184,7 @@ def test_compiled_equals_twin_and_the_books_balance(sc: dict) -> None:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(queue_scenarios())
 def test_compiled_equals_twin_on_busy_queues(sc: dict) -> None:
-    compiled, _ = run("compiled", sc)
-    twin, _ = run("twin", sc)
-    assert compiled.orders().tobytes() == twin.orders().tobytes()
-    assert compiled.fills().tobytes() == twin.fills().tobytes()
-    assert compiled.account() == twin.account()
+    compiled, _ = play_both(sc)
     check_invariants(compiled, Decimal(10_000))
 
 
@@ -214,11 +217,5 @@ def garbage_scenarios(draw: Any) -> dict:
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(garbage_scenarios())
 def test_garbage_records_never_crash_and_both_agree(sc: dict) -> None:
-    compiled, r1 = run("compiled", sc)
-    twin, r2 = run("twin", sc)
-    assert r1 == r2
-    assert compiled.orders().tobytes() == twin.orders().tobytes()
-    assert compiled.fills().tobytes() == twin.fills().tobytes()
-    assert compiled.account() == twin.account()
-    assert compiled.risk_stats() == twin.risk_stats()
+    compiled, _ = play_both(sc)
     check_invariants(compiled, Decimal(10**6))

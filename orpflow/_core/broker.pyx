@@ -14,7 +14,7 @@ from libc.string cimport memmove, memset
 from libc.math cimport ceil, fmin, isfinite, log, pow
 
 from orpflow._core.types cimport (
-    Event, event_ptr, orp_i128, orp_i128_to_double, i128_from_py, i128_to_py, debug_count_alloc,
+    Event, event_ptr, orp_i128, MONEY_PER_TICK_UNIT, orp_i128_to_double, i128_from_py, i128_to_py, debug_count_alloc,
     F_DEPTH, F_TRADE, F_SNAPSHOT, F_CLEAR, F_BID, F_BUY, F_SELL, F_LAST, R_COUNT, R_OK,
     R_VENUE_BOOK_NOT_SYNCED, R_POST_ONLY_CROSS, R_FOK_UNFILLABLE, R_IOC_REMAINDER,
     R_NO_LIQUIDITY, R_GTD_EXPIRED, R_CANCELLED, R_CANCEL_REJECTED, R_MODIFY_REJECTED,
@@ -33,7 +33,6 @@ cimport cython
 import numpy as np
 
 cdef int64_t NEVER = 0x7FFFFFFFFFFFFFFF
-cdef orp_i128 MONEY_PER_TICK_UNIT = 100000000   # MoneyScale: 1 tick x 1 size unit = 1e8 money
 
 
 # ------------------------------------------------------------------ storage
@@ -879,7 +878,8 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
             refresh_levels(b, book)
             x.dirty = 0
         if book_in_sync(book):
-            on_book_message(b, book)
+            if b.rest[0].n or b.rest[1].n:
+                on_book_message(b, book)
             mark(b, book, b.clock)
     if book.c.gaps + book.c.desyncs != x.risk.book_losses_seen:
         risk_on_book(x.risk, book.c.gaps + book.c.desyncs)

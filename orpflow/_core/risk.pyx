@@ -8,10 +8,9 @@ thread may set. The plain-Python twin is orpflow/reference/risk.py; the rules: d
 
 from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
-from libc.string cimport memset
 
 from orpflow._core.types cimport (
-    orp_i128, i128_from_py, debug_count_alloc, R_COUNT, R_OK, R_RISK_KILL_SWITCH,
+    orp_i128, i128_from_py, debug_count_alloc, MONEY_PER_TICK_UNIT, R_COUNT, R_OK, R_RISK_KILL_SWITCH,
     R_RISK_BOOK_NOT_SYNCED, R_RISK_BREAKER, R_RISK_RATE_SECOND, R_RISK_ORDER_QTY,
     R_RISK_ORDER_NOTIONAL, R_RISK_POSITION, R_RISK_GROSS_EXPOSURE, R_RISK_PRICE_BAND,
     R_RISK_OPEN_ORDERS, R_RISK_MIN_BALANCE, R_RISK_NO_PRICE, R_RISK_CLIPPED,
@@ -29,7 +28,6 @@ BREAKERS = {"drawdown": BRK_DRAWDOWN, "daily_loss": BRK_DAILY_LOSS,
 
 cdef int64_t[3] RATE_WINDOWS_NS = [1000000000, 60000000000, 3600000000000]
 cdef int64_t DAY_NS = 86400000000000
-cdef orp_i128 MONEY_PER_TICK_UNIT = 100000000   # MoneyScale: 1 tick x 1 size unit = 1e8 money
 
 
 cdef inline orp_i128 abs128(orp_i128 x) noexcept nogil:

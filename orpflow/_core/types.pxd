@@ -112,6 +112,11 @@ cdef enum:
     R_RISK_CLIPPED = 62        # accepted with its quantity clipped (qty_policy="clip")
     R_COUNT = 64               # size of per-reason counter arrays (codes stay below it)
 
+# The account's money unit (config.MoneyScale): 1 tick x 1 size unit = 1e8 money, so fees at
+# rates that are multiples of 1e-8 are whole numbers.
+cdef enum:
+    MONEY_PER_TICK_UNIT = 100000000
+
 # 128-bit integer (GCC/Clang __int128; orp_wide.h): exact sums of sizes and of price*size,
 # whatever the instrument's units (a low-priced coin at 1e-8 reaches 1e18 units per level).
 cdef extern from "orp_wide.h":

@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from orpflow._core.types import FLAGS, REASONS
-from orpflow.config import EXACT, MoneyScale, RiskLimits, broker_params
+from orpflow.config import EXACT, FEE_SCALE, MoneyScale, RiskLimits, broker_params
 from orpflow.events import Reason, check_event_array
 from orpflow.instrument import Instrument
 from orpflow.orders import (
@@ -248,7 +248,7 @@ class PaperBroker:
 
     def equity_money(self, mid2: int) -> int:
         """cash + position x mid, in money units (mid2 = bid + ask in ticks)."""
-        return self.scale.to_money("cash", self.cash, floor=False) + self.position * mid2 * 10 ** 8 // 2
+        return self.scale.to_money("cash", self.cash, floor=False) + self.position * mid2 * FEE_SCALE // 2
 
     def mark(self, book: OrderBook, now: int) -> None:
         if not book.bids or not book.asks:

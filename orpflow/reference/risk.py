@@ -9,6 +9,7 @@ import threading
 from typing import Any, Dict, List, Optional, Tuple
 
 from orpflow._core.types import REASONS
+from orpflow.config import FEE_SCALE
 
 R = REASONS
 BREAKERS = {"drawdown": 1, "daily_loss": 2, "consecutive_losses": 4, "reject_storm": 8,
@@ -129,7 +130,7 @@ class RiskGate:
             qty = p["max_order_qty"] // self.lot * self.lot
             if qty <= 0:
                 return R["RISK_ORDER_QTY"], qty
-        if p["max_order_notional"] >= 0 and qty * ref * 10 ** 8 > p["max_order_notional"]:
+        if p["max_order_notional"] >= 0 and qty * ref * FEE_SCALE > p["max_order_notional"]:
             return R["RISK_ORDER_NOTIONAL"], qty
         same = c.open_buy if c.side > 0 else c.open_sell
         if p["max_position"] >= 0:
@@ -139,7 +140,7 @@ class RiskGate:
                     return R["RISK_POSITION"], qty
                 qty = room // self.lot * self.lot
         projected = abs(c.position + c.side * (same + qty))
-        if p["max_gross_exposure"] >= 0 and projected * ref * 10 ** 8 > p["max_gross_exposure"]:
+        if p["max_gross_exposure"] >= 0 and projected * ref * FEE_SCALE > p["max_gross_exposure"]:
             return R["RISK_GROSS_EXPOSURE"], qty
         if p["price_band_e2"] >= 0 and c.price > 0:
             if c.bid <= 0 or c.ask <= 0:
@@ -151,7 +152,7 @@ class RiskGate:
             return R["RISK_OPEN_ORDERS"], qty
         if p["has_min_balance"]:
             mb = p["min_balance"]
-            if c.equity < mb or (c.side > 0 and c.cash - (c.open_buy + qty) * ref * 10 ** 8 < mb):
+            if c.equity < mb or (c.side > 0 and c.cash - (c.open_buy + qty) * ref * FEE_SCALE < mb):
                 return R["RISK_MIN_BALANCE"], qty
         return 0, qty
 
