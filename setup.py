@@ -34,7 +34,7 @@ class BuildExt(build_ext):
         MODE_MARKER.write_text(MODE)
 
 
-COMPONENTS = ["types", "ring", "snapshot", "book", "convert", "features", "signals", "risk", "broker"]
+COMPONENTS = ["types", "ring", "snapshot", "book", "convert", "features", "signals", "risk", "broker", "engine"]
 
 directives = {
     "language_level": 3,

@@ -547,3 +547,271 @@ class RiskLimits:
             "max_book_desyncs": -1 if self.max_book_desyncs is None else self.max_book_desyncs,
             "lot_units": inst.lot_units,
         }
+
+
+# ------------------------------------------------------------------ the engine's TOML file
+
+ORDER_TYPES = ("market", "ioc")
+SYNCHRONOUS = ("NORMAL", "FULL")
+FEED_FORMATS = ("binance", "tardis", "npy")
+
+
+@dataclass(frozen=True)
+class InstrumentConfig:
+    """One traded instrument and the recorded files that feed it (relative paths are taken
+    from the config file's folder)."""
+
+    symbol: str
+    venue: str = "binance-spot"
+    tick_size: DecimalLike = "0.01"
+    lot_size: DecimalLike = "0.00001"
+    size_increment: Optional[DecimalLike] = None
+    id: Optional[int] = None
+    paths: Tuple[str, ...] = ()
+    format: Optional[str] = None
+
+    def __post_init__(self) -> None:
+        if isinstance(self.paths, str) or not all(isinstance(p, str) for p in self.paths):
+            raise TypeError("paths must be a list of file paths")
+        object.__setattr__(self, "paths", tuple(self.paths))
+        if self.format is not None and self.format not in FEED_FORMATS:
+            raise ValueError(f"format must be one of {FEED_FORMATS}, got {self.format!r}")
+
+    def instrument(self, default_id: int) -> Instrument:
+        return Instrument(self.symbol, venue=self.venue, tick_size=self.tick_size,
+                          lot_size=self.lot_size, size_increment=self.size_increment,
+                          id=default_id if self.id is None else self.id)
+
+
+@dataclass(frozen=True)
+class BrokerConfig:
+    """The paper broker of every instrument (see PaperBroker)."""
+
+    cash: DecimalLike = "10000"
+    maker_fee: DecimalLike = "0.0001"
+    taker_fee: DecimalLike = "0.0004"
+    latency_entry_ns: int = 0
+    latency_response_ns: int = 0
+    latency_jitter_ns: int = 0
+    queue_model: str = "prob_power2"
+    queue_power: float = 3.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        Fees(self.maker_fee, self.taker_fee)
+        Latency(self.latency_entry_ns, self.latency_response_ns, self.latency_jitter_ns)
+        if self.queue_model not in QUEUE_MODELS:
+            raise ValueError(f"queue_model must be one of {QUEUE_MODELS}, got {self.queue_model!r}")
+        _check_float("queue_power", self.queue_power, 0.0, 100.0, lo_open=True)
+        _check_int("seed", self.seed, 0, 2 ** 64 - 1)
+        if _decimal("cash", self.cash) < 0:
+            raise ValueError(f"cash must be >= 0, got {self.cash!r}")
+
+    def params(self, inst: Instrument) -> Dict[str, Any]:
+        return dict(cash=self.cash, fees=Fees(self.maker_fee, self.taker_fee),
+                    latency=Latency(self.latency_entry_ns, self.latency_response_ns, self.latency_jitter_ns),
+                    queue_model=self.queue_model, queue_power=self.queue_power, seed=self.seed)
+
+
+@dataclass(frozen=True)
+class ExecutionConfig:
+    """How signals become orders: each emitted signal sends the order that brings position +
+    open orders to the signal's target, as a market order ("market") or an IOC limit at the
+    opposite best +- slippage_ticks ("ioc"). No order before warmup_rows feature rows since the
+    (re)start. An account snapshot every account_every_ms of event time (0: only after fills)."""
+
+    order_type: str = "market"
+    slippage_ticks: int = 0
+    warmup_rows: int = 200
+    account_every_ms: float = 1000.0
+
+    def __post_init__(self) -> None:
+        if self.order_type not in ORDER_TYPES:
+            raise ValueError(f"order_type must be one of {ORDER_TYPES}, got {self.order_type!r}")
+        _check_int("slippage_ticks", self.slippage_ticks, 0, 10 ** 9)
+        _check_int("warmup_rows", self.warmup_rows, 0, 10 ** 12)
+        _check_float("account_every_ms", self.account_every_ms, 0.0, 1e12)
+
+    def resolve(self) -> Dict[str, Any]:
+        return {"order_type": self.order_type, "slippage_ticks": self.slippage_ticks,
+                "warmup_rows": self.warmup_rows,
+                "account_every_ns": int(round(self.account_every_ms * 1e6))}
+
+
+@dataclass(frozen=True)
+class PersistenceConfig:
+    """SQLite (WAL) written by the persistence thread only. path None: no database.
+    A transaction is committed every batch_rows records or batch_ms, whichever comes first."""
+
+    path: Optional[str] = "orpflow.db"
+    synchronous: str = "NORMAL"
+    batch_rows: int = 5000
+    batch_ms: float = 50.0
+
+    def __post_init__(self) -> None:
+        if self.path is not None and (not isinstance(self.path, str) or not self.path):
+            raise ValueError("path must be a file path (or omitted for no database)")
+        if not isinstance(self.synchronous, str) or self.synchronous.upper() not in SYNCHRONOUS:
+            raise ValueError(f"synchronous must be one of {SYNCHRONOUS}, got {self.synchronous!r}")
+        object.__setattr__(self, "synchronous", self.synchronous.upper())
+        _check_int("batch_rows", self.batch_rows, 1, 10 ** 7)
+        _check_float("batch_ms", self.batch_ms, 0.0, 1e7, lo_open=True)
+
+
+@dataclass(frozen=True)
+class MetricsConfig:
+    """Prometheus metrics and /health over HTTP on host:port (port 0: any free port)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = 9108
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise TypeError("enabled must be true or false")
+        if not isinstance(self.host, str) or not self.host:
+            raise ValueError("host must be a host name or address")
+        _check_int("port", self.port, 0, 65535)
+
+
+@dataclass(frozen=True)
+class FeedConfig:
+    """Replay of the instruments' files: speed 0 = as fast as the engine takes them (the
+    market ring back-pressures the feed), 1 = recorded pace, 10 = ten times faster.
+    repeat > 1 replays the recording again, shifted in time (benchmarks)."""
+
+    speed: float = 0.0
+    repeat: int = 1
+    market_ring: int = 65536
+    out_ring: int = 65536
+
+    def __post_init__(self) -> None:
+        _check_float("speed", self.speed, 0.0, 1e9)
+        _check_int("repeat", self.repeat, 1, 10 ** 6)
+        _check_int("market_ring", self.market_ring, 1024, 1 << 26)
+        _check_int("out_ring", self.out_ring, 1024, 1 << 26)
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """Everything an Engine or backtest() needs; ``load_config(path)`` reads it from TOML.
+
+    Sections: [strategy] id; [[instruments]]; [features]; [signal]; [risk]; [broker];
+    [execution]; [persistence]; [metrics]; [feed]. Every key is a field of the matching
+    dataclass (FeatureConfig, SignalConfig, RiskLimits, BrokerConfig, ...).
+    """
+
+    instruments: Tuple[InstrumentConfig, ...]
+    strategy_id: str = "default"
+    signal: SignalConfig = field(default_factory=SignalConfig)
+    risk: RiskLimits = field(default_factory=RiskLimits)
+    broker: BrokerConfig = field(default_factory=BrokerConfig)
+    execution: ExecutionConfig = field(default_factory=ExecutionConfig)
+    persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    feed: FeedConfig = field(default_factory=FeedConfig)
+    source: Optional[str] = None      # the file it was read from
+
+    def __post_init__(self) -> None:
+        insts = tuple(self.instruments)
+        if not insts:
+            raise ValueError("[[instruments]]: at least one instrument is needed")
+        object.__setattr__(self, "instruments", insts)
+        if not isinstance(self.strategy_id, str) or not self.strategy_id:
+            raise ValueError("[strategy] id must be a non-empty string")
+        ids = [ic.instrument(i).id for i, ic in enumerate(insts)]
+        if len(set(ids)) != len(ids):
+            raise ValueError("[[instruments]]: two instruments share an id")
+        syms = [ic.symbol for ic in insts]
+        if len(set(syms)) != len(syms):
+            raise ValueError("[[instruments]]: two instruments share a symbol")
+
+    def make_instruments(self) -> Tuple[Instrument, ...]:
+        return tuple(ic.instrument(i) for i, ic in enumerate(self.instruments))
+
+
+_SECTIONS = {
+    "features": FeatureConfig, "signal": SignalConfig, "risk": RiskLimits, "broker": BrokerConfig,
+    "execution": ExecutionConfig, "persistence": PersistenceConfig, "metrics": MetricsConfig,
+    "feed": FeedConfig,
+}
+
+
+class ConfigError(ValueError):
+    """A config file or value that cannot be used; the message names the key."""
+
+
+def _build(section: str, cls: Any, values: Any, **extra: Any) -> Any:
+    import dataclasses
+    if not isinstance(values, Mapping):
+        raise ConfigError(f"[{section}] must be a table")
+    names = {f.name for f in dataclasses.fields(cls) if f.init} - {"extension", "features", "source"}
+    if cls is SignalConfig:
+        names.discard("generator")
+        names.add("generator")
+    for key in values:
+        if key not in names:
+            raise ConfigError(f"[{section}] unknown key {key!r}; expected one of {sorted(names)}")
+    kwargs = dict(values)
+    if cls is FeatureConfig and "groups" in kwargs:
+        kwargs["groups"] = tuple(kwargs["groups"])
+    if cls is SignalConfig and not isinstance(kwargs.get("generator", "imbalance"), str):
+        raise ConfigError(f"[{section}] generator must be one of {SIGNAL_GENERATORS} in a config file")
+    try:
+        return cls(**kwargs, **extra)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"[{section}] {exc}") from None
+
+
+def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
+                     source: Optional[str] = None) -> EngineConfig:
+    """An EngineConfig from parsed TOML; ConfigError names any unknown or invalid key."""
+    import os
+    allowed = set(_SECTIONS) | {"strategy", "instruments"}
+    for key in data:
+        if key not in allowed:
+            raise ConfigError(f"unknown section [{key}]; expected one of {sorted(allowed)}")
+    strategy = data.get("strategy", {})
+    if not isinstance(strategy, Mapping) or set(strategy) - {"id"}:
+        raise ConfigError(f"[strategy] unknown key(s) {sorted(set(strategy) - {'id'})}; expected 'id'")
+    raw_insts = data.get("instruments")
+    if not isinstance(raw_insts, list) or not raw_insts:
+        raise ConfigError("[[instruments]]: at least one instrument table is needed")
+    insts = []
+    for i, raw in enumerate(raw_insts):
+        where = f"instruments[{i}]"
+        ic = _build(where, InstrumentConfig, raw)
+        if base_dir is not None:
+            ic = InstrumentConfig(**{**ic.__dict__, "paths": tuple(
+                p if os.path.isabs(p) else os.path.normpath(os.path.join(base_dir, p)) for p in ic.paths)})
+        try:
+            ic.instrument(i)
+        except (TypeError, ValueError) as exc:
+            raise ConfigError(f"[{where}] {exc}") from None
+        insts.append(ic)
+    features = _build("features", FeatureConfig, data.get("features", {}))
+    sections = {name: _build(name, cls, data.get(name, {}))
+                for name, cls in _SECTIONS.items() if name not in ("features", "signal")}
+    signal = _build("signal", SignalConfig, data.get("signal", {}), features=features)
+    try:
+        return EngineConfig(instruments=tuple(insts), strategy_id=strategy.get("id", "default"),
+                            signal=signal, source=source, **sections)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def load_config(path: str) -> EngineConfig:
+    """Read an engine config from a TOML file (see EngineConfig)."""
+    import os
+    try:
+        import tomllib                       # Python 3.11+
+    except ImportError:                      # pragma: no cover - 3.9/3.10
+        import tomli as tomllib              # type: ignore[no-redef]
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"config file not found: {path}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return config_from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)

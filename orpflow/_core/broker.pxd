@@ -149,6 +149,10 @@ cdef struct Broker:
     int gtd_dirty
     int64_t counts[R_COUNT]    # venue outcomes by reason (R_OK: modifies applied)
     int failed                 # an allocation failed: the broker stops (see broker_ok)
+    SimOrder *journal          # copies of orders as their state changes (while journal_on;
+    int64_t n_journal          # the engine drains it into its output after every record)
+    int64_t journal_cap
+    int journal_on
     Account acct
     RiskState *risk
 

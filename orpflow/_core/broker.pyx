@@ -284,6 +284,20 @@ cdef inline void open_leaves_add(Broker *b, int side, int64_t d) noexcept nogil:
         b.open_sell += d
 
 
+cdef void journal_add(Broker *b, int64_t oi) noexcept nogil:
+    if grow(<void **>&b.journal, &b.journal_cap, b.n_journal + 1, sizeof(SimOrder)) != 0:
+        b.failed = 1
+        return
+    b.journal[b.n_journal] = b.orders[oi]
+    b.n_journal += 1
+
+
+cdef inline void journal(Broker *b, int64_t oi) noexcept nogil:
+    """Record the order's new state for the engine (a no-op outside the engine)."""
+    if b.journal_on:
+        journal_add(b, oi)
+
+
 cdef void finish(Broker *b, int64_t oi, int status, int reason) noexcept nogil:
     """Move an order from pending/open to a final state (its leaves leave the exposure)."""
     cdef SimOrder *o = &b.orders[oi]
@@ -293,6 +307,7 @@ cdef void finish(Broker *b, int64_t oi, int status, int reason) noexcept nogil:
     o.status = status
     o.reason = reason
     o.ts_done = b.clock
+    journal(b, oi)
 
 
 # ------------------------------------------------------------------ resting levels
@@ -475,6 +490,7 @@ cdef void fill(Broker *b, int64_t oi, int64_t price, int64_t qty, int taker) noe
         finish(b, oi, OS_FILLED, o.reason)
     else:
         o.status = OS_PARTIALLY_FILLED
+        journal(b, oi)
     f = &b.fills[b.n_fills]
     b.n_fills += 1
     f.order_id = o.id
@@ -666,6 +682,7 @@ cdef void arrive(ExecState *x, int64_t oi) noexcept nogil:
         venue_end(x, oi, OS_EXPIRED, R_FOK_UNFILLABLE)
         return
     o.status = OS_ACCEPTED
+    journal(b, oi)
     walk(b, book, oi, has_limit, o.price)
     o = &b.orders[oi]
     if o.filled == o.qty:
@@ -687,6 +704,7 @@ cdef void modify(ExecState *x, int64_t oi, int64_t price, int64_t qty) noexcept 
         open_leaves_add(b, o.side, qty - o.qty)     # a size cut keeps the queue position
         o.qty = qty
         b.counts[R_OK] += 1
+        journal(b, oi)
         return
     if o.kind == OT_POST_ONLY and takeable(b, book, o.side, qty - o.filled, 1, price) > 0:
         b.counts[R_MODIFY_REJECTED] += 1
@@ -695,6 +713,7 @@ cdef void modify(ExecState *x, int64_t oi, int64_t price, int64_t qty) noexcept 
     open_leaves_add(b, o.side, qty - o.qty)
     o.price = price
     o.qty = qty
+    journal(b, oi)
     walk(b, book, oi, 1, price)
     if b.orders[oi].filled < b.orders[oi].qty:
         rest(b, book, oi)
@@ -842,9 +861,11 @@ cdef int64_t exec_submit(ExecState *x, int32_t side, int32_t kind, int32_t tif, 
         o.reason = reason
         o.ts_done = t
         risk_on_reject(x.risk, t)
+        journal(b, oi)
         return -reason
     b.open_count += 1
     open_leaves_add(b, side, o.qty)
+    journal(b, oi)
     exec_send(x, RQ_NEW, oi, t, 0, 0)
     return o.id
 
@@ -958,6 +979,7 @@ cdef class PaperBroker:
         release(b.fills)
         release(b.heap)
         release(b.consumed)
+        release(b.journal)
         release(b.rest[0].lv)
         release(b.rest[1].lv)
         free(b)

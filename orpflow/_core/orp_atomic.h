@@ -85,4 +85,14 @@ static inline int64_t ORP_now_ns(void) {
 }
 #endif
 
+/* Sleep for about ns nanoseconds (idle back-off of the engine's threads; never on the hot path). */
+#if defined(_MSC_VER)
+static inline void ORP_sleep_ns(int64_t ns) { Sleep((DWORD)(ns >= 1000000 ? ns / 1000000 : 1)); }
+#else
+static inline void ORP_sleep_ns(int64_t ns) {
+    struct timespec ts; ts.tv_sec = (time_t)(ns / 1000000000LL); ts.tv_nsec = (long)(ns % 1000000000LL);
+    nanosleep(&ts, NULL);
+}
+#endif
+
 #endif /* ORP_ATOMIC_H */

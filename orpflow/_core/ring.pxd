@@ -29,12 +29,15 @@ cdef struct RingState:
     int64_t capacity
     int64_t mask
     Event *slots
-    char _pad2[40]
+    int64_t *stamps            # per slot: producer's push time (ns), for ingress latency
+    char _pad2[32]
 
 cdef int ring_push(RingState *r, const Event *ev) noexcept nogil
 cdef int64_t ring_push_n(RingState *r, const Event *evs, int64_t n) noexcept nogil
 cdef int ring_pop(RingState *r, Event *out) noexcept nogil
 cdef int64_t ring_pop_n(RingState *r, Event *out, int64_t max_n) noexcept nogil
+cdef int64_t ring_push_n_stamped(RingState *r, const Event *evs, int64_t n, int64_t stamp) noexcept nogil
+cdef int64_t ring_pop_n_stamped(RingState *r, Event *out, int64_t *stamps, int64_t max_n) noexcept nogil
 cdef int64_t ring_size(RingState *r) noexcept nogil
 
 cdef class EventRing:

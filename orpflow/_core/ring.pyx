@@ -81,6 +81,37 @@ cdef int64_t ring_pop_n(RingState *r, Event *out, int64_t max_n) noexcept nogil:
     return n
 
 
+cdef int64_t ring_push_n_stamped(RingState *r, const Event *evs, int64_t n, int64_t stamp) noexcept nogil:
+    """ring_push_n, also writing `stamp` (the push time) beside every record pushed. The stamps
+    are written before head is published, so the consumer sees them with the records."""
+    cdef int64_t h = r.head, i
+    cdef int64_t free_slots = r.capacity - (h - r.tail_cache)
+    if free_slots < n:
+        r.tail_cache = ORP_load_acquire(&r.tail)
+        free_slots = r.capacity - (h - r.tail_cache)
+    n = _min(n, free_slots)
+    if n <= 0:
+        return 0
+    for i in range(n):
+        r.stamps[(h + i) & r.mask] = stamp
+    return ring_push_n(r, evs, n)
+
+
+cdef int64_t ring_pop_n_stamped(RingState *r, Event *out, int64_t *stamps, int64_t max_n) noexcept nogil:
+    """ring_pop_n, also copying each record's push stamp into `stamps`."""
+    cdef int64_t t = r.tail, i
+    cdef int64_t avail = r.head_cache - t
+    if avail < max_n:
+        r.head_cache = ORP_load_acquire(&r.head)
+        avail = r.head_cache - t
+    cdef int64_t n = _min(max_n, avail)
+    if n <= 0:
+        return 0
+    for i in range(n):
+        stamps[i] = r.stamps[(t + i) & r.mask]
+    return ring_pop_n(r, out, n)
+
+
 cdef int64_t ring_size(RingState *r) noexcept nogil:
     """Records in the ring now (exact from either side's thread, a snapshot from any other)."""
     return ORP_load_acquire(&r.head) - ORP_load_acquire(&r.tail)
@@ -109,8 +140,8 @@ cdef class EventRing:
         cdef int64_t cap = 2
         while cap < capacity:
             cap <<= 1
-        # One block: [align slack][RingState][slots], RingState and slots 64-byte aligned.
-        cdef size_t nbytes = 64 + sizeof(RingState) + <size_t>cap * sizeof(Event)
+        # One block: [align slack][RingState][slots][stamps], RingState and slots 64-byte aligned.
+        cdef size_t nbytes = 64 + sizeof(RingState) + <size_t>cap * (sizeof(Event) + sizeof(int64_t))
         self._block = PyMem_RawMalloc(nbytes)
         if self._block == NULL:
             raise MemoryError()
@@ -121,6 +152,7 @@ cdef class EventRing:
         self.state.capacity = cap
         self.state.mask = cap - 1
         self.state.slots = <Event *>(base + sizeof(RingState))
+        self.state.stamps = <int64_t *>(base + sizeof(RingState) + <size_t>cap * sizeof(Event))
 
     def __dealloc__(self):
         if self._block != NULL:

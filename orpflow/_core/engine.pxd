@@ -1,0 +1,118 @@
+# The per-event loop: book -> snapshot -> features -> signal -> risk -> order -> paper broker,
+# writing fixed-size records of everything that happened to the `out` ring. nogil, no malloc
+# per event (the collection buffer of a backtest and the broker's history grow by doubling).
+from libc.stdint cimport int32_t, int64_t, uint32_t
+from orpflow._core.types cimport Event
+from orpflow._core.ring cimport RingState
+from orpflow._core.broker cimport ExecState
+from orpflow._core.features cimport FeatureState
+from orpflow._core.signals cimport PositionParams, PositionState
+from orpflow._core.snapshot cimport SeqlockSnapshot
+
+cdef enum:
+    # kinds of OutRecord (stable: persisted)
+    OUT_ORDER = 1              # an order's state changed
+    OUT_FILL = 2
+    OUT_SIGNAL = 3             # an emitted signal (side != 0) and the order it led to
+    OUT_ACCOUNT = 4            # account snapshot: after fills, periodically, at the end
+    OUT_SYNC = 5               # the book's sync state or gap/resync counts changed
+    OUT_FIELDS = 12
+    OUT_SLOTS = 2              # ring slots (Event records) per OutRecord
+    MAX_SLOTS = 64             # instruments per engine
+    HIST_SUB = 16              # log-linear histogram: 16 linear buckets per power of two
+    HIST_BUCKETS = 976         # values below 16 exact, then up to 2**63 in 6% steps
+    BATCH = 256                # records popped from the market ring at a time
+    MAX_RESTORE = 64           # open orders a restart re-sends per instrument
+
+# One output record: 128 bytes = two ring slots. The meaning of v[] depends on kind
+# (orpflow/engine_records.py names them).
+cdef struct OutRecord:
+    int32_t kind
+    int32_t slot               # index of the instrument in the engine
+    int64_t event_no           # the engine's event counter when it was written
+    int64_t ts_exch
+    int64_t ts_local
+    int64_t v[OUT_FIELDS]
+
+cdef struct Histogram:
+    int64_t counts[HIST_BUCKETS]
+    int64_t n
+    int64_t total
+    int64_t max
+
+# How signals become orders.
+cdef struct ExecParams:
+    int32_t order_kind         # OT_MARKET, or OT_LIMIT: IOC at the opposite best +- slippage
+    int64_t slippage_ticks
+    int64_t warmup_rows        # feature rows before the first order (after every (re)start)
+    int64_t account_every_ns   # periodic account record interval (event time); 0: off
+
+# An order left open by the previous run, re-sent once the features are warm again.
+cdef struct RestoredOrder:
+    int32_t side
+    int32_t kind
+    int32_t tif
+    int64_t price
+    int64_t qty
+    int64_t client_id          # the previous run's order id
+    int64_t expire_at
+
+cdef struct Slot:
+    ExecState *x
+    FeatureState *st
+    void *generator            # SignalGenerator (borrowed: EngineCore keeps it alive)
+    void *extension            # FeatureExtension or NULL
+    SeqlockSnapshot *snap
+    PositionParams pp
+    PositionState ps
+    ExecParams ep
+    uint32_t instrument
+    int64_t rows
+    int64_t fills_out          # fills already written
+    int64_t next_account       # event time due for the next periodic account record
+    int64_t sync_key[4]        # book state, gaps, resyncs, desyncs last written
+    RestoredOrder restore[MAX_RESTORE]
+    int64_t n_restore
+
+# Written by the strategy thread only (relaxed stores); read by any thread (relaxed loads).
+cdef struct Counters:
+    int64_t events
+    int64_t rows
+    int64_t signals
+    int64_t orders
+    int64_t rejected
+    int64_t fills
+    int64_t out_records
+    int64_t out_waits          # times the out ring was full (back-pressure on the strategy)
+    int64_t unknown            # records of an instrument the engine does not trade (skipped)
+    int64_t idle_sleeps
+    int64_t market_waits       # times the market ring was full (back-pressure on the feed)
+    int64_t fed                # records pushed by the feed
+    int64_t out_lost           # records not written because the consumer aborted
+
+# Thread hand-off flags, each on its own line.
+cdef struct Control:
+    int64_t feed_stop          # the feed stops at the next message boundary
+    char _p0[56]
+    int64_t feed_done          # release-stored by the feed after its last push
+    char _p1[56]
+    int64_t abort              # the out consumer is gone: do not wait for room
+    char _p2[56]
+
+cdef struct Core:
+    Slot slots[MAX_SLOTS]
+    int64_t n_slots
+    int64_t last
+    RingState *out             # NULL: records go to the collection buffer (backtest)
+    OutRecord *buf
+    int64_t n_buf
+    int64_t buf_cap
+    int measure                # take clock readings for the latency histograms
+    int failed                 # 1 out of memory, 2 the signal generator raised
+    Counters c
+    Control ctl
+    Histogram incore           # row-making record dequeued -> order record written
+    Histogram ingress          # feed push -> order record written
+    Histogram feature          # features_update (+ extension) per row
+
+cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil

@@ -1,0 +1,773 @@
+"""The engine's per-event loop (DESIGN §6, §7).
+
+``core_step`` is the whole strategy for one record: the venue and the book (``exec_apply``),
+on a complete book message the seqlock snapshot, on a row-making record the features, the
+signal, the position rules, the pre-trade risk gate and the order; then every order state
+change, fill, emitted signal, sync change and account snapshot as a fixed-size OutRecord.
+The same function runs in the caller's thread over an array (``run_array``: backtest, records
+collected in a buffer) and in the strategy thread over the `market` ring (``run_ring``: records
+go to the `out` ring, waiting for room rather than dropping). Decisions read event time only,
+so both give the same records; the wall clock only feeds the latency histograms.
+"""
+from cpython.mem cimport PyMem_RawMalloc, PyMem_RawFree
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uintptr_t
+from libc.stdlib cimport realloc, free
+from libc.string cimport memcpy, memset
+
+cimport cython
+import numpy as np
+
+from orpflow._core.types cimport (
+    Event, F_TRADE, F_LAST, F_BOOK_KINDS, R_OK, orp_i128, orp_i128_hi, orp_i128_lo,
+    i128_from_py, debug_count_alloc, event_ptr, array_bytes,
+)
+from orpflow._core.ring cimport (
+    RingState, EventRing, ring_push_n, ring_pop_n, ring_push_n_stamped, ring_pop_n_stamped,
+    ring_size, ORP_load_acquire, ORP_load_relaxed, ORP_store_release, ORP_store_relaxed,
+    ORP_pause, ORP_now_ns,
+)
+from orpflow._core.book cimport Book, Level, side_best, book_in_sync
+from orpflow._core.broker cimport (
+    ExecState, ExecutionSim, Broker, SimOrder, SimFill, Account, exec_apply, exec_submit,
+    OT_MARKET, OT_LIMIT, OT_POST_ONLY, TIF_GTC, TIF_IOC, TIF_FOK, TIF_GTD,
+)
+from orpflow._core.features cimport (
+    FeatureState, FeatureEngine, FeatureExtension, features_update,
+)
+from orpflow._core.signals cimport (
+    SignalGenerator, SignalCandidate, SignalRow, PositionParams, PositionState, signal_decide,
+)
+from orpflow._core.snapshot cimport SeqlockSnapshot, MarketSnapshot, snapshot_publish_book
+
+cdef extern from "orp_atomic.h":
+    void ORP_sleep_ns(int64_t ns) noexcept nogil
+
+cdef extern from *:
+    """
+    static inline int orp_top_bit(unsigned long long v) {   /* index of the highest set bit, v > 0 */
+    #if defined(_MSC_VER)
+        unsigned long i; _BitScanReverse64(&i, v); return (int)i;
+    #else
+        return 63 - __builtin_clzll(v);
+    #endif
+    }
+    """
+    int orp_top_bit(unsigned long long v) noexcept nogil
+
+# Why a signal placed no order (OutRecord v[9] of OUT_SIGNAL).
+cdef enum:
+    NO_ORDER_PLACED = 0
+    NO_ORDER_WARMUP = 1        # fewer feature rows than warmup_rows since the start
+    NO_ORDER_AT_TARGET = 2     # position + open orders already at (or beyond) the target
+    NO_ORDER_NO_PRICE = 3      # IOC limit: the opposite side of the book is empty
+
+# Idle back-off of the strategy thread: spin (pause) this long after the last record, then
+# sleep in short steps. Only this thread spins (DESIGN §6: never more spinners than cores).
+cdef int64_t SPIN_NS = 1000000
+cdef int64_t IDLE_SLEEP_NS = 50000
+cdef int64_t FEED_WAIT_NS = 20000       # the feed's sleep while the market ring is full
+cdef int64_t OUT_WAIT_SPINS = 64        # spins before the strategy sleeps on a full out ring
+
+
+# ------------------------------------------------------------------ counters and histograms
+
+cdef inline void bump(int64_t *p, int64_t d) noexcept nogil:
+    """Single-writer counter other threads read: a relaxed store, never a torn value."""
+    ORP_store_relaxed(p, p[0] + d)
+
+
+cdef inline int64_t hist_index(int64_t v) noexcept nogil:
+    cdef int e
+    if v < HIST_SUB:
+        return v if v > 0 else 0
+    e = orp_top_bit(<unsigned long long>v)
+    return (e - 3) * HIST_SUB + ((v >> (e - 4)) & (HIST_SUB - 1))
+
+
+cdef inline void hist_add(Histogram *h, int64_t v) noexcept nogil:
+    if v < 0:
+        v = 0
+    bump(&h.counts[hist_index(v)], 1)
+    bump(&h.total, v)
+    bump(&h.n, 1)
+    if v > h.max:
+        ORP_store_relaxed(&h.max, v)
+
+
+# ------------------------------------------------------------------ output records
+
+cdef inline void put_i128(int64_t *v, orp_i128 x) noexcept nogil:
+    v[0] = <int64_t>orp_i128_lo(x)
+    v[1] = orp_i128_hi(x)
+
+
+cdef inline int64_t pack_double(double d) noexcept nogil:
+    cdef int64_t v
+    memcpy(&v, &d, 8)
+    return v
+
+
+cdef int out_push(RingState *r, const OutRecord *rec) noexcept nogil:
+    """Both slots of a record or none (head only ever moves by OUT_SLOTS)."""
+    cdef int64_t h = r.head
+    if h + OUT_SLOTS - r.tail_cache > r.capacity:
+        r.tail_cache = ORP_load_acquire(&r.tail)
+        if h + OUT_SLOTS - r.tail_cache > r.capacity:
+            return 0
+    return ring_push_n(r, <const Event *>rec, OUT_SLOTS) == OUT_SLOTS
+
+
+cdef void emit(Core *c, OutRecord *r) noexcept nogil:
+    """Write a record: to the out ring, waiting for room (never dropped unless the consumer
+    aborted), or to the collection buffer (backtest)."""
+    cdef int64_t spins = 0
+    cdef void *q
+    cdef int64_t cap
+    r.event_no = c.c.events
+    if c.out != NULL:
+        while not out_push(c.out, r):
+            if ORP_load_acquire(&c.ctl.abort):
+                bump(&c.c.out_lost, 1)
+                return
+            bump(&c.c.out_waits, 1)
+            spins += 1
+            if spins < OUT_WAIT_SPINS:
+                ORP_pause()
+            else:
+                ORP_sleep_ns(IDLE_SLEEP_NS)
+    else:
+        if c.n_buf == c.buf_cap:
+            cap = c.buf_cap * 2 if c.buf_cap else 1024
+            q = realloc(c.buf, cap * sizeof(OutRecord))
+            if q == NULL:
+                c.failed = 1
+                return
+            if c.buf == NULL:
+                debug_count_alloc(1)
+            c.buf = <OutRecord *>q
+            c.buf_cap = cap
+        c.buf[c.n_buf] = r[0]
+        c.n_buf += 1
+    bump(&c.c.out_records, 1)
+
+
+cdef void emit_order(Core *c, int32_t slot, const Slot *s, const SimOrder *o) noexcept nogil:
+    cdef OutRecord r
+    r.kind = OUT_ORDER
+    r.slot = slot
+    r.ts_exch = s.x.b.clock
+    r.ts_local = s.x.now
+    r.v[0] = o.id
+    r.v[1] = o.client_id
+    r.v[2] = o.price
+    r.v[3] = o.qty
+    r.v[4] = o.filled
+    r.v[5] = o.ts_request
+    r.v[6] = o.ts_arrival
+    r.v[7] = o.ts_done
+    put_i128(&r.v[8], o.fees)
+    r.v[10] = ((<int64_t>(o.side + 1)) | (<int64_t>o.kind << 8) | (<int64_t>o.tif << 16)
+               | (<int64_t>o.status << 24) | (<int64_t>o.reason << 32))
+    r.v[11] = o.expire_at
+    emit(c, &r)
+
+
+cdef void emit_fill(Core *c, int32_t slot, const SimFill *f, int64_t fill_id) noexcept nogil:
+    cdef OutRecord r
+    r.kind = OUT_FILL
+    r.slot = slot
+    r.ts_exch = f.ts_exch
+    r.ts_local = f.ts_local
+    r.v[0] = f.order_id
+    r.v[1] = f.client_id
+    r.v[2] = f.price
+    r.v[3] = f.qty
+    r.v[4] = f.position
+    r.v[5] = fill_id
+    put_i128(&r.v[6], f.fee)
+    put_i128(&r.v[8], f.realised)
+    r.v[10] = (<int64_t>(f.side + 1)) | (<int64_t>f.liquidity << 8)
+    r.v[11] = 0
+    emit(c, &r)
+
+
+cdef void emit_account(Core *c, int32_t slot, const Slot *s) noexcept nogil:
+    cdef OutRecord r
+    cdef const Account *a = &s.x.b.acct
+    r.kind = OUT_ACCOUNT
+    r.slot = slot
+    r.ts_exch = s.x.b.clock
+    r.ts_local = s.x.now
+    put_i128(&r.v[0], a.cash)
+    put_i128(&r.v[2], a.cost)
+    put_i128(&r.v[4], a.realised)
+    put_i128(&r.v[6], a.fees)
+    r.v[8] = a.position
+    r.v[9] = a.mark_mid2
+    r.v[10] = a.round_trips
+    r.v[11] = a.losing_round_trips
+    emit(c, &r)
+
+
+cdef void emit_signal(Core *c, int32_t slot, const Slot *s, const SignalRow *row, int64_t result,
+                      int64_t why) noexcept nogil:
+    cdef OutRecord r
+    r.kind = OUT_SIGNAL
+    r.slot = slot
+    r.ts_exch = row.ts_exch
+    r.ts_local = s.x.now
+    r.v[0] = row.seq
+    r.v[1] = row.side
+    r.v[2] = row.reason
+    r.v[3] = row.size_units
+    r.v[4] = row.position_units
+    r.v[5] = pack_double(row.strength)
+    r.v[6] = pack_double(row.confidence)
+    r.v[7] = pack_double(row.holding_ms)
+    r.v[8] = result
+    r.v[9] = why
+    r.v[10] = s.rows
+    r.v[11] = 0
+    emit(c, &r)
+
+
+cdef void check_sync(Core *c, int32_t slot, Slot *s) noexcept nogil:
+    """A SYNC record whenever the book's state or its gap/resync/desync counts change."""
+    cdef const Book *b = s.x.book
+    cdef OutRecord r
+    if (b.state == s.sync_key[0] and b.c.gaps == s.sync_key[1] and b.c.resyncs == s.sync_key[2]
+            and b.c.desyncs == s.sync_key[3]):
+        return
+    s.sync_key[0] = b.state
+    s.sync_key[1] = b.c.gaps
+    s.sync_key[2] = b.c.resyncs
+    s.sync_key[3] = b.c.desyncs
+    memset(&r, 0, sizeof(r))
+    r.kind = OUT_SYNC
+    r.slot = slot
+    r.ts_exch = s.x.b.clock
+    r.ts_local = s.x.now
+    r.v[0] = b.state
+    r.v[1] = b.c.gaps
+    r.v[2] = b.c.resyncs
+    r.v[3] = b.c.desyncs
+    r.v[4] = book_in_sync(b)
+    r.v[5] = b.last_update_id
+    emit(c, &r)
+
+
+cdef void drain_journal(Core *c, int32_t slot, Slot *s) noexcept nogil:
+    cdef Broker *b = s.x.b
+    cdef int64_t i
+    for i in range(b.n_journal):
+        emit_order(c, slot, s, &b.journal[i])
+    b.n_journal = 0
+
+
+cdef void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept nogil:
+    """After a record: order changes, new fills (then an account snapshot), sync changes,
+    and on a row-making record the periodic account snapshot."""
+    cdef Broker *b = s.x.b
+    cdef bint filled = b.n_fills > s.fills_out
+    if b.n_journal:
+        drain_journal(c, slot, s)
+    while s.fills_out < b.n_fills:
+        emit_fill(c, slot, &b.fills[s.fills_out], s.fills_out + 1)
+        s.fills_out += 1
+        bump(&c.c.fills, 1)
+    if filled:
+        emit_account(c, slot, s)
+    elif row_maker and s.ep.account_every_ns > 0 and b.clock >= s.next_account:
+        emit_account(c, slot, s)
+        s.next_account = b.clock + s.ep.account_every_ns
+    check_sync(c, slot, s)
+    if b.failed:
+        c.failed = 1
+
+
+# ------------------------------------------------------------------ the strategy step
+
+cdef inline Slot *find_slot(Core *c, uint32_t instrument, int32_t *index) noexcept nogil:
+    cdef int64_t i
+    if c.slots[c.last].instrument == instrument:
+        index[0] = <int32_t>c.last
+        return &c.slots[c.last]
+    for i in range(c.n_slots):
+        if c.slots[i].instrument == instrument:
+            c.last = i
+            index[0] = <int32_t>i
+            return &c.slots[i]
+    return NULL
+
+
+cdef int64_t place(Core *c, Slot *s, const SignalRow *row, int64_t *why) noexcept nogil:
+    """The order that brings position + open orders to the signal's target, if the target
+    lies on the signal's side; its id, -reason if risk rejected it, 0 if none was sent."""
+    cdef Broker *b = s.x.b
+    cdef const Level *lv
+    cdef int64_t have = b.acct.position + b.open_buy - b.open_sell
+    cdef int64_t delta = row.position_units - have
+    cdef int32_t side = 1 if delta > 0 else -1
+    cdef int64_t price = 0, r
+    if delta == 0 or (delta > 0) != (row.side > 0):
+        why[0] = NO_ORDER_AT_TARGET
+        return 0
+    if s.ep.order_kind == OT_LIMIT:
+        lv = side_best(&s.x.book.ask if side > 0 else &s.x.book.bid)
+        if lv == NULL:
+            why[0] = NO_ORDER_NO_PRICE
+            return 0
+        price = (-lv.key + s.ep.slippage_ticks) if side > 0 else (lv.key - s.ep.slippage_ticks)
+        if price <= 0:
+            price = 1
+    r = exec_submit(s.x, side, s.ep.order_kind, TIF_IOC, price, delta if delta > 0 else -delta,
+                    c.c.events, 0, s.x.now, R_OK)
+    bump(&c.c.orders, 1)
+    if r < 0:
+        bump(&c.c.rejected, 1)
+    why[0] = NO_ORDER_PLACED
+    return r
+
+
+cdef void resend_restored(Core *c, Slot *s) noexcept nogil:
+    """The previous run's open orders, through the risk gate like any order."""
+    cdef int64_t i, r
+    cdef RestoredOrder *o
+    for i in range(s.n_restore):
+        o = &s.restore[i]
+        r = exec_submit(s.x, o.side, o.kind, o.tif, o.price, o.qty, o.client_id, o.expire_at,
+                        s.x.now, R_OK)
+        bump(&c.c.orders, 1)
+        if r < 0:
+            bump(&c.c.rejected, 1)
+    s.n_restore = 0
+
+
+cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
+                 int64_t stamp) noexcept nogil:
+    cdef SignalCandidate cand
+    cdef SignalRow row
+    cdef int64_t t1 = 0, result = 0, why = NO_ORDER_WARMUP
+    if c.measure:
+        t1 = ORP_now_ns()
+    if not features_update(s.st, s.x.book, e):
+        return
+    if s.extension != NULL:
+        (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
+    if c.measure:
+        hist_add(&c.feature, ORP_now_ns() - t1)
+    s.rows += 1
+    bump(&c.c.rows, 1)
+    if s.n_restore and s.rows > s.ep.warmup_rows:
+        resend_restored(c, s)
+    if (<SignalGenerator>s.generator).evaluate(&s.st.fv, &cand) != 0:
+        c.failed = 2
+        return
+    signal_decide(&s.ps, &s.pp, &s.st.fv, &cand, &row)
+    if row.side == 0:
+        return
+    bump(&c.c.signals, 1)
+    if s.rows > s.ep.warmup_rows:
+        result = place(c, s, &row, &why)
+    emit_signal(c, slot, s, &row, result, why)
+    if result != 0:
+        drain_journal(c, slot, s)           # the order record is written now
+        if c.measure:
+            t1 = ORP_now_ns()
+            hist_add(&c.incore, t1 - t0)
+            if stamp > 0:
+                hist_add(&c.ingress, t1 - stamp)
+
+
+cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
+    """One record through the whole strategy (see the module docstring)."""
+    cdef int32_t slot = 0
+    cdef Slot *s = find_slot(c, e.instrument, &slot)
+    cdef uint32_t f = e.flags
+    cdef bint row_maker = (f & F_TRADE) != 0 or ((f & F_LAST) != 0 and (f & F_BOOK_KINDS) != 0)
+    cdef int64_t t0 = 0
+    bump(&c.c.events, 1)
+    if s == NULL:
+        bump(&c.c.unknown, 1)
+        return
+    if row_maker and c.measure:
+        t0 = ORP_now_ns()
+    exec_apply(s.x, e)
+    if row_maker and not s.x.book.msg_open:
+        if f & F_LAST and f & F_BOOK_KINDS:
+            snapshot_publish_book(s.snap, s.x.book)
+        on_row(c, slot, s, e, t0, stamp)
+    flush_slot(c, slot, s, row_maker)
+
+
+cdef void final_accounts(Core *c) noexcept nogil:
+    cdef int64_t i
+    for i in range(c.n_slots):
+        flush_slot(c, <int32_t>i, &c.slots[i], False)
+        emit_account(c, <int32_t>i, &c.slots[i])
+
+
+# ------------------------------------------------------------------ thread loops
+
+cdef void strategy_loop(Core *c, RingState *market) noexcept nogil:
+    """Pop the market ring until the feed is done and the ring is drained."""
+    cdef Event buf[BATCH]
+    cdef int64_t stamps[BATCH]
+    cdef int64_t n, i, idle_since = 0
+    cdef int done
+    while True:
+        n = ring_pop_n_stamped(market, buf, stamps, BATCH)
+        if n == 0:
+            done = ORP_load_acquire(&c.ctl.feed_done)
+            n = ring_pop_n_stamped(market, buf, stamps, BATCH)    # pushed before `done`?
+            if n == 0:
+                if done:
+                    break
+                if idle_since == 0:
+                    idle_since = ORP_now_ns()
+                if ORP_now_ns() - idle_since < SPIN_NS:
+                    ORP_pause()
+                else:
+                    bump(&c.c.idle_sleeps, 1)
+                    ORP_sleep_ns(IDLE_SLEEP_NS)
+                continue
+        idle_since = 0
+        for i in range(n):
+            core_step(c, &buf[i], stamps[i])
+            if c.failed:
+                return
+    final_accounts(c)
+
+
+cdef inline int64_t message_end(const Event *evs, int64_t i, int64_t n) noexcept nogil:
+    """Index after the record that ends the message starting at i (F_LAST or a non-book record)."""
+    while i < n:
+        if evs[i].flags & F_LAST or not (evs[i].flags & F_BOOK_KINDS):
+            return i + 1
+        i += 1
+    return n
+
+
+cdef int64_t feed_loop(Core *c, RingState *market, const Event *evs, int64_t n,
+                       double speed) noexcept nogil:
+    """Push `evs` message by message, stamped with the push time; speed > 0 paces them to
+    recorded local time divided by speed. Sleeps (never spins) while the ring is full."""
+    cdef int64_t i = 0, j, k, wall0 = ORP_now_ns(), t_first = evs[0].ts_local if n else 0, due, now
+    while i < n and not ORP_load_acquire(&c.ctl.feed_stop):
+        j = message_end(evs, i, n)
+        if speed > 0:
+            due = wall0 + <int64_t>((evs[i].ts_local - t_first) / speed)
+            now = ORP_now_ns()
+            while now < due and not ORP_load_relaxed(&c.ctl.feed_stop):
+                ORP_sleep_ns(due - now if due - now < 1000000 else 1000000)
+                now = ORP_now_ns()
+        while i < j:
+            k = ring_push_n_stamped(market, &evs[i], j - i, ORP_now_ns())
+            if k == 0:
+                bump(&c.c.market_waits, 1)
+                ORP_sleep_ns(FEED_WAIT_NS)
+                continue
+            i += k
+            bump(&c.c.fed, k)
+    ORP_store_release(&c.ctl.feed_done, 1)
+    return i
+
+
+# ------------------------------------------------------------------ Python API
+
+OUT_DTYPE = np.dtype([("kind", "<i4"), ("slot", "<i4"), ("event_no", "<i8"), ("ts_exch", "<i8"),
+                      ("ts_local", "<i8"), ("v", "<i8", (OUT_FIELDS,))])
+COUNTER_NAMES = ("events", "rows", "signals", "orders", "rejected", "fills", "out_records",
+                 "out_waits", "unknown", "idle_sleeps", "market_waits", "fed", "out_lost")
+
+
+@cython.auto_pickle(False)
+cdef class EngineCore:
+    """The compiled engine over one or more instruments (orpflow.Engine and orpflow.backtest
+    drive it; see orpflow/engine.py). Each instrument brings an ExecutionSim (book, broker,
+    risk), a FeatureEngine on that same book, a SignalGenerator and a MarketSnapshot."""
+    cdef Core *c
+    cdef void *_block
+    cdef list _keep               # the Python objects the slots point into
+    cdef readonly int64_t n_slots
+
+    def __cinit__(self):
+        cdef size_t nbytes = sizeof(Core) + 64
+        self._block = PyMem_RawMalloc(nbytes)
+        if self._block == NULL:
+            raise MemoryError()
+        debug_count_alloc(1)
+        memset(self._block, 0, nbytes)
+        self.c = <Core *>((<uintptr_t>self._block + 63) & ~(<uintptr_t>63))
+        self.c.measure = 1
+        self._keep = []
+
+    def __dealloc__(self):
+        if self.c != NULL and self.c.buf != NULL:
+            free(self.c.buf)
+            debug_count_alloc(-1)
+        if self._block != NULL:
+            PyMem_RawFree(self._block)
+            debug_count_alloc(-1)
+            self._block = NULL
+            self.c = NULL
+
+    def add(self, ExecutionSim sim not None, FeatureEngine features not None,
+            SignalGenerator generator not None, MarketSnapshot snapshot not None,
+            dict position_params not None, dict exec_params not None):
+        """Add one instrument; returns its slot index."""
+        if self.n_slots == MAX_SLOTS:
+            raise ValueError(f"at most {MAX_SLOTS} instruments per engine")
+        if features.book is not sim.book:
+            raise ValueError("the FeatureEngine must run on the ExecutionSim's book")
+        inst = sim.instrument.id
+        for i in range(self.n_slots):
+            if self.c.slots[i].instrument == inst:
+                raise ValueError(f"two instruments with id {inst}: give each a distinct Instrument.id")
+        cdef Slot *s = &self.c.slots[self.n_slots]
+        memset(s, 0, sizeof(Slot))
+        s.x = &sim.x
+        s.st = &features.st
+        s.generator = <void *>generator
+        s.extension = <void *>features.extension if features.has_extension else NULL
+        s.snap = snapshot.snap
+        s.instrument = inst
+        p = position_params
+        s.pp.base_position_pct = p["base_position_pct"]
+        s.pp.equity = p["equity"]
+        s.pp.min_interval_ns = p["min_interval_ns"]
+        s.pp.exit_on_holding = p["exit_on_holding"]
+        s.pp.lot_units = p["lot_units"]
+        s.pp.qty_num = p["qty_num"]
+        s.pp.qty_den = p["qty_den"]
+        e = exec_params
+        s.ep.order_kind = OT_LIMIT if e["order_type"] == "ioc" else OT_MARKET
+        s.ep.slippage_ticks = e["slippage_ticks"]
+        s.ep.warmup_rows = e["warmup_rows"]
+        s.ep.account_every_ns = e["account_every_ns"]
+        s.sync_key[0] = -1
+        sim.x.b.journal_on = 1
+        generator.reset()
+        self._keep.append((sim, features, generator, snapshot))
+        self.n_slots += 1
+        self.c.n_slots = self.n_slots
+        return self.n_slots - 1
+
+    def restore(self, int slot, *, cash, cost, realised, fees, int64_t position,
+                int64_t round_trips=0, int64_t losing_round_trips=0):
+        """Start from a persisted account (money in MoneyScale units, exact ints). The signal
+        rules start from the same position (their holding period counts as lapsed)."""
+        self._slot(slot)
+        cdef Slot *s = &self.c.slots[slot]
+        cdef Account *a = &s.x.b.acct
+        a.cash = i128_from_py(cash)
+        a.cost = i128_from_py(cost)
+        a.realised = i128_from_py(realised)
+        a.fees = i128_from_py(fees)
+        a.position = position
+        a.round_trips = round_trips
+        a.losing_round_trips = losing_round_trips
+        s.ps.position = position
+
+    def add_restored_order(self, int slot, int side, str type, str tif, int64_t price_ticks,
+                           int64_t qty_units, int64_t client_id, int64_t expire_at=0):
+        """Queue an order the previous run left open; it is re-sent (risk-checked) at the
+        first feature row after warm-up, with client_id = its old id."""
+        self._slot(slot)
+        cdef Slot *s = &self.c.slots[slot]
+        kinds = {"market": OT_MARKET, "limit": OT_LIMIT, "post_only": OT_POST_ONLY}
+        tifs = {"GTC": TIF_GTC, "IOC": TIF_IOC, "FOK": TIF_FOK, "GTD": TIF_GTD}
+        if side not in (1, -1) or type not in kinds or tif not in tifs or qty_units <= 0:
+            raise ValueError(f"cannot restore order {client_id}: {side} {type} {tif} qty {qty_units}")
+        if s.n_restore == MAX_RESTORE:
+            raise ValueError(f"more than {MAX_RESTORE} open orders to restore for one instrument")
+        cdef RestoredOrder *o = &s.restore[s.n_restore]
+        o.side = side
+        o.kind = kinds[type]
+        o.tif = tifs[tif]
+        o.price = price_ticks
+        o.qty = qty_units
+        o.client_id = client_id
+        o.expire_at = expire_at
+        s.n_restore += 1
+
+    def _slot(self, int slot):
+        if not 0 <= slot < self.n_slots:
+            raise IndexError(f"no slot {slot}")
+
+    def _sims(self):
+        return [k[0] for k in self._keep]
+
+    def _enter(self):
+        done = []
+        try:
+            for sim, *_ in self._keep:
+                (<ExecutionSim>sim).book._enter_write()
+                done.append(sim)
+        except BaseException:
+            for sim in done:
+                (<ExecutionSim>sim).book._exit_write()
+            raise
+
+    def _exit(self):
+        for sim, *_ in self._keep:
+            (<ExecutionSim>sim).book._exit_write()
+
+    def _raise_failure(self):
+        if self.c.failed == 2:
+            for _, _, gen, _ in self._keep:
+                err = getattr(gen, "error", None)
+                if err is not None:
+                    gen.error = None
+                    raise err
+            raise RuntimeError("signal generator failed")
+        if self.c.failed:
+            raise MemoryError("the engine ran out of memory; its state is no longer complete")
+
+    def run_array(self, events, bint final=True):
+        """Backtest: every record of `events` through core_step in this thread (GIL released);
+        the records go to the collection buffer (take_records). final: account records at the end."""
+        cdef Event *evs = event_ptr(events, False)
+        cdef int64_t n = events.shape[0], i
+        cdef Core *c = self.c
+        c.out = NULL
+        self._enter()
+        try:
+            with nogil:
+                for i in range(n):
+                    core_step(c, &evs[i], 0)
+                    if c.failed:
+                        break
+                if final and not c.failed:
+                    final_accounts(c)
+        finally:
+            self._exit()
+        self._raise_failure()
+
+    def final_accounts(self):
+        """An account record per instrument (the end of a run fed in pieces)."""
+        cdef Core *c = self.c
+        c.out = NULL
+        with nogil:
+            final_accounts(c)
+        self._raise_failure()
+
+    def take_records(self):
+        """The collected records (OUT_DTYPE), emptying the buffer."""
+        cdef int64_t n = self.c.n_buf
+        out = np.empty(n, OUT_DTYPE)
+        if n:
+            memcpy(<void *>array_bytes(out), self.c.buf, n * sizeof(OutRecord))
+        self.c.n_buf = 0
+        return out
+
+    def run_ring(self, EventRing market not None, EventRing out not None):
+        """Strategy thread: until the feed is done and `market` drained (GIL released)."""
+        if out.capacity < 2 * OUT_SLOTS:
+            raise ValueError("the out ring needs room for two records")
+        cdef Core *c = self.c
+        c.out = out.state
+        self._enter()
+        try:
+            with nogil:
+                strategy_loop(c, market.state)
+        finally:
+            self._exit()
+            c.out = NULL
+        self._raise_failure()
+
+    def feed(self, EventRing market not None, events, double speed=0.0):
+        """Feed thread: push `events` message by message (GIL released); speed > 0 paces
+        them to recorded time / speed. Returns how many records were pushed."""
+        cdef Event *evs = event_ptr(events, False)
+        cdef int64_t n = events.shape[0], pushed
+        with nogil:
+            pushed = feed_loop(self.c, market.state, evs, n, speed)
+        return pushed
+
+    def pop_out(self, EventRing out not None, int64_t max_records=4096):
+        """Persistence thread: up to max_records OutRecords from the out ring (GIL released)."""
+        cdef int64_t avail = ring_size(out.state) // OUT_SLOTS, n
+        if avail > max_records:
+            avail = max_records
+        arr = np.empty(avail, OUT_DTYPE)
+        if avail == 0:
+            return arr
+        cdef Event *dst = <Event *>array_bytes(arr)
+        with nogil:
+            n = ring_pop_n(out.state, dst, avail * OUT_SLOTS)
+        return arr[:n // OUT_SLOTS]
+
+    def reset_control(self):
+        """Before a new threaded run."""
+        ORP_store_release(&self.c.ctl.feed_stop, 0)
+        ORP_store_release(&self.c.ctl.feed_done, 0)
+        ORP_store_release(&self.c.ctl.abort, 0)
+        for i in range(self.n_slots):
+            self.c.slots[i].rows = 0
+
+    def stop_feed(self):
+        ORP_store_release(&self.c.ctl.feed_stop, 1)
+
+    def mark_feed_done(self):
+        """For a feed that is not feed() (nothing more will be pushed)."""
+        ORP_store_release(&self.c.ctl.feed_done, 1)
+
+    def abort_out(self):
+        """The out consumer is gone: the strategy stops waiting for room (and counts losses)."""
+        ORP_store_release(&self.c.ctl.abort, 1)
+
+    @property
+    def measure(self):
+        return bool(self.c.measure)
+
+    @measure.setter
+    def measure(self, value):
+        self.c.measure = 1 if value else 0
+
+    def counters(self):
+        """The engine's counters (any thread; each value is whole, the set is not atomic)."""
+        cdef int64_t *p = &self.c.c.events
+        return {name: ORP_load_relaxed(&p[i]) for i, name in enumerate(COUNTER_NAMES)}
+
+    def histogram(self, name):
+        """(counts per bucket, n, total ns, max ns) of "incore", "ingress" or "feature"."""
+        cdef Histogram *h
+        if name == "incore":
+            h = &self.c.incore
+        elif name == "ingress":
+            h = &self.c.ingress
+        elif name == "feature":
+            h = &self.c.feature
+        else:
+            raise ValueError(f"no histogram {name!r}")
+        counts = np.empty(HIST_BUCKETS, np.int64)
+        cdef int64_t[::1] v = counts
+        for i in range(HIST_BUCKETS):
+            v[i] = ORP_load_relaxed(&h.counts[i])
+        return counts, ORP_load_relaxed(&h.n), ORP_load_relaxed(&h.total), ORP_load_relaxed(&h.max)
+
+    def slot_state(self, int slot):
+        """(feature rows since start, fills written, signal-implied position)."""
+        self._slot(slot)
+        cdef Slot *s = &self.c.slots[slot]
+        return s.rows, s.fills_out, s.ps.position
+
+
+def hist_bucket_bounds():
+    """(lower, upper) inclusive ns bounds of every histogram bucket."""
+    lo = np.empty(HIST_BUCKETS, np.float64)
+    hi = np.empty(HIST_BUCKETS, np.float64)
+    for i in range(HIST_BUCKETS):
+        if i < HIST_SUB:
+            lo[i] = hi[i] = i
+        else:
+            e = i // HIST_SUB + 3
+            sub = i % HIST_SUB
+            lo[i] = float((HIST_SUB + sub) << (e - 4))
+            hi[i] = lo[i] + float(1 << (e - 4)) - 1
+    return lo, hi
+
+
+def _hist_index(int64_t v):
+    return hist_index(v)

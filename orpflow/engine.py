@@ -1,0 +1,403 @@
+"""Engine: the threaded paper-trading session (DESIGN §6).
+
+    feed thread ──market ring──> strategy thread (one nogil loop) ──out ring──> persistence thread
+
+The feed replays recorded files message by message (full speed, or paced to recorded time);
+the strategy thread runs ``EngineCore.run_ring`` (book, snapshot, features, signal, risk,
+order, paper broker: orpflow/_core/engine.pyx) until the feed is done and the ring drained;
+the persistence thread drains the out ring into SQLite in batched transactions. Neither ring
+drops anything: a full ring makes its producer wait (counted). The control thread (the caller)
+reads snapshots, counters and latency histograms lock-free and flips the kill switch.
+"""
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from orpflow._core.engine import EngineCore, hist_bucket_bounds
+from orpflow._core.ring import EventRing
+from orpflow._core.snapshot import MarketSnapshot
+from orpflow._core.broker import ExecutionSim, PaperBroker
+from orpflow._core.features import FeatureEngine
+from orpflow.config import ConfigError, EngineConfig, MoneyScale, load_config
+from orpflow.instrument import Instrument
+
+__all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events"]
+
+_BOUNDS: Optional[Tuple[np.ndarray, np.ndarray]] = None
+PERCENTILES = (50.0, 90.0, 99.0, 99.9)
+
+
+# ------------------------------------------------------------------ building blocks
+
+def build_core(config: EngineConfig, insts: Sequence[Instrument]) -> Tuple[EngineCore, List[Any]]:
+    """The compiled engine with one slot per instrument: (core, [(sim, snapshot), ...])."""
+    from orpflow.features import raw_dtype
+    from orpflow.signals import make_generator
+    core = EngineCore()
+    parts = []
+    fcfg = config.signal.features
+    for inst in insts:
+        broker = PaperBroker(inst, **config.broker.params(inst))
+        sim = ExecutionSim(inst, broker, config.risk, imbalance_levels=fcfg.imbalance_levels,
+                           weighted_levels=fcfg.weighted_levels, weighted_decay=fcfg.weighted_decay)
+        features = FeatureEngine(sim.book, fcfg.resolve(inst), raw_dtype(fcfg), fcfg.extension)
+        snapshot = MarketSnapshot()
+        core.add(sim, features, make_generator(config.signal, inst), snapshot,
+                 config.signal.resolve(inst), config.execution.resolve())
+        parts.append((sim, snapshot))
+    return core, parts
+
+
+def _read(inst: Instrument, paths: Sequence[str], fmt: Optional[str], report: Any) -> np.ndarray:
+    import os
+    import orpflow as of
+    if not paths:
+        raise ConfigError(f"[instruments] {inst.symbol}: no data files (paths = [...])")
+    parts = []
+    for path in paths:
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{inst.symbol}: data file not found: {path}")
+        f = fmt or ("npy" if path.endswith(".npy") else
+                    "tardis" if path.endswith((".csv", ".csv.gz")) else "binance")
+        if f == "npy":
+            ev = of.load_events(path)
+            ev = ev.copy()
+            ev["instrument"] = inst.id
+            parts.append(ev)
+        elif f == "tardis":
+            parts.append(of.read_tardis(path, inst, report=report))
+        else:
+            parts.append(of.read_binance([path], inst, report=report))
+    return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+def repeat_events(events: np.ndarray, times: int) -> np.ndarray:
+    """The recording `times` over, each copy shifted after the previous one in time and in
+    venue sequence numbers (so the book resyncs on each copy's snapshot instead of dropping
+    the copy as stale). For long benchmark runs."""
+    if times <= 1 or len(events) == 0:
+        return events
+    span_t = int(max(events["ts_local"].max(), events["ts_exch"].max()) -
+                 min(events["ts_local"].min(), events["ts_exch"].min())) + 1_000_000
+    seq_cols = ("seq", "seq_first", "seq_prev")
+    span_s = int(max(events[c].max() for c in seq_cols)) + 1
+    out = np.empty(len(events) * times, events.dtype)
+    for k in range(times):
+        part = out[k * len(events):(k + 1) * len(events)]
+        part[:] = events
+        if k:
+            part["ts_local"] += k * span_t
+            part["ts_exch"] += k * span_t
+            for c in seq_cols:
+                nz = part[c] != 0
+                part[c][nz] += k * span_s
+    return out
+
+
+def load_engine_events(config: EngineConfig, insts: Sequence[Instrument],
+                       paths: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, Any]:
+    """(events, FeedReport) for the config's instruments, merged in local-time order.
+    `paths` replaces the files of a single-instrument config."""
+    import orpflow as of
+    report = of.FeedReport()
+    if paths is not None and len(insts) != 1:
+        raise ConfigError("data files on the command line need a config with exactly one instrument")
+    arrays = []
+    for ic, inst in zip(config.instruments, insts):
+        arrays.append(_read(inst, list(paths) if paths is not None else ic.paths, ic.format, report))
+    if len(arrays) == 1:
+        events = arrays[0]
+    else:
+        events = np.concatenate(arrays)
+        events = events[np.argsort(events["ts_local"], kind="stable")]
+    return repeat_events(np.ascontiguousarray(events), config.feed.repeat), report
+
+
+def latency_percentiles(core: EngineCore, name: str,
+                        qs: Sequence[float] = PERCENTILES) -> Dict[str, Any]:
+    """Percentiles (ns, the upper edge of the histogram bucket: at most 6% above the value;
+    exact below 16 ns), count, mean and max of one latency histogram."""
+    global _BOUNDS
+    if _BOUNDS is None:
+        _BOUNDS = hist_bucket_bounds()
+    counts, n, total, mx = core.histogram(name)
+    out: Dict[str, Any] = {"count": int(n), "mean_ns": (total / n) if n else float("nan"),
+                           "max_ns": int(mx) if n else float("nan")}
+    cum = np.cumsum(counts)
+    for q in qs:
+        key = f"p{q:g}".replace(".", "_")
+        if n == 0 or cum[-1] == 0:
+            out[key] = float("nan")
+            continue
+        i = int(np.searchsorted(cum, q / 100.0 * cum[-1], side="left"))
+        out[key] = float(min(_BOUNDS[1][min(i, len(cum) - 1)], mx))
+    return out
+
+
+# ------------------------------------------------------------------ the engine
+
+class Engine:
+    """A paper-trading session: feed, strategy and persistence threads around the compiled loop.
+
+    Parameters
+    ----------
+    config
+        An EngineConfig, or the path of its TOML file.
+    events
+        EVENT_DTYPE records to replay instead of the config's files (one array, all
+        instruments, in arrival order).
+
+    Use ``start()`` then ``wait()`` (run the replay to its end) or ``stop()`` (graceful: stop
+    the feed, drain both rings, commit; < 1 s), or ``with Engine(cfg) as e: ...``.
+    """
+
+    def __init__(self, config: Union[EngineConfig, str], events: Optional[np.ndarray] = None,
+                 *, paths: Optional[Sequence[str]] = None) -> None:
+        self.config = load_config(config) if isinstance(config, str) else config
+        if not isinstance(self.config, EngineConfig):
+            raise TypeError("config must be an EngineConfig or a path to a TOML file")
+        self.instruments = self.config.make_instruments()
+        self.symbols = [i.symbol for i in self.instruments]
+        self.core, self._parts = build_core(self.config, self.instruments)
+        self._events = events
+        self._paths = paths
+        self.feed_report: Any = None
+        self.writer: Any = None
+        self.metrics: Any = None
+        self.restored: Dict[str, Any] = {}
+        self.error: Optional[BaseException] = None
+        self._threads: Dict[str, threading.Thread] = {}
+        self._strategy_done = threading.Event()
+        self._state = "new"
+        self._t_start = 0.0
+        self._t_end = 0.0
+        self.last_accounts: Dict[int, Any] = {}
+        self.records_out = 0
+        self.stop_seconds: Optional[float] = None
+
+    # -- lifecycle
+    def start(self) -> "Engine":
+        if self._state != "new":
+            raise RuntimeError(f"an Engine starts once (it is {self._state})")
+        cfg = self.config
+        if self._events is None:
+            self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths)
+        from orpflow.events import check_event_array
+        check_event_array(self._events)
+        if cfg.persistence.path is not None:
+            self._open_store()
+        if cfg.metrics.enabled:
+            from orpflow.metrics import MetricsServer
+            self.metrics = MetricsServer(self, cfg.metrics.host, cfg.metrics.port)
+        self.market = EventRing(cfg.feed.market_ring)
+        self.out = EventRing(2 * cfg.feed.out_ring)
+        self.core.reset_control()
+        self._state = "running"
+        self._t_start = time.perf_counter()
+        self._threads = {
+            "persistence": threading.Thread(target=self._persist, name="orpflow-persistence", daemon=True),
+            "strategy": threading.Thread(target=self._strategy, name="orpflow-strategy", daemon=True),
+            "feed": threading.Thread(target=self._feed, name="orpflow-feed", daemon=True),
+        }
+        for t in self._threads.values():
+            t.start()
+        return self
+
+    def _open_store(self) -> None:
+        import json
+        from orpflow.persistence import Writer
+        cfg = self.config
+        cash0 = [MoneyScale(i).to_money("cash", cfg.broker.cash) for i in self.instruments]
+        text = json.dumps({"source": cfg.source, "strategy_id": cfg.strategy_id,
+                           "symbols": self.symbols, "config": repr(cfg)})
+        self.writer = Writer(cfg.persistence.path, cfg.persistence, cfg.strategy_id, self.instruments,
+                             text, cash0)
+        self.restored = self.writer.restored
+        for slot, sym in enumerate(self.symbols):
+            st = self.restored["symbols"].get(sym)
+            if st is None:
+                continue
+            self.core.restore(slot, cash=st["cash"], cost=st["cost"], realised=st["realised"],
+                              fees=st["fees"], position=st["position"], round_trips=st["round_trips"],
+                              losing_round_trips=st["losing_round_trips"])
+            for o in st["open_orders"]:
+                self.core.add_restored_order(slot, o["side"], o["type"], o["tif"], o["price_ticks"],
+                                             o["qty_units"], o["order_id"], o["expire_at"] or 0)
+
+    def _feed(self) -> None:
+        try:
+            self.core.feed(self.market, self._events, self.config.feed.speed)
+        except BaseException as exc:          # pragma: no cover - defensive
+            self.error = self.error or exc
+            self.core.mark_feed_done()
+
+    def _strategy(self) -> None:
+        try:
+            self.core.run_ring(self.market, self.out)
+        except BaseException as exc:
+            self.error = self.error or exc
+            self.core.stop_feed()
+        finally:
+            self._t_end = time.perf_counter()
+            self._strategy_done.set()
+
+    def _persist(self) -> None:
+        w = self.writer
+        try:
+            while True:
+                done = self._strategy_done.is_set()
+                recs = self.core.pop_out(self.out, 8192)
+                if len(recs):
+                    self._note(recs)
+                    if w is not None:
+                        w.write(recs)
+                    continue
+                if done:
+                    break
+                if w is not None:
+                    w.commit_if_due()
+                time.sleep(0.001)
+            if w is not None:
+                w.commit()
+        except BaseException as exc:
+            self.error = self.error or exc
+            self.core.abort_out()          # the strategy must not wait for a consumer that is gone
+            self.core.stop_feed()
+
+    def _note(self, recs: np.ndarray) -> None:
+        from orpflow import records as R
+        self.records_out += len(recs)
+        acc = recs[recs["kind"] == R.OUT_ACCOUNT]
+        if len(acc):
+            rows = R.account_rows(acc, self.instruments)
+            for a in rows:
+                self.last_accounts[int(a["slot"])] = a
+
+    def running(self) -> bool:
+        return self._state == "running" and not self._strategy_done.is_set()
+
+    def wait(self, timeout: Optional[float] = None) -> bool:
+        """Wait for the replay to end and everything to be written; True if it did."""
+        deadline = None if timeout is None else time.perf_counter() + timeout
+        for name in ("feed", "strategy", "persistence"):
+            t = self._threads.get(name)
+            if t is None:
+                continue
+            t.join(None if deadline is None else max(0.0, deadline - time.perf_counter()))
+            if t.is_alive():
+                return False
+        self._finish("finished")
+        return True
+
+    def stop(self, timeout: float = 1.0) -> Dict[str, Any]:
+        """Graceful stop: the feed stops at the next message boundary, the strategy drains the
+        market ring, the persistence thread drains the out ring and commits; then the run's
+        end and performance metrics are written and the database closed. Returns summary()."""
+        if self._state == "new":
+            raise RuntimeError("the engine was not started")
+        t0 = time.perf_counter()
+        self.core.stop_feed()
+        if not self.wait(timeout):
+            raise TimeoutError(f"the engine did not stop within {timeout} s")
+        self.stop_seconds = time.perf_counter() - t0
+        return self.summary()
+
+    def _finish(self, status: str) -> None:
+        if self._state != "running":
+            return
+        self._state = "stopped"
+        counters = self.core.counters()
+        if self.writer is not None:
+            perf = self.performance() if self.error is None else None
+            self.writer.close("failed" if self.error else status, counters["events"], perf)
+        if self.metrics is not None:
+            self.metrics.close()
+        if self.error is not None:
+            raise self.error
+
+    def __enter__(self) -> "Engine":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._state == "running":
+            self.stop(timeout=5.0)
+
+    # -- control (any thread)
+    def kill(self) -> None:
+        """Kill switch: every new order is rejected (RISK_KILL_SWITCH) from the next check on."""
+        for sim, _ in self._parts:
+            sim.risk.kill()
+
+    def reset_kill(self) -> None:
+        for sim, _ in self._parts:
+            sim.risk.reset_kill()
+
+    def snapshot(self, symbol: str) -> Dict[str, Any]:
+        """The latest published book snapshot of `symbol` (seqlock read, never blocks the loop)."""
+        try:
+            slot = self.symbols.index(symbol)
+        except ValueError:
+            raise KeyError(f"no instrument {symbol!r}; trading {self.symbols}") from None
+        return self._parts[slot][1].read()
+
+    def latency(self) -> Dict[str, Dict[str, Any]]:
+        """In-core tick-to-trade, ingress (feed push -> order record) and feature-calculation
+        time, as percentiles in ns."""
+        return {name: latency_percentiles(self.core, name) for name in ("incore", "ingress", "feature")}
+
+    def stats(self) -> Dict[str, Any]:
+        """Counters, ring utilisation (0..1), positions and PnL from the last account records."""
+        c = self.core.counters()
+        out: Dict[str, Any] = dict(c)
+        if self._state != "new":
+            out["market_ring_utilisation"] = len(self.market) / self.market.capacity
+            out["out_ring_utilisation"] = len(self.out) / self.out.capacity
+        out["records_persisted"] = self.writer.records if self.writer is not None else 0
+        out["positions"] = {self.symbols[s]: float(a["position"]) for s, a in self.last_accounts.items()}
+        out["equity"] = {self.symbols[s]: float(a["equity"]) for s, a in self.last_accounts.items()}
+        out["elapsed_s"] = ((self._t_end or time.perf_counter()) - self._t_start) if self._t_start else 0.0
+        return out
+
+    # -- results (after the run)
+    def _after(self) -> None:
+        if self._state == "running" and not self._strategy_done.is_set():
+            raise RuntimeError("the run is still going: stop() or wait() first")
+
+    def orders(self, symbol: Optional[str] = None) -> np.ndarray:
+        self._after()
+        return self._parts[self._slot(symbol)][0].orders()
+
+    def fills(self, symbol: Optional[str] = None) -> np.ndarray:
+        self._after()
+        return self._parts[self._slot(symbol)][0].fills()
+
+    def account(self, symbol: Optional[str] = None) -> Dict[str, Any]:
+        self._after()
+        return self._parts[self._slot(symbol)][0].account()
+
+    def _slot(self, symbol: Optional[str]) -> int:
+        if symbol is None:
+            if len(self.symbols) != 1:
+                raise ValueError(f"name the symbol: trading {self.symbols}")
+            return 0
+        return self.symbols.index(symbol)
+
+    def performance(self) -> Dict[str, Dict[str, Any]]:
+        from orpflow.backtest import statistics
+        return {sym: statistics(self._parts[i][0].fills(), self._parts[i][0].account(), None)
+                for i, sym in enumerate(self.symbols)}
+
+    def summary(self) -> Dict[str, Any]:
+        """What the CLI prints: trades, PnL, latency percentiles, throughput, database path."""
+        s = self.stats()
+        return {"stats": s, "latency": self.latency(),
+                "accounts": {sym: self._parts[i][0].account() for i, sym in enumerate(self.symbols)}
+                if not self.running() else {},
+                "fills": {sym: int(self._parts[i][0].fills().shape[0]) for i, sym in enumerate(self.symbols)}
+                if not self.running() else {},
+                "database": self.config.persistence.path, "run_id": getattr(self.writer, "run_id", None),
+                "stop_seconds": self.stop_seconds, "restored": bool(self.restored.get("symbols"))}

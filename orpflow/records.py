@@ -1,0 +1,216 @@
+"""The engine's output records (``OUT_DTYPE``, 128 bytes each) decoded into tables.
+
+The compiled loop writes one OutRecord per order state change, fill, emitted signal, book
+sync change and account snapshot (orpflow/_core/engine.pyx says which ``v[]`` field holds
+what). Money travels as exact 128-bit integers in the instrument's money unit (MoneyScale):
+``v[k]`` is the low and ``v[k+1]`` the high 64 bits.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Dict, List, Sequence
+
+import numpy as np
+
+from orpflow._core.engine import OUT_DTYPE
+from orpflow.config import MoneyScale
+from orpflow.instrument import Instrument
+
+OUT_ORDER, OUT_FILL, OUT_SIGNAL, OUT_ACCOUNT, OUT_SYNC = 1, 2, 3, 4, 5
+MONEY_PER_TICK_UNIT = 10 ** 8
+NO_ORDER_WHY = ("placed", "warmup", "at_target", "no_price")
+
+ORDER_STATUS = ("Pending", "Accepted", "PartiallyFilled", "Filled", "Cancelled", "Rejected", "Expired")
+ORDER_TYPE = ("market", "limit", "post_only")
+TIF = ("GTC", "IOC", "FOK", "GTD")
+OPEN_STATUSES = (0, 1, 2)
+
+__all__ = ["OUT_DTYPE", "money_ints", "money_floats", "order_rows", "fill_rows", "account_rows",
+           "signal_rows", "Money"]
+
+
+def money_ints(v: np.ndarray, k: int) -> List[int]:
+    """Exact Python ints of the 128-bit money in columns k (low) and k+1 (high)."""
+    lo = v[:, k].view(np.uint64)
+    return [(int(h) << 64) | int(l) for l, h in zip(lo, v[:, k + 1])]
+
+
+def money_floats(v: np.ndarray, k: int, scale: MoneyScale) -> np.ndarray:
+    """The same money as float quote currency (display and statistics)."""
+    lo = v[:, k].view(np.uint64).astype(np.float64)
+    hi = v[:, k + 1].astype(np.float64)
+    return (hi * 18446744073709551616.0 + lo) * (scale.num * 10.0 ** -scale.exp)
+
+
+class Money:
+    """Exact conversions of one instrument's money unit."""
+
+    def __init__(self, inst: Instrument) -> None:
+        self.inst = inst
+        self.scale = MoneyScale(inst)
+
+    def to_decimal(self, m: int) -> Decimal:
+        return self.scale.to_decimal(m)
+
+    def to_float(self, m: int) -> float:
+        return float(self.scale.to_decimal(m))
+
+
+ORDER_ROW = np.dtype([
+    ("slot", "<i4"), ("order_id", "<i8"), ("client_id", "<i8"), ("side", "<i1"), ("type", "<i1"),
+    ("tif", "<i1"), ("status", "<i1"), ("reason", "<i4"), ("price", "<f8"), ("qty", "<f8"),
+    ("filled", "<f8"), ("price_ticks", "<i8"), ("qty_units", "<i8"), ("filled_units", "<i8"),
+    ("ts_request", "<i8"), ("ts_arrival", "<i8"), ("ts_done", "<i8"), ("expire_at", "<i8"),
+    ("fees", "<f8"), ("event_no", "<i8"),
+])
+FILL_ROW = np.dtype([
+    ("slot", "<i4"), ("fill_id", "<i8"), ("order_id", "<i8"), ("client_id", "<i8"), ("side", "<i1"),
+    ("liquidity", "<i1"), ("price", "<f8"), ("qty", "<f8"), ("price_ticks", "<i8"), ("qty_units", "<i8"),
+    ("fee", "<f8"), ("realised", "<f8"), ("position_units", "<i8"), ("ts_exch", "<i8"),
+    ("ts_local", "<i8"), ("event_no", "<i8"),
+])
+ACCOUNT_ROW = np.dtype([
+    ("slot", "<i4"), ("ts_exch", "<i8"), ("ts_local", "<i8"), ("event_no", "<i8"),
+    ("position_units", "<i8"), ("position", "<f8"), ("cash", "<f8"), ("realised", "<f8"),
+    ("fees", "<f8"), ("mark", "<f8"), ("equity", "<f8"), ("round_trips", "<i8"),
+    ("losing_round_trips", "<i8"),
+])
+SIGNAL_ROW = np.dtype([
+    ("slot", "<i4"), ("ts_exch", "<i8"), ("seq", "<i8"), ("side", "<i1"), ("reason", "<i4"),
+    ("size_units", "<i8"), ("position_units", "<i8"), ("strength", "<f8"), ("confidence", "<f8"),
+    ("holding_ms", "<f8"), ("order", "<i8"), ("no_order", "<i1"), ("event_no", "<i8"),
+])
+
+
+def _of(recs: np.ndarray, kind: int) -> np.ndarray:
+    return recs[recs["kind"] == kind]
+
+
+def _scale_cols(out: np.ndarray, slots: np.ndarray, insts: Sequence[Instrument],
+                cols: Dict[str, tuple]) -> None:
+    """Float columns from integer ones, per instrument: cols = {float: (int col, 'px'|'qty')}."""
+    for s, inst in enumerate(insts):
+        m = slots == s
+        if not m.any():
+            continue
+        for name, (src, kind) in cols.items():
+            num, den = inst.price_scale if kind == "px" else inst.size_scale
+            out[name][m] = src[m] * (num / den)
+
+
+def order_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
+    """One row per OUT_ORDER record (every state change, in order)."""
+    r = _of(recs, OUT_ORDER)
+    v = r["v"]
+    out = np.zeros(len(r), ORDER_ROW)
+    out["slot"] = r["slot"]
+    out["event_no"] = r["event_no"]
+    for i, name in enumerate(("order_id", "client_id", "price_ticks", "qty_units", "filled_units",
+                              "ts_request", "ts_arrival", "ts_done")):
+        out[name] = v[:, i]
+    out["expire_at"] = v[:, 11]
+    packed = v[:, 10]
+    out["side"] = (packed & 0xFF) - 1
+    out["type"] = (packed >> 8) & 0xFF
+    out["tif"] = (packed >> 16) & 0xFF
+    out["status"] = (packed >> 24) & 0xFF
+    out["reason"] = (packed >> 32) & 0xFFFF
+    _scale_cols(out, r["slot"], insts, {"price": (v[:, 2], "px"), "qty": (v[:, 3], "qty"),
+                                         "filled": (v[:, 4], "qty")})
+    for s, inst in enumerate(insts):
+        m = r["slot"] == s
+        if m.any():
+            out["fees"][m] = money_floats(v[m], 8, MoneyScale(inst))
+    return out
+
+
+def fill_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
+    r = _of(recs, OUT_FILL)
+    v = r["v"]
+    out = np.zeros(len(r), FILL_ROW)
+    out["slot"] = r["slot"]
+    out["event_no"] = r["event_no"]
+    out["ts_exch"] = r["ts_exch"]
+    out["ts_local"] = r["ts_local"]
+    out["order_id"] = v[:, 0]
+    out["client_id"] = v[:, 1]
+    out["price_ticks"] = v[:, 2]
+    out["qty_units"] = v[:, 3]
+    out["position_units"] = v[:, 4]
+    out["fill_id"] = v[:, 5]
+    out["side"] = (v[:, 10] & 0xFF) - 1
+    out["liquidity"] = (v[:, 10] >> 8) & 0xFF
+    _scale_cols(out, r["slot"], insts, {"price": (v[:, 2], "px"), "qty": (v[:, 3], "qty")})
+    for s, inst in enumerate(insts):
+        m = r["slot"] == s
+        if m.any():
+            out["fee"][m] = money_floats(v[m], 6, MoneyScale(inst))
+            out["realised"][m] = money_floats(v[m], 8, MoneyScale(inst))
+    return out
+
+
+def account_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
+    """Account snapshots with equity = cash + position x mid at the last mark."""
+    r = _of(recs, OUT_ACCOUNT)
+    v = r["v"]
+    out = np.zeros(len(r), ACCOUNT_ROW)
+    for name in ("slot", "ts_exch", "ts_local", "event_no"):
+        out[name] = r[name]
+    out["position_units"] = v[:, 8]
+    out["round_trips"] = v[:, 10]
+    out["losing_round_trips"] = v[:, 11]
+    for s, inst in enumerate(insts):
+        m = r["slot"] == s
+        if not m.any():
+            continue
+        sc = MoneyScale(inst)
+        out["cash"][m] = money_floats(v[m], 0, sc)
+        out["realised"][m] = money_floats(v[m], 4, sc)
+        out["fees"][m] = money_floats(v[m], 6, sc)
+        pn, pd = inst.price_scale
+        qn, qd = inst.size_scale
+        out["mark"][m] = np.where(v[m][:, 9] > 0, v[m][:, 9] / 2 * (pn / pd), np.nan)
+        out["position"][m] = v[m][:, 8] * (qn / qd)
+        out["equity"][m] = out["cash"][m] + np.where(
+            v[m][:, 8] != 0, out["position"][m] * np.nan_to_num(out["mark"][m]), 0.0)
+    return out
+
+
+def signal_rows(recs: np.ndarray) -> np.ndarray:
+    r = _of(recs, OUT_SIGNAL)
+    v = r["v"]
+    out = np.zeros(len(r), SIGNAL_ROW)
+    out["slot"] = r["slot"]
+    out["ts_exch"] = r["ts_exch"]
+    out["event_no"] = r["event_no"]
+    out["seq"] = v[:, 0]
+    out["side"] = v[:, 1]
+    out["reason"] = v[:, 2]
+    out["size_units"] = v[:, 3]
+    out["position_units"] = v[:, 4]
+    out["strength"] = v[:, 5].view(np.float64)
+    out["confidence"] = v[:, 6].view(np.float64)
+    out["holding_ms"] = v[:, 7].view(np.float64)
+    out["order"] = v[:, 8]
+    out["no_order"] = v[:, 9]
+    return out
+
+
+def final_state(orders: np.ndarray) -> np.ndarray:
+    """The last state of each (slot, order id) from a stream of order rows."""
+    if len(orders) == 0:
+        return orders
+    key = orders["slot"].astype(np.int64) << 48 | orders["order_id"]
+    # last occurrence of each key, in order id order
+    _, idx = np.unique(key[::-1], return_index=True)
+    return orders[len(orders) - 1 - idx]
+
+
+def as_frame(rows: np.ndarray, insts: Sequence[Instrument]) -> Any:
+    """A pandas DataFrame with a symbol column (pandas must be installed)."""
+    import pandas as pd
+    df = pd.DataFrame(rows)
+    if "slot" in df.columns:
+        syms = np.array([i.symbol for i in insts], dtype=object)
+        df.insert(0, "symbol", syms[rows["slot"]] if len(rows) else [])
+    return df
