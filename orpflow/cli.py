@@ -45,6 +45,22 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--show", type=int, default=10, help="emitted signals to print")
     g.add_argument("--save-features", default=None, help="save the feature rows as .npy")
     g.add_argument("--save-signals", default=None, help="save the signal rows as .npy")
+    e = sub.add_parser("run", help="a paper-trading session: the threaded engine over the config's data")
+    e.add_argument("config", help="engine config (TOML), e.g. examples/paper.toml")
+    e.add_argument("--speed", type=float, default=None, help="replay speed (0: full speed, 1: recorded pace)")
+    e.add_argument("--db", default=None, help="database path (overrides [persistence] path)")
+    e.add_argument("--no-db", action="store_true", help="run without a database")
+    e.add_argument("--duration", type=float, default=None, help="stop gracefully after this many seconds")
+    e.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    b = sub.add_parser("backtest", help="the engine's loop in one thread over data files")
+    b.add_argument("config", help="engine config (TOML)")
+    b.add_argument("paths", nargs="*", help="data files (default: the config's)")
+    b.add_argument("--save-fills", default=None, help="save the fills as .npy")
+    b.add_argument("--plot", default=None, help="save an equity/position plot (PNG, needs matplotlib)")
+    n = sub.add_parser("bench", help="engine benchmarks on real data: one table")
+    n.add_argument("--data", nargs="*", default=None, help="recordings (default: the bundled sample)")
+    n.add_argument("--events", type=int, default=10_000_000, help="events in the long replay (memory)")
+    n.add_argument("--quick", action="store_true", help="a short run (smoke test)")
     return p
 
 
@@ -185,14 +201,147 @@ def signals(args: argparse.Namespace) -> int:
     return 0 if s["gaps"] == 0 else 1
 
 
+def _ns(v: float) -> str:
+    return "n/a" if v != v else (f"{v / 1e6:,.2f} ms" if v >= 1e6 else
+                                 f"{v / 1e3:,.1f} us" if v >= 1e4 else f"{v:,.0f} ns")
+
+
+def _print_latency(lat: dict) -> None:
+    names = {"incore": "tick-to-trade in-core", "ingress": "feed push -> order", "feature": "features per row"}
+    for key, d in lat.items():
+        if d["count"]:
+            print(f"latency      {names[key]:<22} p50 {_ns(d['p50'])}  p99 {_ns(d['p99'])}  "
+                  f"p99.9 {_ns(d['p99_9'])}  max {_ns(d['max_ns'])}  (n={d['count']:,})")
+
+
+def _print_accounts(accounts: dict) -> None:
+    for sym, a in accounts.items():
+        net = a["realised_pnl"] - a["fees"] + a["unrealised_pnl"]
+        print(f"account      {sym}: position {a['position']}, cash {a['cash']:.4f}, realised {a['realised_pnl']:.6f}, "
+              f"fees {a['fees']:.6f}, PnL {net:.6f} (net of fees, marked to mid), round trips {a['round_trips']}")
+
+
+def _load_config(path: str, **overrides: object) -> object:
+    import dataclasses
+    from orpflow.config import load_config
+    cfg = load_config(path)
+    for section, values in overrides.items():
+        values = {k: v for k, v in values.items() if v is not None}          # type: ignore[union-attr]
+        if values:
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
+    return cfg
+
+
+def run(args: argparse.Namespace) -> int:
+    import dataclasses
+    import signal as sig
+    from orpflow.config import MetricsConfig, PersistenceConfig
+    from orpflow.engine import Engine
+
+    cfg = _load_config(args.config, feed={"speed": args.speed}, persistence={"path": args.db})
+    if args.no_db:
+        cfg = dataclasses.replace(cfg, persistence=PersistenceConfig(path=None))
+    if args.metrics_port is not None:
+        cfg = dataclasses.replace(cfg, metrics=MetricsConfig(enabled=True, host=cfg.metrics.host,
+                                                             port=args.metrics_port))
+    engine = Engine(cfg)
+    stop = []
+    for s in (sig.SIGINT, sig.SIGTERM):
+        sig.signal(s, lambda *_: stop.append(1))
+    t0 = time.perf_counter()
+    engine.start()
+    feed = engine.feed_report
+    insts = ", ".join(f"{i.symbol} ({i.venue})" for i in engine.instruments)
+    speed = cfg.feed.speed
+    print(f"run          strategy {cfg.strategy_id!r}: {insts}; {len(engine._events):,} events, "
+          f"replay {'at full speed' if not speed else f'at {speed:g}x recorded pace'}")
+    if engine.restored.get("symbols"):
+        for sym, st in engine.restored["symbols"].items():
+            print(f"restored     {sym}: position {st['position']} units from {st['fills']} persisted fills, "
+                  f"{len(st['open_orders'])} open orders; runs so far {len(engine.restored['runs'])}")
+    if engine.metrics is not None:
+        print(f"metrics      {engine.metrics.url}/metrics  (health: {engine.metrics.url}/health)")
+    while engine.running():
+        if stop or (args.duration is not None and time.perf_counter() - t0 >= args.duration):
+            break
+        time.sleep(0.02)
+    summary = engine.stop(timeout=5.0) if (stop or engine.running()) else (engine.wait(), engine.summary())[1]
+    st = summary["stats"]
+    if feed is not None and feed.lines:
+        print(f"feed         {feed.summary()}")
+    el = st["elapsed_s"]
+    print(f"engine       {st['events']:,} events, {st['rows']:,} feature rows, {st['signals']:,} signals, "
+          f"{st['orders']:,} orders ({st['rejected']:,} rejected by risk), {st['fills']:,} fills "
+          f"in {el:.3f} s [{st['events'] / max(el, 1e-9):,.0f} events/s through the threads]")
+    print(f"rings        market full {st['market_waits']:,} times (feed waited), out full {st['out_waits']:,} "
+          f"times; {st['out_records']:,} records out, {st['out_lost']} lost")
+    _print_accounts(summary["accounts"])
+    _print_latency(summary["latency"])
+    if summary["stop_seconds"] is not None:
+        print(f"stopped      gracefully in {summary['stop_seconds'] * 1e3:.1f} ms (signal or --duration)")
+    if summary["database"]:
+        w = engine.writer
+        print(f"database     {summary['database']} (run {summary['run_id']}, WAL, {w.records:,} records in "
+              f"{w.commits} commits)")
+    engine.close()
+    return 0
+
+
+def backtest_cmd(args: argparse.Namespace) -> int:
+    import numpy as np
+    from orpflow.backtest import backtest
+    from orpflow.config import load_config
+    from orpflow.engine import load_engine_events
+
+    cfg = load_config(args.config)
+    insts = cfg.make_instruments()
+    events, report = load_engine_events(cfg, insts, args.paths or None)
+    res = backtest(events, cfg, progress=True)
+    c = res.counters
+    if report.lines:
+        print(f"feed         {report.summary()}")
+    print(f"backtest     {c['events']:,} events, {c['rows']:,} feature rows, {c['signals']:,} signals, "
+          f"{c['orders']:,} orders ({c['rejected']:,} rejected by risk), {c['fills']:,} fills in "
+          f"{res.seconds:.3f} s [{res.events_per_second:,.0f} events/s]")
+    _print_accounts(res.accounts)
+    for sym, s in res.stats.items():
+        print(f"stats        {sym}: PnL {s['pnl']:.6f}, Sharpe {s['sharpe']:.2f}, max drawdown "
+              f"{s['max_drawdown'] * 100:.3f}%, win rate {s['win_rate'] * 100:.1f}%, avg trade "
+              f"{s['avg_trade']:.6f}, {s['trade_count']} fills")
+    _print_latency(res.latency)
+    if args.save_fills:
+        np.save(args.save_fills, res.fills[insts[0].symbol])
+    if args.plot:
+        import matplotlib
+        matplotlib.use("Agg")
+        ax = res.plot()
+        ax[0].figure.savefig(args.plot)
+    return 0
+
+
+def bench(args: argparse.Namespace) -> int:
+    from orpflow.bench import run_bench
+    return run_bench(args.data, args.events, args.quick)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    from orpflow.config import ConfigError
     args = _parser().parse_args(argv)
     try:
         if args.command == "replay":
             return replay(args)
         if args.command == "signals":
             return signals(args)
-    except (FileNotFoundError, ValueError) as exc:
+        if args.command == "run":
+            return run(args)
+        if args.command == "backtest":
+            return backtest_cmd(args)
+        if args.command == "bench":
+            return bench(args)
+    except ConfigError as exc:
+        print(f"orpflow: config error: {exc}", file=sys.stderr)
+        return 2
+    except (FileNotFoundError, ValueError, ImportError) as exc:
         print(f"orpflow: error: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:          # output piped into `head` and closed early

@@ -156,7 +156,7 @@ class Engine:
     """
 
     def __init__(self, config: Union[EngineConfig, str], events: Optional[np.ndarray] = None,
-                 *, paths: Optional[Sequence[str]] = None) -> None:
+                 *, paths: Optional[Sequence[str]] = None, keep_records: bool = False) -> None:
         self.config = load_config(config) if isinstance(config, str) else config
         if not isinstance(self.config, EngineConfig):
             raise TypeError("config must be an EngineConfig or a path to a TOML file")
@@ -178,6 +178,9 @@ class Engine:
         self.last_accounts: Dict[int, Any] = {}
         self.records_out = 0
         self.stop_seconds: Optional[float] = None
+        self.keep_records = keep_records
+        self._stopping = False
+        self._kept: List[np.ndarray] = []
 
     # -- lifecycle
     def start(self) -> "Engine":
@@ -271,6 +274,8 @@ class Engine:
     def _note(self, recs: np.ndarray) -> None:
         from orpflow import records as R
         self.records_out += len(recs)
+        if self.keep_records:
+            self._kept.append(recs)
         acc = recs[recs["kind"] == R.OUT_ACCOUNT]
         if len(acc):
             rows = R.account_rows(acc, self.instruments)
@@ -290,7 +295,7 @@ class Engine:
             t.join(None if deadline is None else max(0.0, deadline - time.perf_counter()))
             if t.is_alive():
                 return False
-        self._finish("finished")
+        self._finish("stopped" if self._stopping else "finished")
         return True
 
     def stop(self, timeout: float = 1.0) -> Dict[str, Any]:
@@ -301,6 +306,7 @@ class Engine:
             raise RuntimeError("the engine was not started")
         t0 = time.perf_counter()
         self.core.stop_feed()
+        self._stopping = True
         if not self.wait(timeout):
             raise TimeoutError(f"the engine did not stop within {timeout} s")
         self.stop_seconds = time.perf_counter() - t0
@@ -314,17 +320,25 @@ class Engine:
         if self.writer is not None:
             perf = self.performance() if self.error is None else None
             self.writer.close("failed" if self.error else status, counters["events"], perf)
-        if self.metrics is not None:
-            self.metrics.close()
         if self.error is not None:
             raise self.error
+
+    def close(self) -> None:
+        """Stop (if running) and shut the metrics endpoint (kept up after a run ends, so a
+        last scrape sees the final counts)."""
+        try:
+            if self._state == "running":
+                self.stop(timeout=5.0)
+        finally:
+            if self.metrics is not None:
+                self.metrics.close()
+                self.metrics = None
 
     def __enter__(self) -> "Engine":
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:
-        if self._state == "running":
-            self.stop(timeout=5.0)
+        self.close()
 
     # -- control (any thread)
     def kill(self) -> None:
@@ -366,6 +380,14 @@ class Engine:
     def _after(self) -> None:
         if self._state == "running" and not self._strategy_done.is_set():
             raise RuntimeError("the run is still going: stop() or wait() first")
+
+    def records(self) -> np.ndarray:
+        """Every OutRecord the run wrote (needs keep_records=True)."""
+        self._after()
+        if not self.keep_records:
+            raise RuntimeError("Engine(..., keep_records=True) keeps the records")
+        from orpflow._core.engine import OUT_DTYPE
+        return np.concatenate(self._kept) if self._kept else np.zeros(0, OUT_DTYPE)
 
     def orders(self, symbol: Optional[str] = None) -> np.ndarray:
         self._after()

@@ -331,19 +331,23 @@ class Store:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def query(self, sql: str, params: Sequence[Any] = (), frame: bool = False) -> Any:
+    def query(self, sql: str, params: Sequence[Any] = (), frame: bool = False,
+              names: Optional[Sequence[str]] = None) -> Any:
+        """Rows of any SELECT as a structured array (or DataFrame); `names` labels the columns
+        when the result may be empty (SQLite gives no description without a row)."""
         cur = self.conn.execute(sql, tuple(params))
+        if names is None:
+            try:
+                names = [d[0] for d in cur.getdescription()]
+            except Exception:              # no row: no description
+                names = []
+        names = list(names)
         rows = cur.fetchall()
-        try:
-            desc = cur.getdescription()
-        except Exception:                  # no rows: apsw has no description
-            desc = ()
-        names = [d[0] for d in desc]
         if frame:
             import pandas as pd
             return pd.DataFrame(rows, columns=names or None)
         if not names:
-            return np.zeros(0)
+            return np.zeros(len(rows))
         cols = list(zip(*rows)) if rows else [()] * len(names)
         fields = []
         for name, col in zip(names, cols):
@@ -370,7 +374,8 @@ class Store:
                 where.append(f"{k}=?")
                 params.append(v)
         sql = f"SELECT * FROM {table}" + (" WHERE " + " AND ".join(where) if where else "") + f" ORDER BY {order}"
-        return self.query(sql, params, frame)
+        names = [r[1] for r in self.conn.execute(f"PRAGMA table_info({table})")]
+        return self.query(sql, params, frame, names)
 
     def runs(self, strategy_id: Optional[str] = None, frame: bool = False) -> Any:
         return self._table("runs", frame, "run_id", strategy_id=strategy_id)

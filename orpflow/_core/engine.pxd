@@ -22,7 +22,7 @@ cdef enum:
     HIST_SUB = 16              # log-linear histogram: 16 linear buckets per power of two
     HIST_BUCKETS = 976         # values below 16 exact, then up to 2**63 in 6% steps
     BATCH = 256                # records popped from the market ring at a time
-    MAX_RESTORE = 64           # open orders a restart re-sends per instrument
+    MAX_RESTORE = 256          # open orders a restart re-sends per instrument
 
 # One output record: 128 bytes = two ring slots. The meaning of v[] depends on kind
 # (orpflow/engine_records.py names them).

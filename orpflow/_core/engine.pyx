@@ -9,7 +9,7 @@ collected in a buffer) and in the strategy thread over the `market` ring (``run_
 go to the `out` ring, waiting for room rather than dropping). Decisions read event time only,
 so both give the same records; the wall clock only feeds the latency histograms.
 """
-from cpython.mem cimport PyMem_RawMalloc, PyMem_RawFree
+from cpython.mem cimport PyMem_RawCalloc, PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, uintptr_t
 from libc.stdlib cimport realloc, free
 from libc.string cimport memcpy, memset
@@ -493,11 +493,10 @@ cdef class EngineCore:
 
     def __cinit__(self):
         cdef size_t nbytes = sizeof(Core) + 64
-        self._block = PyMem_RawMalloc(nbytes)
+        self._block = PyMem_RawCalloc(1, nbytes)     # zero pages on demand: unused slots cost no RSS
         if self._block == NULL:
             raise MemoryError()
         debug_count_alloc(1)
-        memset(self._block, 0, nbytes)
         self.c = <Core *>((<uintptr_t>self._block + 63) & ~(<uintptr_t>63))
         self.c.measure = 1
         self._keep = []
