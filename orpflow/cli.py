@@ -217,7 +217,7 @@ def _print_latency(lat: dict) -> None:
 def _print_accounts(accounts: dict) -> None:
     for sym, a in accounts.items():
         net = a["realised_pnl"] - a["fees"] + a["unrealised_pnl"]
-        print(f"account      {sym}: position {a['position']}, cash {a['cash']:.4f}, realised {a['realised_pnl']:.6f}, "
+        print(f"account      {sym}: position {a['position']:f}, cash {a['cash']:.4f}, realised {a['realised_pnl']:.6f}, "
               f"fees {a['fees']:.6f}, PnL {net:.6f} (net of fees, marked to mid), round trips {a['round_trips']}")
 
 
@@ -291,11 +291,12 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     import numpy as np
     from orpflow.backtest import backtest
     from orpflow.config import load_config
-    from orpflow.engine import load_engine_events
+    from orpflow.engine import load_engine_events, repeat_events
 
     cfg = load_config(args.config)
     insts = cfg.make_instruments()
     events, report = load_engine_events(cfg, insts, args.paths or None)
+    events = repeat_events(events, cfg.feed.repeat)
     res = backtest(events, cfg, progress=True)
     c = res.counters
     if report.lines:

@@ -25,7 +25,8 @@ from orpflow._core.features import FeatureEngine
 from orpflow.config import ConfigError, EngineConfig, MoneyScale, load_config
 from orpflow.instrument import Instrument
 
-__all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events"]
+__all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events",
+           "repeat_spans"]
 
 _BOUNDS: Optional[Tuple[np.ndarray, np.ndarray]] = None
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
@@ -75,16 +76,24 @@ def _read(inst: Instrument, paths: Sequence[str], fmt: Optional[str], report: An
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
+def repeat_spans(events: np.ndarray) -> Tuple[int, int]:
+    """(ns, sequence numbers) by which each repeated copy of a recording is shifted."""
+    if len(events) == 0:
+        return 0, 0
+    span_t = int(max(events["ts_local"].max(), events["ts_exch"].max()) -
+                 min(events["ts_local"].min(), events["ts_exch"].min())) + 1_000_000
+    span_s = int(max(events[c].max() for c in ("seq", "seq_first", "seq_prev"))) + 1
+    return span_t, span_s
+
+
 def repeat_events(events: np.ndarray, times: int) -> np.ndarray:
     """The recording `times` over, each copy shifted after the previous one in time and in
     venue sequence numbers (so the book resyncs on each copy's snapshot instead of dropping
-    the copy as stale). For long benchmark runs."""
+    the copy as stale). For long benchmark runs; the Engine's feed repeats without copies."""
     if times <= 1 or len(events) == 0:
         return events
-    span_t = int(max(events["ts_local"].max(), events["ts_exch"].max()) -
-                 min(events["ts_local"].min(), events["ts_exch"].min())) + 1_000_000
+    span_t, span_s = repeat_spans(events)
     seq_cols = ("seq", "seq_first", "seq_prev")
-    span_s = int(max(events[c].max() for c in seq_cols)) + 1
     out = np.empty(len(events) * times, events.dtype)
     for k in range(times):
         part = out[k * len(events):(k + 1) * len(events)]
@@ -101,7 +110,8 @@ def repeat_events(events: np.ndarray, times: int) -> np.ndarray:
 def load_engine_events(config: EngineConfig, insts: Sequence[Instrument],
                        paths: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, Any]:
     """(events, FeedReport) for the config's instruments, merged in local-time order.
-    `paths` replaces the files of a single-instrument config."""
+    `paths` replaces the files of a single-instrument config. ([feed] repeat is applied by
+    the Engine's feed; for a backtest use repeat_events.)"""
     import orpflow as of
     report = of.FeedReport()
     if paths is not None and len(insts) != 1:
@@ -114,7 +124,7 @@ def load_engine_events(config: EngineConfig, insts: Sequence[Instrument],
     else:
         events = np.concatenate(arrays)
         events = events[np.argsort(events["ts_local"], kind="stable")]
-    return repeat_events(np.ascontiguousarray(events), config.feed.repeat), report
+    return np.ascontiguousarray(events), report
 
 
 def latency_percentiles(core: EngineCore, name: str,
@@ -233,7 +243,9 @@ class Engine:
 
     def _feed(self) -> None:
         try:
-            self.core.feed(self.market, self._events, self.config.feed.speed)
+            span_t, span_s = repeat_spans(self._events)
+            self.core.feed(self.market, self._events, self.config.feed.speed, self.config.feed.repeat,
+                           span_t, span_s)
         except BaseException as exc:          # pragma: no cover - defensive
             self.error = self.error or exc
             self.core.mark_feed_done()

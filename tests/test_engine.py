@@ -364,6 +364,15 @@ def test_python_signal_error_surfaces(sample_events: np.ndarray) -> None:
     e.close()
 
 
+def test_feed_repeat_equals_backtest_of_repeated_events(sample_events: np.ndarray) -> None:
+    ev = sample_events[:30000]
+    cfg = sample_config(feed={"repeat": 3})
+    eng = threaded(cfg, ev, keep_records=True)
+    bt = backtest(repeat_events(ev, 3), cfg)
+    assert eng.core.counters()["events"] == 90000
+    assert np.array_equal(eng.records(), bt.records)
+
+
 def test_repeat_events_resyncs_each_copy(sample_events: np.ndarray) -> None:
     cfg = sample_config()
     ev = repeat_events(sample_events[:20000], 3)

@@ -24,6 +24,7 @@ MODULES = [
     "orpflow._core.signals",
     "orpflow._core.risk",
     "orpflow._core.broker",
+    "orpflow._core.engine",
 ]
 ALLOWLIST = Path(__file__).resolve().with_name("stubtest_allowlist.txt")
 # The stubs mark the extension types @disjoint_base (PEP 800); older mypy does not know it.

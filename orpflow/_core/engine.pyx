@@ -1,9 +1,10 @@
 """The engine's per-event loop (DESIGN §6, §7).
 
 ``core_step`` is the whole strategy for one record: the venue and the book (``exec_apply``),
-on a complete book message the seqlock snapshot, on a row-making record the features, the
-signal, the position rules, the pre-trade risk gate and the order; then every order state
-change, fill, emitted signal, sync change and account snapshot as a fixed-size OutRecord.
+on a row-making record the features, the signal, the position rules, the pre-trade risk gate
+and the order, then on a complete book message the seqlock snapshot (published after the
+order: it serves other threads, not the decision); then every order state change, fill,
+emitted signal, sync change and account snapshot as a fixed-size OutRecord.
 The same function runs in the caller's thread over an array (``run_array``: backtest, records
 collected in a buffer) and in the strategy thread over the `market` ring (``run_ring``: records
 go to the `out` ring, waiting for room rather than dropping). Decisions read event time only,
@@ -394,9 +395,10 @@ cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
         t0 = ORP_now_ns()
     exec_apply(s.x, e)
     if row_maker and not s.x.book.msg_open:
-        if f & F_LAST and f & F_BOOK_KINDS:
-            snapshot_publish_book(s.snap, s.x.book)
         on_row(c, slot, s, e, t0, stamp)
+        if f & F_LAST and f & F_BOOK_KINDS:
+            # for the control thread's readers: after the order, off the tick-to-trade path
+            snapshot_publish_book(s.snap, s.x.book)
     flush_slot(c, slot, s, row_maker)
 
 
@@ -448,29 +450,63 @@ cdef inline int64_t message_end(const Event *evs, int64_t i, int64_t n) noexcept
     return n
 
 
-cdef int64_t feed_loop(Core *c, RingState *market, const Event *evs, int64_t n,
-                       double speed) noexcept nogil:
+cdef inline void shift_copy(Event *dst, const Event *src, int64_t n, int64_t dt, int64_t ds) noexcept nogil:
+    """Copies of records moved dt ns later and ds further in venue sequence (0 stays 0)."""
+    cdef int64_t i
+    for i in range(n):
+        dst[i] = src[i]
+        dst[i].ts_exch += dt
+        dst[i].ts_local += dt
+        if dst[i].seq != 0:
+            dst[i].seq += ds
+        if dst[i].seq_first != 0:
+            dst[i].seq_first += ds
+        if dst[i].seq_prev != 0:
+            dst[i].seq_prev += ds
+
+
+cdef int64_t feed_loop(Core *c, RingState *market, const Event *evs, int64_t n, double speed,
+                       int64_t repeat, int64_t span_t, int64_t span_s) noexcept nogil:
     """Push `evs` message by message, stamped with the push time; speed > 0 paces them to
-    recorded local time divided by speed. Sleeps (never spins) while the ring is full."""
-    cdef int64_t i = 0, j, k, wall0 = ORP_now_ns(), t_first = evs[0].ts_local if n else 0, due, now
-    while i < n and not ORP_load_acquire(&c.ctl.feed_stop):
-        j = message_end(evs, i, n)
-        if speed > 0:
-            due = wall0 + <int64_t>((evs[i].ts_local - t_first) / speed)
-            now = ORP_now_ns()
-            while now < due and not ORP_load_relaxed(&c.ctl.feed_stop):
-                ORP_sleep_ns(due - now if due - now < 1000000 else 1000000)
+    recorded local time divided by speed. Sleeps (never spins) while the ring is full.
+    repeat > 1 replays the array again, copy k shifted by k*span_t ns and k*span_s in venue
+    sequence (orpflow.engine.repeat_events without materialising the copies)."""
+    cdef Event buf[BATCH]
+    cdef int64_t i, j, k, m, rep, pushed = 0, wall0 = ORP_now_ns(), due, now, dt, ds
+    cdef int64_t t_first = evs[0].ts_local if n else 0
+    cdef const Event *src
+    for rep in range(repeat):
+        dt = rep * span_t
+        ds = rep * span_s
+        i = 0
+        while i < n and not ORP_load_acquire(&c.ctl.feed_stop):
+            j = message_end(evs, i, n)
+            if speed > 0:
+                due = wall0 + <int64_t>((evs[i].ts_local + dt - t_first) / speed)
                 now = ORP_now_ns()
-        while i < j:
-            k = ring_push_n_stamped(market, &evs[i], j - i, ORP_now_ns())
-            if k == 0:
-                bump(&c.c.market_waits, 1)
-                ORP_sleep_ns(FEED_WAIT_NS)
-                continue
-            i += k
-            bump(&c.c.fed, k)
+                while now < due and not ORP_load_relaxed(&c.ctl.feed_stop):
+                    ORP_sleep_ns(due - now if due - now < 1000000 else 1000000)
+                    now = ORP_now_ns()
+            while i < j:
+                m = j - i
+                src = &evs[i]
+                if rep:
+                    if m > BATCH:
+                        m = BATCH
+                    shift_copy(buf, src, m, dt, ds)
+                    src = buf
+                k = ring_push_n_stamped(market, src, m, ORP_now_ns())
+                if k == 0:
+                    bump(&c.c.market_waits, 1)
+                    ORP_sleep_ns(FEED_WAIT_NS)
+                    continue
+                i += k
+                pushed += k
+                bump(&c.c.fed, k)
+        if ORP_load_acquire(&c.ctl.feed_stop):
+            break
     ORP_store_release(&c.ctl.feed_done, 1)
-    return i
+    return pushed
 
 
 # ------------------------------------------------------------------ Python API
@@ -675,13 +711,17 @@ cdef class EngineCore:
             c.out = NULL
         self._raise_failure()
 
-    def feed(self, EventRing market not None, events, double speed=0.0):
+    def feed(self, EventRing market not None, events, double speed=0.0, int64_t repeat=1,
+             int64_t span_t=0, int64_t span_s=0):
         """Feed thread: push `events` message by message (GIL released); speed > 0 paces
-        them to recorded time / speed. Returns how many records were pushed."""
+        them to recorded time / speed; repeat > 1 replays them shifted (see feed_loop).
+        Returns how many records were pushed."""
         cdef Event *evs = event_ptr(events, False)
         cdef int64_t n = events.shape[0], pushed
+        if repeat < 1:
+            raise ValueError("repeat must be >= 1")
         with nogil:
-            pushed = feed_loop(self.c, market.state, evs, n, speed)
+            pushed = feed_loop(self.c, market.state, evs, n, speed, repeat, span_t, span_s)
         return pushed
 
     def pop_out(self, EventRing out not None, int64_t max_records=4096):
