@@ -696,7 +696,7 @@ class FeedConfig:
 class EngineConfig:
     """Everything an Engine or backtest() needs; ``load_config(path)`` reads it from TOML.
 
-    Sections: [strategy] id; [[instruments]]; [features]; [signal]; [risk]; [broker];
+    Sections: [strategy] id, spin_us; [[instruments]]; [features]; [signal]; [risk]; [broker];
     [execution]; [persistence]; [metrics]; [feed]. Every key is a field of the matching
     dataclass (FeatureConfig, SignalConfig, RiskLimits, BrokerConfig, ...).
     """
@@ -710,6 +710,7 @@ class EngineConfig:
     persistence: PersistenceConfig = field(default_factory=PersistenceConfig)
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
+    spin_us: float = 1000.0           # strategy thread: spin this long when idle, then sleep
     source: Optional[str] = None      # the file it was read from
 
     def __post_init__(self) -> None:
@@ -719,6 +720,10 @@ class EngineConfig:
         object.__setattr__(self, "instruments", insts)
         if not isinstance(self.strategy_id, str) or not self.strategy_id:
             raise ValueError("[strategy] id must be a non-empty string")
+        try:
+            _check_float("spin_us", self.spin_us, 0.0, 1e7)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"[strategy] {exc}") from None
         ids = [ic.instrument(i).id for i, ic in enumerate(insts)]
         if len(set(ids)) != len(ids):
             raise ValueError("[[instruments]]: two instruments share an id")
@@ -772,8 +777,11 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
         if key not in allowed:
             raise ConfigError(f"unknown section [{key}]; expected one of {sorted(allowed)}")
     strategy = data.get("strategy", {})
-    if not isinstance(strategy, Mapping) or set(strategy) - {"id"}:
-        raise ConfigError(f"[strategy] unknown key(s) {sorted(set(strategy) - {'id'})}; expected 'id'")
+    if not isinstance(strategy, Mapping):
+        raise ConfigError("[strategy] must be a table")
+    if set(strategy) - {"id", "spin_us"}:
+        raise ConfigError(f"[strategy] unknown key(s) {sorted(set(strategy) - {'id', 'spin_us'})}; "
+                          "expected 'id', 'spin_us'")
     raw_insts = data.get("instruments")
     if not isinstance(raw_insts, list) or not raw_insts:
         raise ConfigError("[[instruments]]: at least one instrument table is needed")
@@ -795,7 +803,8 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
     signal = _build("signal", SignalConfig, data.get("signal", {}), features=features)
     try:
         return EngineConfig(instruments=tuple(insts), strategy_id=strategy.get("id", "default"),
-                            signal=signal, source=source, **sections)
+                            spin_us=strategy.get("spin_us", 1000.0), signal=signal, source=source,
+                            **sections)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc)) from None
 

@@ -39,6 +39,7 @@ def build_core(config: EngineConfig, insts: Sequence[Instrument]) -> Tuple[Engin
     from orpflow.features import raw_dtype
     from orpflow.signals import make_generator
     core = EngineCore()
+    core.spin_ns = int(config.spin_us * 1000)
     parts = []
     fcfg = config.signal.features
     for inst in insts:

@@ -108,6 +108,7 @@ cdef struct Core:
     int64_t n_buf
     int64_t buf_cap
     int measure                # take clock readings for the latency histograms
+    int64_t spin_ns            # strategy thread: spin this long after the last record, then sleep
     int failed                 # 1 out of memory, 2 the signal generator raised
     Counters c
     Control ctl

@@ -20,6 +20,7 @@ class EngineCore:
     @property
     def n_slots(self) -> int: ...
     measure: bool
+    spin_ns: int
     def __new__(cls) -> EngineCore: ...
     def add(
         self,

@@ -62,9 +62,8 @@ cdef enum:
     NO_ORDER_AT_TARGET = 2     # position + open orders already at (or beyond) the target
     NO_ORDER_NO_PRICE = 3      # IOC limit: the opposite side of the book is empty
 
-# Idle back-off of the strategy thread: spin (pause) this long after the last record, then
-# sleep in short steps. Only this thread spins (DESIGN §6: never more spinners than cores).
-cdef int64_t SPIN_NS = 1000000
+# Idle back-off of the strategy thread: spin (pause) for Core.spin_ns after the last record,
+# then sleep in short steps. Only this thread spins (DESIGN §6: never more spinners than cores).
 cdef int64_t IDLE_SLEEP_NS = 50000
 cdef int64_t FEED_WAIT_NS = 20000       # the feed's sleep while the market ring is full
 cdef int64_t OUT_WAIT_SPINS = 64        # spins before the strategy sleeps on a full out ring
@@ -370,14 +369,14 @@ cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
     bump(&c.c.signals, 1)
     if s.rows > s.ep.warmup_rows:
         result = place(c, s, &row, &why)
-    emit_signal(c, slot, s, &row, result, why)
     if result != 0:
-        drain_journal(c, slot, s)           # the order record is written now
+        drain_journal(c, slot, s)           # the order record is written now: tick-to-trade ends
         if c.measure:
             t1 = ORP_now_ns()
             hist_add(&c.incore, t1 - t0)
             if stamp > 0:
                 hist_add(&c.ingress, t1 - stamp)
+    emit_signal(c, slot, s, &row, result, why)
 
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
@@ -427,7 +426,7 @@ cdef void strategy_loop(Core *c, RingState *market) noexcept nogil:
                     break
                 if idle_since == 0:
                     idle_since = ORP_now_ns()
-                if ORP_now_ns() - idle_since < SPIN_NS:
+                if ORP_now_ns() - idle_since < c.spin_ns:
                     ORP_pause()
                 else:
                     bump(&c.c.idle_sleeps, 1)
@@ -535,6 +534,7 @@ cdef class EngineCore:
         debug_count_alloc(1)
         self.c = <Core *>((<uintptr_t>self._block + 63) & ~(<uintptr_t>63))
         self.c.measure = 1
+        self.c.spin_ns = 1000000
         self._keep = []
 
     def __dealloc__(self):
@@ -755,6 +755,17 @@ cdef class EngineCore:
     def abort_out(self):
         """The out consumer is gone: the strategy stops waiting for room (and counts losses)."""
         ORP_store_release(&self.c.ctl.abort, 1)
+
+    @property
+    def spin_ns(self):
+        """How long the idle strategy thread spins before it sleeps (ns)."""
+        return self.c.spin_ns
+
+    @spin_ns.setter
+    def spin_ns(self, int64_t value):
+        if value < 0:
+            raise ValueError("spin_ns must be >= 0")
+        self.c.spin_ns = value
 
     @property
     def measure(self):

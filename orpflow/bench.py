@@ -1,0 +1,241 @@
+"""``orpflow bench``: the engine's benchmark table on real data.
+
+Every row is measured in this run and printed as measured (medians where repeated; the
+pure-Python twin beside the compiled loop where one exists). Nothing is asserted: the
+figures depend on the machine, and on a shared 2-core VM p99.9 and max are set by the
+platform's stalls. The noise-free per-event figure is instructions (benchmarks/run.py
+--engine --callgrind).
+"""
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from orpflow.config import EngineConfig, config_from_dict
+
+SAMPLE_NAME = "binance_spot_btcusdt_sample.gz"
+
+
+def find_sample() -> Path:
+    """The bundled sample: beside the package in a checkout, or under ./examples/data."""
+    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+        p = base / "examples" / "data" / SAMPLE_NAME
+        if p.is_file():
+            return p
+    raise FileNotFoundError(f"examples/data/{SAMPLE_NAME} not found: run from the repository, "
+                            "or pass recordings with --data")
+
+# Loose rules so a few minutes of data give a few thousand orders (enough latency samples);
+# rate limits off. The order path is the same as with the default rules, only more often.
+BENCH_RULES: Dict[str, Dict[str, Any]] = {
+    "signal": {"threshold": 0.2, "min_confidence": 0.3, "persistence": 1, "momentum_confirmation": False,
+               "min_interval_ms": 0, "max_spread_bps": 50},
+    "risk": {"rate_per_second": 0, "rate_per_minute": 0, "rate_per_hour": 0, "max_consecutive_losses": None,
+             "reject_storm": None},
+    "execution": {"warmup_rows": 20},
+    "broker": {"latency_entry_ns": 1_000_000, "latency_response_ns": 1_000_000},
+}
+
+
+def bench_config(paths: Sequence[str], **sections: Any) -> EngineConfig:
+    data: Dict[str, Any] = {"instruments": [{"symbol": "BTCUSDT", "venue": "binance-spot", "tick_size": "0.01",
+                                             "lot_size": "0.00001", "paths": list(paths)}],
+                            "persistence": {"path": None}}
+    for k, v in BENCH_RULES.items():
+        data[k] = dict(v)
+    for k, v in sections.items():
+        data.setdefault(k, {}).update(v)
+    return config_from_dict(data)
+
+
+def rss_mb() -> float:
+    """Resident set size of this process now (Linux /proc; else the peak from getrusage)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2 ** 20
+    except OSError:                                  # pragma: no cover - not Linux
+        import resource
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class RssSampler:
+    """RSS every `every` seconds on a sleeping thread: (first, peak, last) in MB."""
+
+    def __init__(self, every: float = 0.05) -> None:
+        self.samples: List[Tuple[float, float]] = []
+        self.every = every
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        t0 = time.perf_counter()
+        while not self._stop.is_set():
+            self.samples.append((time.perf_counter() - t0, rss_mb()))
+            time.sleep(self.every)
+
+    def __enter__(self) -> "RssSampler":
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._stop.set()
+        self._t.join()
+        self.samples.append((self.samples[-1][0] if self.samples else 0.0, rss_mb()))
+
+
+def _lat(d: Dict[str, Any]) -> str:
+    def f(v: float) -> str:
+        if v != v:
+            return "n/a"
+        return f"{v / 1e3:,.1f} us" if v >= 1e4 else f"{v:,.0f} ns"
+    return f"p50 {f(d['p50'])} | p99 {f(d['p99'])} | p99.9 {f(d['p99_9'])} (n={d['count']:,})"
+
+
+def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_000, quick: bool = False,
+              out: Any = None) -> int:
+    """Measure and print the table; returns 0. `data`: recordings (default: the bundled sample)."""
+    import orpflow as of
+    from orpflow.backtest import backtest
+    from orpflow.engine import Engine, load_engine_events, repeat_events
+    from orpflow.reference.engine import EngineTwin
+
+    rows: List[Tuple[str, str, str]] = []
+    results: Dict[str, Any] = {}
+
+    def row(name: str, compiled: str, reference: str = "") -> None:
+        rows.append((name, compiled, reference))
+        print(f"  {name:<44} {compiled:<46} {reference}", flush=True)
+
+    paths = list(data) if data else [str(find_sample())]
+    cfg = bench_config(paths)
+    events, _ = load_engine_events(cfg, cfg.make_instruments())
+    reps = 3 if quick else 5
+    print(f"orpflow bench: {len(events):,} events from {', '.join(Path(p).name for p in paths)}; "
+          f"medians of {reps}; busy rules (loose thresholds, no rate limits) for many orders", flush=True)
+    print(f"  {'measure':<44} {'compiled':<46} pure-Python twin / note")
+
+    # 1. backtest throughput, beside the twin on the same prefix
+    prefix = events[: (10_000 if quick else 30_000)]
+    ns_c, ns_t = [], []
+    for _ in range(reps if not quick else 2):
+        t = time.perf_counter_ns()
+        backtest(prefix, cfg, measure=False)
+        ns_c.append((time.perf_counter_ns() - t) / len(prefix))
+    for _ in range(1 if quick else 2):
+        t = time.perf_counter_ns()
+        EngineTwin(cfg).run(prefix)
+        ns_t.append((time.perf_counter_ns() - t) / len(prefix))
+    whole = []
+    res = None
+    for _ in range(reps):
+        res = backtest(events, cfg, measure=False)
+        whole.append(res.events_per_second)
+    assert res is not None
+    eps = statistics.median(whole)
+    row("backtest, whole recording", f"{eps / 1e6:,.2f} M events/s ({1e9 / eps:,.0f} ns/event)",
+        f"{res.counters['orders']:,} orders, {res.counters['fills']:,} fills")
+    c, tw = statistics.median(ns_c), statistics.median(ns_t)
+    row(f"backtest, first {len(prefix):,} events", f"{c:,.0f} ns/event", f"{tw:,.0f} ns/event = {tw / c:,.0f}x")
+    results["backtest_events_per_s"] = eps
+
+    # 2. in-core tick-to-trade and feature time, measured inside the backtest loop
+    lats = [backtest(events, cfg).latency for _ in range(reps)]
+    mid = sorted(lats, key=lambda d: d["incore"]["p50"])[len(lats) // 2]
+    row("tick-to-trade in-core, backtest", _lat(mid["incore"]), "record dequeued -> order record written")
+    row("features per row, backtest", _lat(mid["feature"]), "all 22 features")
+    # the imbalance rules read only the book and history groups: computing only those gives
+    # the same orders with less work per row
+    lean = bench_config(paths, features={"groups": ["book", "history"]})
+    lres = [backtest(events, lean) for _ in range(reps)]
+    same = np.array_equal(lres[0].fills["BTCUSDT"], res.fills["BTCUSDT"])
+    lmid = sorted((r.latency for r in lres), key=lambda d: d["incore"]["p50"])[len(lres) // 2]
+    row("tick-to-trade in-core, book+history groups", _lat(lmid["incore"]),
+        "same fills as all groups" if same else "FILLS DIFFER from all groups")
+    row("features per row, book+history groups", _lat(lmid["feature"]))
+
+    # 3. through the threads at full speed
+    runs = []
+    for _ in range(reps):
+        e = Engine(cfg, events=events).start()
+        e.wait(600)
+        e.close()
+        runs.append((e.stats(), e.latency()))
+    runs.sort(key=lambda r: r[0]["events"] / max(r[0]["elapsed_s"], 1e-9))
+    st, lat = runs[len(runs) // 2]
+    row("threaded engine, full speed", f"{st['events'] / st['elapsed_s'] / 1e6:,.2f} M events/s",
+        f"feed waited {st['market_waits']:,}x on a full market ring")
+    row("tick-to-trade in-core, threads", _lat(lat["incore"]))
+    row("feed push -> order, full speed", _lat(lat["ingress"]), "includes queueing behind a full ring")
+    results["threaded_events_per_s"] = st["events"] / st["elapsed_s"]
+
+    # 4. paced: the hand-off latency without a queue
+    span = 20e9 if quick else 60e9
+    t0 = events["ts_local"][0]
+    paced = events[events["ts_local"] < t0 + span]
+    speed = 10.0
+    e = Engine(dataclasses.replace(cfg, feed=dataclasses.replace(cfg.feed, speed=speed), spin_us=1e6),
+               events=paced).start()
+    e.wait(600)
+    e.close()
+    lat = e.latency()
+    row(f"feed push -> order, paced {speed:g}x", _lat(lat["ingress"]),
+        f"{span / 1e9:.0f} s of data; strategy spins (spin_us=1e6)")
+    row(f"tick-to-trade in-core, paced {speed:g}x", _lat(lat["incore"]))
+
+    # 5. persistence
+    many = repeat_events(events, 2 if quick else 5)
+    recs = backtest(many, cfg, measure=False).records
+    for sync in ("NORMAL", "FULL"):
+        with tempfile.TemporaryDirectory() as d:
+            from orpflow.persistence import Writer
+            pc = of.config.PersistenceConfig(path=os.path.join(d, "b.db"), synchronous=sync)
+            w = Writer(pc.path, pc, "bench", cfg.make_instruments(), "{}", [0])
+            t = time.perf_counter()
+            for i in range(0, len(recs), 4096):
+                w.write(recs[i:i + 4096])
+            w.commit()
+            dt = time.perf_counter() - t
+            rows_written = w.rows_written
+            w.close("finished", 0)
+        row(f"persistence, synchronous={sync}", f"{rows_written / dt:,.0f} rows/s",
+            f"{len(recs):,} records -> {rows_written:,} rows, {w.commits} commits")
+
+    # 6. memory over a long replay (the sample repeated; the feed shifts copies, no big array)
+    repeat = max(1, -(-long_events // len(events)))
+    if quick:
+        repeat = min(repeat, 3)
+    gc.collect()
+    with tempfile.TemporaryDirectory() as d:
+        base = rss_mb()
+        lcfg = dataclasses.replace(cfg, feed=dataclasses.replace(cfg.feed, repeat=repeat),
+                                   persistence=of.config.PersistenceConfig(path=os.path.join(d, "long.db")))
+        e = Engine(lcfg, events=events)
+        built = rss_mb()
+        with RssSampler() as rs:
+            e.start()
+            e.wait(3600)
+            e.close()
+        st = e.stats()
+        samples = [r for _, r in rs.samples]
+        q = max(1, len(samples) // 10)
+        early = statistics.median(samples[q:2 * q]) if len(samples) >= 4 else samples[0]
+        late = statistics.median(samples[-2 * q:-q]) if len(samples) >= 4 else samples[-1]
+    row(f"long replay ({st['events'] / 1e6:,.1f} M events, DB on)",
+        f"{st['events'] / st['elapsed_s'] / 1e6:,.2f} M events/s, {st['out_records']:,} records",
+        f"repeat {repeat}x, {st['fills']:,} fills")
+    row("RSS: interpreter+orpflow+data / engine built", f"{base:,.1f} MB / +{built - base:,.1f} MB")
+    row("RSS during the run: peak / growth", f"+{max(samples) - base:,.1f} MB over base / "
+        f"{late - early:+,.1f} MB from 10% to 90% of the run")
+    results["rss_growth_mb"] = late - early
+    if out is not None:
+        out.update(results)
+    return 0
