@@ -839,6 +839,7 @@ def main(argv=None) -> int:
     ap.add_argument("--json", metavar="PATH", help="also write all results (with samples) as JSON")
     ap.add_argument("--reps", type=int, default=None, help="override the repetition count")
     ap.add_argument("--broker-only", action="store_true", help="only the broker and risk rows")
+    ap.add_argument("--engine-only", action="store_true", help="only the engine rows (orpflow bench)")
     args = ap.parse_args(argv)
     S = sizes(args.quick, args.reps)
     t_start = time.time()
@@ -866,6 +867,17 @@ def main(argv=None) -> int:
 
     spot_events = None
     book = None
+    if args.engine_only:
+        from bench_engine import callgrind_engine, run_engine
+        paths = [str(p) for p in data["spot"]] if data["source"] is not None else []
+        run_engine(paths, args.quick, add)
+        if args.callgrind and shutil.which("valgrind") and paths:
+            spot = of.read_binance(data["spot"][:1], SPOT)
+            with tempfile.TemporaryDirectory(prefix="orpflow-cg-") as td:
+                callgrind_engine(Path(td), spot, add, valgrind_batch)
+        print()
+        print(table(RESULTS))
+        return 0
     if args.broker_only:
         if data["source"] is None:
             print("SKIP broker benchmarks: no market data", flush=True)

@@ -21,6 +21,13 @@ from orpflow._core.broker import ExecutionSim, PaperBroker
 from orpflow.orders import (
     FILL_DTYPE, ORDER_DTYPE, OrderStatus, OrderType, Side, TimeInForce,
 )
+from orpflow.config import (
+    BrokerConfig, ConfigError, EngineConfig, ExecutionConfig, FeedConfig, InstrumentConfig,
+    MetricsConfig, PersistenceConfig, config_from_dict, load_config,
+)
+from orpflow.engine import Engine, load_engine_events, repeat_events
+from orpflow.backtest import BacktestResult, backtest
+from orpflow.persistence import Store
 
 __version__ = "0.1.0"
 
@@ -39,4 +46,7 @@ __all__ = [
     "signals_from_features", "FeatureExtension", "SignalGenerator", "get_include", "__version__",
     "Fees", "Latency", "RiskLimits", "RiskGate", "PaperBroker", "ExecutionSim", "ORDER_DTYPE",
     "FILL_DTYPE", "OrderStatus", "OrderType", "Side", "TimeInForce",
+    "BrokerConfig", "ConfigError", "EngineConfig", "ExecutionConfig", "FeedConfig", "InstrumentConfig",
+    "MetricsConfig", "PersistenceConfig", "config_from_dict", "load_config", "Engine",
+    "load_engine_events", "repeat_events", "BacktestResult", "backtest", "Store",
 ]

@@ -209,13 +209,47 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
         row(f"persistence, synchronous={sync}", f"{rows_written / dt:,.0f} rows/s",
             f"{len(recs):,} records -> {rows_written:,} rows, {w.commits} commits")
 
-    # 6. memory over a long replay (the sample repeated; the feed shifts copies, no big array)
+    # 6. memory over a long replay, in a fresh interpreter (the sample repeated; the feed
+    # shifts the copies as it pushes them, so no big array is built)
     repeat = max(1, -(-long_events // len(events)))
     if quick:
         repeat = min(repeat, 3)
-    gc.collect()
+    mem = _memory_subprocess(paths, repeat)
+    row(f"long replay ({mem['events'] / 1e6:,.1f} M events, DB on)",
+        f"{mem['events_per_s'] / 1e6:,.2f} M events/s, {mem['records']:,} records",
+        f"repeat {repeat}x, {mem['fills']:,} fills")
+    row("RSS: python+numpy+orpflow / +events / +engine", f"{mem['base']:,.1f} MB / +{mem['data']:,.1f} MB / "
+        f"+{mem['built']:,.1f} MB")
+    row("RSS during the run: peak / growth", f"+{mem['peak']:,.1f} MB over built / "
+        f"{mem['growth']:+,.1f} MB from 10% to 90% of the run")
+    results["rss_growth_mb"] = mem["growth"]
+    results["rss_peak_mb"] = mem["peak"]
+    if out is not None:
+        out.update(results)
+    return 0
+
+
+def _memory_subprocess(paths: Sequence[str], repeat: int) -> Dict[str, Any]:
+    import json
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "orpflow.bench", "memory", str(repeat), *paths],
+                          capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=3600)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory run failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def memory_run(repeat: int, paths: Sequence[str]) -> Dict[str, Any]:
+    """RSS of a threaded run with a database over the recording `repeat` times: before the
+    data, after loading it, after building the engine, sampled during the run."""
+    base = rss_mb()
+    from orpflow.engine import Engine, load_engine_events
+    import orpflow as of
+    cfg = bench_config(paths)
+    events, _ = load_engine_events(cfg, cfg.make_instruments())
+    loaded = rss_mb()
     with tempfile.TemporaryDirectory() as d:
-        base = rss_mb()
         lcfg = dataclasses.replace(cfg, feed=dataclasses.replace(cfg.feed, repeat=repeat),
                                    persistence=of.config.PersistenceConfig(path=os.path.join(d, "long.db")))
         e = Engine(lcfg, events=events)
@@ -225,17 +259,17 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
             e.wait(3600)
             e.close()
         st = e.stats()
-        samples = [r for _, r in rs.samples]
-        q = max(1, len(samples) // 10)
-        early = statistics.median(samples[q:2 * q]) if len(samples) >= 4 else samples[0]
-        late = statistics.median(samples[-2 * q:-q]) if len(samples) >= 4 else samples[-1]
-    row(f"long replay ({st['events'] / 1e6:,.1f} M events, DB on)",
-        f"{st['events'] / st['elapsed_s'] / 1e6:,.2f} M events/s, {st['out_records']:,} records",
-        f"repeat {repeat}x, {st['fills']:,} fills")
-    row("RSS: interpreter+orpflow+data / engine built", f"{base:,.1f} MB / +{built - base:,.1f} MB")
-    row("RSS during the run: peak / growth", f"+{max(samples) - base:,.1f} MB over base / "
-        f"{late - early:+,.1f} MB from 10% to 90% of the run")
-    results["rss_growth_mb"] = late - early
-    if out is not None:
-        out.update(results)
-    return 0
+    samples = [r for _, r in rs.samples]
+    q = max(1, len(samples) // 10)
+    early = statistics.median(samples[q:2 * q]) if len(samples) >= 10 else samples[0]
+    late = statistics.median(samples[-2 * q:-q]) if len(samples) >= 10 else samples[-1]
+    return {"base": base, "data": loaded - base, "built": built - loaded, "peak": max(samples) - built,
+            "growth": late - early, "events": st["events"], "records": st["out_records"],
+            "fills": st["fills"], "events_per_s": st["events"] / max(st["elapsed_s"], 1e-9)}
+
+
+if __name__ == "__main__":
+    import json
+    import sys
+    if len(sys.argv) > 2 and sys.argv[1] == "memory":
+        print(json.dumps(memory_run(int(sys.argv[2]), sys.argv[3:])))

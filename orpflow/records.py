@@ -86,6 +86,15 @@ def _of(recs: np.ndarray, kind: int) -> np.ndarray:
     return recs[recs["kind"] == kind]
 
 
+def _fill(out: np.ndarray, r: np.ndarray, head: Sequence[str], cols: Sequence[str]) -> None:
+    """Copy record header fields `head`, and v[0], v[1], ... into `cols` (None skips one)."""
+    for name in head:
+        out[name] = r[name]
+    for i, name in enumerate(cols):
+        if name is not None:
+            out[name] = r["v"][:, i]
+
+
 def _scale_cols(out: np.ndarray, slots: np.ndarray, insts: Sequence[Instrument],
                 cols: Dict[str, tuple]) -> None:
     """Float columns from integer ones, per instrument: cols = {float: (int col, 'px'|'qty')}."""
@@ -103,11 +112,8 @@ def order_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
     r = _of(recs, OUT_ORDER)
     v = r["v"]
     out = np.zeros(len(r), ORDER_ROW)
-    out["slot"] = r["slot"]
-    out["event_no"] = r["event_no"]
-    for i, name in enumerate(("order_id", "client_id", "price_ticks", "qty_units", "filled_units",
-                              "ts_request", "ts_arrival", "ts_done")):
-        out[name] = v[:, i]
+    _fill(out, r, ("slot", "event_no"), ("order_id", "client_id", "price_ticks", "qty_units",
+                                         "filled_units", "ts_request", "ts_arrival", "ts_done"))
     out["expire_at"] = v[:, 11]
     packed = v[:, 10]
     out["side"] = (packed & 0xFF) - 1
@@ -128,16 +134,8 @@ def fill_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
     r = _of(recs, OUT_FILL)
     v = r["v"]
     out = np.zeros(len(r), FILL_ROW)
-    out["slot"] = r["slot"]
-    out["event_no"] = r["event_no"]
-    out["ts_exch"] = r["ts_exch"]
-    out["ts_local"] = r["ts_local"]
-    out["order_id"] = v[:, 0]
-    out["client_id"] = v[:, 1]
-    out["price_ticks"] = v[:, 2]
-    out["qty_units"] = v[:, 3]
-    out["position_units"] = v[:, 4]
-    out["fill_id"] = v[:, 5]
+    _fill(out, r, ("slot", "event_no", "ts_exch", "ts_local"),
+          ("order_id", "client_id", "price_ticks", "qty_units", "position_units", "fill_id"))
     out["side"] = (v[:, 10] & 0xFF) - 1
     out["liquidity"] = (v[:, 10] >> 8) & 0xFF
     _scale_cols(out, r["slot"], insts, {"price": (v[:, 2], "px"), "qty": (v[:, 3], "qty")})
@@ -154,11 +152,8 @@ def account_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
     r = _of(recs, OUT_ACCOUNT)
     v = r["v"]
     out = np.zeros(len(r), ACCOUNT_ROW)
-    for name in ("slot", "ts_exch", "ts_local", "event_no"):
-        out[name] = r[name]
-    out["position_units"] = v[:, 8]
-    out["round_trips"] = v[:, 10]
-    out["losing_round_trips"] = v[:, 11]
+    _fill(out, r, ("slot", "ts_exch", "ts_local", "event_no"),
+          (None,) * 8 + ("position_units", None, "round_trips", "losing_round_trips"))
     for s, inst in enumerate(insts):
         m = r["slot"] == s
         if not m.any():
@@ -180,14 +175,8 @@ def signal_rows(recs: np.ndarray) -> np.ndarray:
     r = _of(recs, OUT_SIGNAL)
     v = r["v"]
     out = np.zeros(len(r), SIGNAL_ROW)
-    out["slot"] = r["slot"]
-    out["ts_exch"] = r["ts_exch"]
-    out["event_no"] = r["event_no"]
-    out["seq"] = v[:, 0]
-    out["side"] = v[:, 1]
-    out["reason"] = v[:, 2]
-    out["size_units"] = v[:, 3]
-    out["position_units"] = v[:, 4]
+    _fill(out, r, ("slot", "ts_exch", "event_no"),
+          ("seq", "side", "reason", "size_units", "position_units"))
     out["strength"] = v[:, 5].view(np.float64)
     out["confidence"] = v[:, 6].view(np.float64)
     out["holding_ms"] = v[:, 7].view(np.float64)

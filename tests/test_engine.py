@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import orpflow as of
 from orpflow import records as R
 from orpflow.backtest import backtest
+from orpflow.bench import BENCH_RULES
 from orpflow.config import EngineConfig, config_from_dict
 from orpflow.engine import Engine, latency_percentiles, load_engine_events, repeat_events
 from orpflow.reference.engine import EngineTwin
@@ -23,15 +24,8 @@ from orpflow._core.ring import EventRing
 from broker_helpers import F, rec, events
 from helpers import SAMPLE
 
-BUSY = {  # loose rules: many signals and orders on a few minutes of data
-    "signal": {"threshold": 0.2, "min_confidence": 0.3, "persistence": 1, "momentum_confirmation": False,
-               "min_interval_ms": 0, "max_spread_bps": 50},
-    "risk": {"rate_per_second": 0, "rate_per_minute": 0, "rate_per_hour": 0, "max_consecutive_losses": None,
-             "reject_storm": None},
-    "execution": {"warmup_rows": 20},
-    "broker": {"latency_entry_ns": 1_000_000, "latency_response_ns": 1_000_000},
-    "persistence": {"path": None},
-}
+# loose rules: many signals and orders on a few minutes of data (the benchmark's rules)
+BUSY = {**BENCH_RULES, "persistence": {"path": None}}
 
 
 def sample_config(**sections: Any) -> EngineConfig:

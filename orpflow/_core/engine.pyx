@@ -107,6 +107,14 @@ cdef inline int64_t pack_double(double d) noexcept nogil:
     return v
 
 
+cdef inline void head(OutRecord *r, int32_t kind, int32_t slot, int64_t ts_exch,
+                      int64_t ts_local) noexcept nogil:
+    r.kind = kind
+    r.slot = slot
+    r.ts_exch = ts_exch
+    r.ts_local = ts_local
+
+
 cdef int out_push(RingState *r, const OutRecord *rec) noexcept nogil:
     """Both slots of a record or none (head only ever moves by OUT_SLOTS)."""
     cdef int64_t h = r.head
@@ -153,10 +161,7 @@ cdef void emit(Core *c, OutRecord *r) noexcept nogil:
 
 cdef void emit_order(Core *c, int32_t slot, const Slot *s, const SimOrder *o) noexcept nogil:
     cdef OutRecord r
-    r.kind = OUT_ORDER
-    r.slot = slot
-    r.ts_exch = s.x.b.clock
-    r.ts_local = s.x.now
+    head(&r, OUT_ORDER, slot, s.x.b.clock, s.x.now)
     r.v[0] = o.id
     r.v[1] = o.client_id
     r.v[2] = o.price
@@ -174,10 +179,7 @@ cdef void emit_order(Core *c, int32_t slot, const Slot *s, const SimOrder *o) no
 
 cdef void emit_fill(Core *c, int32_t slot, const SimFill *f, int64_t fill_id) noexcept nogil:
     cdef OutRecord r
-    r.kind = OUT_FILL
-    r.slot = slot
-    r.ts_exch = f.ts_exch
-    r.ts_local = f.ts_local
+    head(&r, OUT_FILL, slot, f.ts_exch, f.ts_local)
     r.v[0] = f.order_id
     r.v[1] = f.client_id
     r.v[2] = f.price
@@ -194,10 +196,7 @@ cdef void emit_fill(Core *c, int32_t slot, const SimFill *f, int64_t fill_id) no
 cdef void emit_account(Core *c, int32_t slot, const Slot *s) noexcept nogil:
     cdef OutRecord r
     cdef const Account *a = &s.x.b.acct
-    r.kind = OUT_ACCOUNT
-    r.slot = slot
-    r.ts_exch = s.x.b.clock
-    r.ts_local = s.x.now
+    head(&r, OUT_ACCOUNT, slot, s.x.b.clock, s.x.now)
     put_i128(&r.v[0], a.cash)
     put_i128(&r.v[2], a.cost)
     put_i128(&r.v[4], a.realised)
@@ -212,10 +211,7 @@ cdef void emit_account(Core *c, int32_t slot, const Slot *s) noexcept nogil:
 cdef void emit_signal(Core *c, int32_t slot, const Slot *s, const SignalRow *row, int64_t result,
                       int64_t why) noexcept nogil:
     cdef OutRecord r
-    r.kind = OUT_SIGNAL
-    r.slot = slot
-    r.ts_exch = row.ts_exch
-    r.ts_local = s.x.now
+    head(&r, OUT_SIGNAL, slot, row.ts_exch, s.x.now)
     r.v[0] = row.seq
     r.v[1] = row.side
     r.v[2] = row.reason
@@ -243,10 +239,7 @@ cdef void check_sync(Core *c, int32_t slot, Slot *s) noexcept nogil:
     s.sync_key[2] = b.c.resyncs
     s.sync_key[3] = b.c.desyncs
     memset(&r, 0, sizeof(r))
-    r.kind = OUT_SYNC
-    r.slot = slot
-    r.ts_exch = s.x.b.clock
-    r.ts_local = s.x.now
+    head(&r, OUT_SYNC, slot, s.x.b.clock, s.x.now)
     r.v[0] = b.state
     r.v[1] = b.c.gaps
     r.v[2] = b.c.resyncs

@@ -19,6 +19,16 @@ cdef inline int64_t _min(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
 
+cdef inline int64_t room(RingState *r, int64_t want) noexcept nogil:
+    """Free slots for the producer; re-reads the consumer's tail only if the cached copy says
+    fewer than `want` are free."""
+    cdef int64_t free_slots = r.capacity - (r.head - r.tail_cache)
+    if free_slots < want:
+        r.tail_cache = ORP_load_acquire(&r.tail)
+        free_slots = r.capacity - (r.head - r.tail_cache)
+    return free_slots
+
+
 cdef int ring_push(RingState *r, const Event *ev) noexcept nogil:
     """Push one record; 1 if pushed, 0 if full."""
     cdef int64_t h = r.head
@@ -34,11 +44,7 @@ cdef int ring_push(RingState *r, const Event *ev) noexcept nogil:
 cdef int64_t ring_push_n(RingState *r, const Event *evs, int64_t n) noexcept nogil:
     """Push up to n records (as many as fit); returns how many were pushed."""
     cdef int64_t h = r.head
-    cdef int64_t free_slots = r.capacity - (h - r.tail_cache)
-    if free_slots < n:
-        r.tail_cache = ORP_load_acquire(&r.tail)
-        free_slots = r.capacity - (h - r.tail_cache)
-    n = _min(n, free_slots)
+    n = _min(n, room(r, n))
     if n <= 0:
         return 0
     cdef int64_t start = h & r.mask
@@ -85,11 +91,7 @@ cdef int64_t ring_push_n_stamped(RingState *r, const Event *evs, int64_t n, int6
     """ring_push_n, also writing `stamp` (the push time) beside every record pushed. The stamps
     are written before head is published, so the consumer sees them with the records."""
     cdef int64_t h = r.head, i
-    cdef int64_t free_slots = r.capacity - (h - r.tail_cache)
-    if free_slots < n:
-        r.tail_cache = ORP_load_acquire(&r.tail)
-        free_slots = r.capacity - (h - r.tail_cache)
-    n = _min(n, free_slots)
+    n = _min(n, room(r, n))
     if n <= 0:
         return 0
     for i in range(n):
@@ -174,7 +176,7 @@ cdef class EventRing:
         if n == 0:
             return 0
         with nogil:
-            pushed = ring_push_n(self.state, src, n)
+            pushed = ring_push_n_stamped(self.state, src, n, 0)     # 0: no push time taken
         return pushed
 
     def pop(self, int64_t max_records=4096):
