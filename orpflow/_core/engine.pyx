@@ -37,6 +37,7 @@ from orpflow._core.features cimport (
 )
 from orpflow._core.signals cimport (
     SignalGenerator, SignalCandidate, SignalRow, PositionParams, PositionState, signal_decide,
+    position_params as set_position_params,
 )
 from orpflow._core.snapshot cimport SeqlockSnapshot, MarketSnapshot, snapshot_publish_book
 
@@ -560,14 +561,7 @@ cdef class EngineCore:
         s.extension = <void *>features.extension if features.has_extension else NULL
         s.snap = snapshot.snap
         s.instrument = inst
-        p = position_params
-        s.pp.base_position_pct = p["base_position_pct"]
-        s.pp.equity = p["equity"]
-        s.pp.min_interval_ns = p["min_interval_ns"]
-        s.pp.exit_on_holding = p["exit_on_holding"]
-        s.pp.lot_units = p["lot_units"]
-        s.pp.qty_num = p["qty_num"]
-        s.pp.qty_den = p["qty_den"]
+        set_position_params(&s.pp, position_params)
         e = exec_params
         s.ep.order_kind = OT_LIMIT if e["order_type"] == "ioc" else OT_MARKET
         s.ep.slippage_ticks = e["slippage_ticks"]

@@ -29,6 +29,16 @@ cdef inline int64_t room(RingState *r, int64_t want) noexcept nogil:
     return free_slots
 
 
+cdef inline int64_t available(RingState *r, int64_t want) noexcept nogil:
+    """Records ready for the consumer; re-reads the producer's head only if the cached copy
+    says fewer than `want` are there."""
+    cdef int64_t avail = r.head_cache - r.tail
+    if avail < want:
+        r.head_cache = ORP_load_acquire(&r.head)
+        avail = r.head_cache - r.tail
+    return avail
+
+
 cdef int ring_push(RingState *r, const Event *ev) noexcept nogil:
     """Push one record; 1 if pushed, 0 if full."""
     cdef int64_t h = r.head
@@ -71,11 +81,7 @@ cdef int ring_pop(RingState *r, Event *out) noexcept nogil:
 cdef int64_t ring_pop_n(RingState *r, Event *out, int64_t max_n) noexcept nogil:
     """Pop up to max_n records into out; returns how many were popped."""
     cdef int64_t t = r.tail
-    cdef int64_t avail = r.head_cache - t
-    if avail < max_n:
-        r.head_cache = ORP_load_acquire(&r.head)
-        avail = r.head_cache - t
-    cdef int64_t n = _min(max_n, avail)
+    cdef int64_t n = _min(max_n, available(r, max_n))
     if n <= 0:
         return 0
     cdef int64_t start = t & r.mask
@@ -102,11 +108,7 @@ cdef int64_t ring_push_n_stamped(RingState *r, const Event *evs, int64_t n, int6
 cdef int64_t ring_pop_n_stamped(RingState *r, Event *out, int64_t *stamps, int64_t max_n) noexcept nogil:
     """ring_pop_n, also copying each record's push stamp into `stamps`."""
     cdef int64_t t = r.tail, i
-    cdef int64_t avail = r.head_cache - t
-    if avail < max_n:
-        r.head_cache = ORP_load_acquire(&r.head)
-        avail = r.head_cache - t
-    cdef int64_t n = _min(max_n, avail)
+    cdef int64_t n = _min(max_n, available(r, max_n))
     if n <= 0:
         return 0
     for i in range(n):

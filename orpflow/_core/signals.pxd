@@ -51,6 +51,7 @@ cdef struct PositionState:
     int64_t last_entry            # time of the last entry signal (enter/add/reverse)
     int32_t has_entry
 
+cdef void position_params(PositionParams *p, dict d)
 cdef void signal_decide(PositionState *ps, const PositionParams *p, const FeatureVector *fv,
                         const SignalCandidate *c, SignalRow *out) noexcept nogil
 
