@@ -77,34 +77,41 @@ def _read(inst: Instrument, paths: Sequence[str], fmt: Optional[str], report: An
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
-def repeat_spans(events: np.ndarray) -> Tuple[int, int]:
-    """(ns, sequence numbers) by which each repeated copy of a recording is shifted."""
+TS_COLS = ("ts_exch", "ts_local")
+SEQ_COLS = ("seq", "seq_first", "seq_prev")
+
+
+def repeat_spans(events: np.ndarray, times: int = 1) -> Tuple[int, int]:
+    """(ns, sequence numbers) by which each repeated copy of a recording is shifted. Zero
+    means "absent" in these fields (a REST snapshot has no exchange time) and stays zero."""
     if len(events) == 0:
         return 0, 0
-    span_t = int(max(events["ts_local"].max(), events["ts_exch"].max()) -
-                 min(events["ts_local"].min(), events["ts_exch"].min())) + 1_000_000
-    span_s = int(max(events[c].max() for c in ("seq", "seq_first", "seq_prev"))) + 1
+    ts = np.concatenate([events[c][events[c] > 0] for c in TS_COLS])
+    span_t = int(ts.max() - ts.min()) + 1_000_000 if len(ts) else 0
+    span_s = int(max(events[c].max() for c in SEQ_COLS)) + 1
+    top = max(int(ts.max()) if len(ts) else 0, span_s)
+    if times > 1 and top + (times - 1) * max(span_t, span_s) >= 2 ** 63:
+        raise ValueError(f"repeating this recording {times} times would overflow int64 timestamps")
     return span_t, span_s
 
 
 def repeat_events(events: np.ndarray, times: int) -> np.ndarray:
     """The recording `times` over, each copy shifted after the previous one in time and in
     venue sequence numbers (so the book resyncs on each copy's snapshot instead of dropping
-    the copy as stale). For long benchmark runs; the Engine's feed repeats without copies."""
+    the copy as stale); zero fields stay zero. For long benchmark runs; the Engine's feed
+    repeats the same way without building the copies."""
     if times <= 1 or len(events) == 0:
         return events
-    span_t, span_s = repeat_spans(events)
-    seq_cols = ("seq", "seq_first", "seq_prev")
+    span_t, span_s = repeat_spans(events, times)
     out = np.empty(len(events) * times, events.dtype)
     for k in range(times):
         part = out[k * len(events):(k + 1) * len(events)]
         part[:] = events
         if k:
-            part["ts_local"] += k * span_t
-            part["ts_exch"] += k * span_t
-            for c in seq_cols:
-                nz = part[c] != 0
-                part[c][nz] += k * span_s
+            for cols, span in ((TS_COLS, span_t), (SEQ_COLS, span_s)):
+                for c in cols:
+                    nz = part[c] != 0
+                    part[c][nz] += k * span
     return out
 
 
@@ -244,7 +251,7 @@ class Engine:
 
     def _feed(self) -> None:
         try:
-            span_t, span_s = repeat_spans(self._events)
+            span_t, span_s = repeat_spans(self._events, self.config.feed.repeat)
             self.core.feed(self.market, self._events, self.config.feed.speed, self.config.feed.repeat,
                            span_t, span_s)
         except BaseException as exc:          # pragma: no cover - defensive

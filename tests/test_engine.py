@@ -17,7 +17,7 @@ from orpflow import records as R
 from orpflow.backtest import backtest
 from orpflow.bench import BENCH_RULES
 from orpflow.config import EngineConfig, config_from_dict
-from orpflow.engine import Engine, latency_percentiles, load_engine_events, repeat_events
+from orpflow.engine import Engine, latency_percentiles, load_engine_events, repeat_events, repeat_spans
 from orpflow.reference.engine import EngineTwin
 from orpflow._core.engine import EngineCore, OUT_DTYPE, _hist_index, hist_bucket_bounds
 from orpflow._core.ring import EventRing
@@ -369,9 +369,18 @@ def test_feed_repeat_equals_backtest_of_repeated_events(sample_events: np.ndarra
 
 def test_repeat_events_resyncs_each_copy(sample_events: np.ndarray) -> None:
     cfg = sample_config()
-    ev = repeat_events(sample_events[:20000], 3)
+    base = sample_events[:20000]
+    ev = repeat_events(base, 3)
     assert len(ev) == 60000
     assert (np.diff(ev["ts_local"]) >= 0).all()
+    # zero means absent (a REST snapshot has no exchange time) and stays zero in every copy
+    assert (base["ts_exch"] == 0).any()
+    for k in range(3):
+        part = ev[k * 20000:(k + 1) * 20000]
+        assert np.array_equal(part["ts_exch"] == 0, base["ts_exch"] == 0)
+        assert np.array_equal(part["seq"] == 0, base["seq"] == 0)
+    with pytest.raises(ValueError, match="overflow"):
+        repeat_spans(base, 10 ** 9)
     res = backtest(ev, cfg)
     book = res.counters
     assert book["rows"] > 0

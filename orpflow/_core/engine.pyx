@@ -444,12 +444,15 @@ cdef inline int64_t message_end(const Event *evs, int64_t i, int64_t n) noexcept
 
 
 cdef inline void shift_copy(Event *dst, const Event *src, int64_t n, int64_t dt, int64_t ds) noexcept nogil:
-    """Copies of records moved dt ns later and ds further in venue sequence (0 stays 0)."""
+    """Copies of records moved dt ns later and ds further in venue sequence (0 stays 0:
+    it means absent, e.g. the exchange time of a REST snapshot)."""
     cdef int64_t i
     for i in range(n):
         dst[i] = src[i]
-        dst[i].ts_exch += dt
-        dst[i].ts_local += dt
+        if dst[i].ts_exch != 0:
+            dst[i].ts_exch += dt
+        if dst[i].ts_local != 0:
+            dst[i].ts_local += dt
         if dst[i].seq != 0:
             dst[i].seq += ds
         if dst[i].seq_first != 0:
