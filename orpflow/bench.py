@@ -23,6 +23,8 @@ import numpy as np
 from orpflow.config import EngineConfig, config_from_dict
 
 SAMPLE_NAME = "binance_spot_btcusdt_sample.gz"
+SIM_ORDER_BYTES = 160      # sizeof(SimOrder), sizeof(SimFill) (broker.pxd)
+SIM_FILL_BYTES = 112
 
 
 def find_sample() -> Path:
@@ -214,39 +216,47 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     repeat = max(1, -(-long_events // len(events)))
     if quick:
         repeat = min(repeat, 3)
-    mem = _memory_subprocess(paths, repeat)
-    row(f"long replay ({mem['events'] / 1e6:,.1f} M events, DB on)",
-        f"{mem['events_per_s'] / 1e6:,.2f} M events/s, {mem['records']:,} records",
-        f"repeat {repeat}x, {mem['fills']:,} fills")
-    row("RSS: python+numpy+orpflow / +events / +engine", f"{mem['base']:,.1f} MB / +{mem['data']:,.1f} MB / "
-        f"+{mem['built']:,.1f} MB")
-    row("RSS during the run: peak / growth", f"+{mem['peak']:,.1f} MB over built / "
-        f"{mem['growth']:+,.1f} MB from 10% to 90% of the run")
-    results["rss_growth_mb"] = mem["growth"]
-    results["rss_peak_mb"] = mem["peak"]
+    for rules in ("busy", "default"):
+        mem = _memory_subprocess(paths, repeat, rules)
+        row(f"long replay, {rules} rules ({mem['events'] / 1e6:,.1f} M events, DB on)",
+            f"{mem['events_per_s'] / 1e6:,.2f} M events/s, {mem['records']:,} records",
+            f"repeat {repeat}x; {mem['orders']:,} orders, {mem['fills']:,} fills")
+        if rules == "busy":
+            row("RSS: python+numpy+orpflow / +events / +engine",
+                f"{mem['base']:,.1f} MB / +{mem['data']:,.1f} MB / +{mem['built']:,.1f} MB")
+        row(f"RSS during the run, {rules} rules: peak / growth",
+            f"+{mem['peak']:,.1f} MB over built / {mem['growth']:+,.1f} MB from 10% to 90%",
+            f"order+fill history kept for results: {mem['history_mb']:,.1f} MB")
+        results[f"rss_growth_mb_{rules}"] = mem["growth"]
+        results[f"rss_peak_mb_{rules}"] = mem["peak"]
+    results["rss_growth_mb"] = results["rss_growth_mb_busy"]
     if out is not None:
         out.update(results)
     return 0
 
 
-def _memory_subprocess(paths: Sequence[str], repeat: int) -> Dict[str, Any]:
+def _memory_subprocess(paths: Sequence[str], repeat: int, rules: str) -> Dict[str, Any]:
     import json
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-m", "orpflow.bench", "memory", str(repeat), *paths],
+    proc = subprocess.run([sys.executable, "-m", "orpflow.bench", "memory", str(repeat), rules, *paths],
                           capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"memory run failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def memory_run(repeat: int, paths: Sequence[str]) -> Dict[str, Any]:
+def memory_run(repeat: int, rules: str, paths: Sequence[str]) -> Dict[str, Any]:
     """RSS of a threaded run with a database over the recording `repeat` times: before the
-    data, after loading it, after building the engine, sampled during the run."""
+    data, after loading it, after building the engine, sampled during the run. rules: "busy"
+    (BENCH_RULES) or "default" (the config defaults: ORPFlow's thresholds, 5/60/500 rate limits)."""
     base = rss_mb()
     from orpflow.engine import Engine, load_engine_events
     import orpflow as of
-    cfg = bench_config(paths)
+    if rules == "busy":
+        cfg = bench_config(paths)
+    else:
+        cfg = config_from_dict({"instruments": [{"symbol": "BTCUSDT", "paths": list(paths)}]})
     events, _ = load_engine_events(cfg, cfg.make_instruments())
     loaded = rss_mb()
     with tempfile.TemporaryDirectory() as d:
@@ -263,13 +273,18 @@ def memory_run(repeat: int, paths: Sequence[str]) -> Dict[str, Any]:
     q = max(1, len(samples) // 10)
     early = statistics.median(samples[q:2 * q]) if len(samples) >= 10 else samples[0]
     late = statistics.median(samples[-2 * q:-q]) if len(samples) >= 10 else samples[-1]
+    n_orders = len(e.orders())
+    # bytes the broker keeps for the run's results (arrays grow by doubling)
+    history = (2 ** max(0, n_orders - 1).bit_length() * SIM_ORDER_BYTES
+               + 2 ** max(0, st["fills"] - 1).bit_length() * SIM_FILL_BYTES) / 2 ** 20
     return {"base": base, "data": loaded - base, "built": built - loaded, "peak": max(samples) - built,
             "growth": late - early, "events": st["events"], "records": st["out_records"],
-            "fills": st["fills"], "events_per_s": st["events"] / max(st["elapsed_s"], 1e-9)}
+            "orders": n_orders, "fills": st["fills"], "history_mb": history,
+            "events_per_s": st["events"] / max(st["elapsed_s"], 1e-9)}
 
 
 if __name__ == "__main__":
     import json
     import sys
-    if len(sys.argv) > 2 and sys.argv[1] == "memory":
-        print(json.dumps(memory_run(int(sys.argv[2]), sys.argv[3:])))
+    if len(sys.argv) > 3 and sys.argv[1] == "memory":
+        print(json.dumps(memory_run(int(sys.argv[2]), sys.argv[3], sys.argv[4:])))

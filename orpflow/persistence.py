@@ -216,16 +216,26 @@ class Writer:
         self.write_s += time.perf_counter() - t
         self.commit_if_due()
 
+    def _cols(self, rows: np.ndarray, names: Sequence[str]) -> List[List[Any]]:
+        """Columns as Python lists (one .tolist() per column: far cheaper than per-row access)."""
+        return [rows[n].tolist() for n in names]
+
+    def _symbols(self, rows: np.ndarray) -> List[str]:
+        syms = self.symbols
+        return [syms[i] for i in rows["slot"].tolist()]
+
     def _orders(self, recs: np.ndarray) -> int:
         rows = R.order_rows(recs, self.insts)
-        fees = R.money_ints(recs[recs["kind"] == R.OUT_ORDER]["v"], 8)
-        run, syms = self.run_id, self.symbols
-        data = [(run, syms[o["slot"]], int(o["order_id"]), int(o["client_id"]), int(o["side"]),
-                 R.ORDER_TYPE[o["type"]], R.TIF[o["tif"]], R.ORDER_STATUS[o["status"]], int(o["reason"]),
-                 float(o["price"]), float(o["qty"]), float(o["filled"]), int(o["price_ticks"]),
-                 int(o["qty_units"]), int(o["filled_units"]), int(o["ts_request"]), int(o["ts_arrival"]),
-                 int(o["ts_done"]), int(o["expire_at"]), float(o["fees"]), str(f), int(o["event_no"]))
-                for o, f in zip(rows, fees)]
+        fees = [str(f) for f in R.money_ints(recs[recs["kind"] == R.OUT_ORDER]["v"], 8)]
+        n = len(rows)
+        types = [R.ORDER_TYPE[t] for t in rows["type"].tolist()]
+        tifs = [R.TIF[t] for t in rows["tif"].tolist()]
+        status = [R.ORDER_STATUS[t] for t in rows["status"].tolist()]
+        c = self._cols(rows, ("order_id", "client_id", "side", "reason", "price", "qty", "filled", "price_ticks",
+                              "qty_units", "filled_units", "ts_request", "ts_arrival", "ts_done", "expire_at",
+                              "fees", "event_no"))
+        data = list(zip([self.run_id] * n, self._symbols(rows), c[0], c[1], c[2], types, tifs, status, *c[3:15],
+                        fees, c[15]))
         self.conn.executemany(
             "INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
             "ON CONFLICT(run_id, symbol, order_id) DO UPDATE SET status=excluded.status, "
@@ -234,61 +244,63 @@ class Writer:
             "filled_units=excluded.filled_units, ts_arrival=excluded.ts_arrival, "
             "ts_done=excluded.ts_done, fees=excluded.fees, fees_money=excluded.fees_money, "
             "event_no=excluded.event_no WHERE excluded.event_no >= orders.event_no", data)
-        return len(data)
+        return n
 
     def _fills(self, recs: np.ndarray) -> int:
         sub = recs[recs["kind"] == R.OUT_FILL]
         rows = R.fill_rows(recs, self.insts)
-        fee = R.money_ints(sub["v"], 6)
-        rea = R.money_ints(sub["v"], 8)
-        run, syms = self.run_id, self.symbols
-        data = [(run, syms[f["slot"]], int(f["fill_id"]), int(f["order_id"]), int(f["client_id"]),
-                 int(f["side"]), "taker" if f["liquidity"] else "maker", float(f["price"]), float(f["qty"]),
-                 int(f["price_ticks"]), int(f["qty_units"]), float(f["fee"]), str(fe), float(f["realised"]),
-                 str(re), int(f["position_units"]), int(f["ts_exch"]), int(f["ts_local"]), int(f["event_no"]))
-                for f, fe, re in zip(rows, fee, rea)]
+        n = len(rows)
+        fee = [str(x) for x in R.money_ints(sub["v"], 6)]
+        rea = [str(x) for x in R.money_ints(sub["v"], 8)]
+        liq = ["taker" if x else "maker" for x in rows["liquidity"].tolist()]
+        c = self._cols(rows, ("fill_id", "order_id", "client_id", "side", "price", "qty", "price_ticks",
+                              "qty_units", "fee", "realised", "position_units", "ts_exch", "ts_local", "event_no"))
+        data = list(zip([self.run_id] * n, self._symbols(rows), c[0], c[1], c[2], c[3], liq, c[4], c[5], c[6],
+                        c[7], c[8], fee, c[9], rea, c[10], c[11], c[12], c[13]))
         self.conn.executemany("INSERT OR IGNORE INTO trades VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", data)
-        return len(data)
+        return n
 
     def _accounts(self, recs: np.ndarray) -> int:
         sub = recs[recs["kind"] == R.OUT_ACCOUNT]
         rows = R.account_rows(recs, self.insts)
-        cash = R.money_ints(sub["v"], 0)
-        run, syms = self.run_id, self.symbols
-        data = [(run, syms[a["slot"]], "account", int(a["event_no"]), int(a["ts_exch"]), int(a["ts_local"]),
-                 int(a["position_units"]), float(a["cash"]), float(a["equity"]), float(a["realised"]),
-                 float(a["fees"]), None) for a in rows]
+        n = len(rows)
+        c = self._cols(rows, ("event_no", "ts_exch", "ts_local", "position_units", "cash", "equity", "realised",
+                              "fees"))
+        data = list(zip([self.run_id] * n, self._symbols(rows), ["account"] * n, *c, [None] * n))
         self.conn.executemany("INSERT OR REPLACE INTO strategy_snapshots VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", data)
-        last: Dict[int, Tuple[Any, int]] = {}
-        for a, c in zip(rows, cash):
-            last[int(a["slot"])] = (a, c)
-        for slot, (a, c) in last.items():
+        slots = rows["slot"].tolist()
+        last = {slot: i for i, slot in enumerate(slots)}          # the latest row of each instrument
+        for slot, i in last.items():
+            a = rows[i]
             self.last_accounts[slot] = a
+            cash = R.money_ints(sub["v"][i:i + 1], 0)[0]
             self.conn.execute(
                 "UPDATE positions SET run_id=?, ts_exch=?, position_units=?, position=?, cash=?, "
                 "cash_money=?, realised=?, fees=?, equity=?, round_trips=?, losing_round_trips=? "
                 "WHERE strategy_id=? AND symbol=?",
-                (run, int(a["ts_exch"]), int(a["position_units"]), float(a["position"]), float(a["cash"]),
-                 str(c), float(a["realised"]), float(a["fees"]), float(a["equity"]), int(a["round_trips"]),
-                 int(a["losing_round_trips"]), self.strategy_id, syms[slot]))
-        return len(data) + len(last)
+                (self.run_id, int(a["ts_exch"]), int(a["position_units"]), float(a["position"]), float(a["cash"]),
+                 str(cash), float(a["realised"]), float(a["fees"]), float(a["equity"]), int(a["round_trips"]),
+                 int(a["losing_round_trips"]), self.strategy_id, self.symbols[slot]))
+        return n + len(last)
 
     def _events(self, recs: np.ndarray) -> int:
-        data: List[Tuple[Any, ...]] = []
-        run, syms = self.run_id, self.symbols
-        for s in R.signal_rows(recs):
-            detail = json.dumps({"side": int(s["side"]), "reason": int(s["reason"]),
-                                 "size_units": int(s["size_units"]), "target_units": int(s["position_units"]),
-                                 "strength": float(s["strength"]), "confidence": float(s["confidence"]),
-                                 "order": int(s["order"]), "no_order": R.NO_ORDER_WHY[s["no_order"]]})
-            data.append((run, syms[s["slot"]], "signal", int(s["event_no"]), int(s["ts_exch"]), None,
-                         int(s["position_units"]), None, None, None, None, detail))
-        for r in recs[recs["kind"] == R.OUT_SYNC]:
-            v = r["v"]
+        run = self.run_id
+        sig = R.signal_rows(recs)
+        c = self._cols(sig, ("side", "reason", "size_units", "position_units", "strength", "confidence",
+                             "order", "no_order", "event_no", "ts_exch"))
+        why = R.NO_ORDER_WHY
+        data: List[Tuple[Any, ...]] = [
+            (run, sym, "signal", ev, ts, None, pos, None, None, None, None,
+             f'{{"side": {side}, "reason": {reason}, "size_units": {size}, "target_units": {pos}, '
+             f'"strength": {strength!r}, "confidence": {conf!r}, "order": {order}, "no_order": "{why[no]}"}}')
+            for sym, side, reason, size, pos, strength, conf, order, no, ev, ts
+            in zip(self._symbols(sig), *c)]
+        sync = recs[recs["kind"] == R.OUT_SYNC]
+        for sym, r in zip(self._symbols(sync), sync.tolist()):
+            v = r[5]
             detail = json.dumps({"state": int(v[0]), "gaps": int(v[1]), "resyncs": int(v[2]),
                                  "desyncs": int(v[3]), "in_sync": bool(v[4]), "update_id": int(v[5])})
-            data.append((run, syms[r["slot"]], "sync", int(r["event_no"]), int(r["ts_exch"]),
-                         int(r["ts_local"]), None, None, None, None, None, detail))
+            data.append((run, sym, "sync", int(r[2]), int(r[3]), int(r[4]), None, None, None, None, None, detail))
         self.conn.executemany("INSERT OR REPLACE INTO strategy_snapshots VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", data)
         return len(data)
 

@@ -31,8 +31,8 @@ __all__ = ["OUT_DTYPE", "money_ints", "money_floats", "order_rows", "fill_rows",
 
 def money_ints(v: np.ndarray, k: int) -> List[int]:
     """Exact Python ints of the 128-bit money in columns k (low) and k+1 (high)."""
-    lo = v[:, k].view(np.uint64)
-    return [(int(h) << 64) | int(l) for l, h in zip(lo, v[:, k + 1])]
+    lo = v[:, k].view(np.uint64).tolist()
+    return [(h << 64) | l for l, h in zip(lo, v[:, k + 1].tolist())]
 
 
 def money_floats(v: np.ndarray, k: int, scale: MoneyScale) -> np.ndarray:

@@ -85,7 +85,12 @@ def test_run_persists_every_order_and_fill(tmp_path: Path, sample_events: np.nda
         assert pos["position_units"][0] == acct["position_units"]
         snaps = s.snapshots(run_id=1, kind="account")
         assert len(snaps) > 10
-        assert s.snapshots(run_id=1, kind="signal").shape[0] == e.core.counters()["signals"]
+        sig = s.snapshots(run_id=1, kind="signal")
+        assert sig.shape[0] == e.core.counters()["signals"]
+        import json
+        details = [json.loads(d) for d in sig["detail"]]
+        assert {d["no_order"] for d in details} <= set(R.NO_ORDER_WHY)
+        assert sum(d["order"] != 0 for d in details) == len(e.orders())     # every order has its signal
         assert s.integrity_check() == "ok"
 
 
