@@ -141,6 +141,32 @@ def test_kill_switch_from_the_control_thread(sample_events: np.ndarray) -> None:
     assert (orders[orders["reason"] != int(of.Reason.RISK_KILL_SWITCH)]["client_id"] <= seen + 1).all()
 
 
+def test_snapshot_reads_from_the_control_thread(sample_events: np.ndarray) -> None:
+    """While the strategy thread publishes, reads are consistent books (sorted, uncrossed when
+    in sync, versions never going back); after the run the snapshot is the final book."""
+    cfg = sample_config(feed={"speed": 40.0})
+    e = Engine(cfg, events=sample_events).start()
+    versions = []
+    deadline = time.perf_counter() + 3
+    while time.perf_counter() < deadline and e.running():
+        snap = e.snapshot("BTCUSDT")
+        versions.append(snap["version"])
+        b, a = snap["bids"], snap["asks"]
+        assert (np.diff(b[:, 0]) < 0).all() and (np.diff(a[:, 0]) > 0).all()
+        if snap["in_sync"] and len(b) and len(a):
+            assert b[0, 0] < a[0, 0]
+        time.sleep(0.001)
+    e.stop()
+    e.close()
+    assert versions == sorted(versions) and versions[-1] > 10
+    with pytest.raises(KeyError, match="ETHUSDT"):
+        e.snapshot("ETHUSDT")
+    final = e.snapshot("BTCUSDT")
+    book = e._parts[0][0].book
+    assert np.array_equal(final["bids"], book.levels_raw("bid", 20))
+    assert np.array_equal(final["asks"], book.levels_raw("ask", 20))
+
+
 # ------------------------------------------------------------------ back-pressure
 
 def test_full_out_ring_waits_and_loses_nothing(sample_events: np.ndarray) -> None:
