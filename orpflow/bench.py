@@ -177,6 +177,7 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
         f"feed waited {st['market_waits']:,}x on a full market ring")
     row("tick-to-trade in-core, threads", _lat(lat["incore"]))
     row("feed push -> order, full speed", _lat(lat["ingress"]), "includes queueing behind a full ring")
+    row("feed push -> popped, full speed", _lat(lat["handoff"]), "first record of each pop of up to 256")
     results["threaded_events_per_s"] = st["events"] / st["elapsed_s"]
 
     # 4. paced: the hand-off latency without a queue
@@ -191,6 +192,7 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     lat = e.latency()
     row(f"feed push -> order, paced {speed:g}x", _lat(lat["ingress"]),
         f"{span / 1e9:.0f} s of data; strategy spins (spin_us=1e6)")
+    row(f"feed push -> popped, paced {speed:g}x", _lat(lat["handoff"]), "the ring hand-off alone")
     row(f"tick-to-trade in-core, paced {speed:g}x", _lat(lat["incore"]))
 
     # 5. persistence

@@ -207,7 +207,8 @@ def _ns(v: float) -> str:
 
 
 def _print_latency(lat: dict) -> None:
-    names = {"incore": "tick-to-trade in-core", "ingress": "feed push -> order", "feature": "features per row"}
+    names = {"incore": "tick-to-trade in-core", "ingress": "feed push -> order", "feature": "features per row",
+             "handoff": "feed push -> popped"}
     for key, d in lat.items():
         if d["count"]:
             print(f"latency      {names[key]:<22} p50 {_ns(d['p50'])}  p99 {_ns(d['p99'])}  "

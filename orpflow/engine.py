@@ -379,9 +379,10 @@ class Engine:
         return self._parts[slot][1].read()
 
     def latency(self) -> Dict[str, Dict[str, Any]]:
-        """In-core tick-to-trade, ingress (feed push -> order record) and feature-calculation
-        time, as percentiles in ns."""
-        return {name: latency_percentiles(self.core, name) for name in ("incore", "ingress", "feature")}
+        """In-core tick-to-trade, ingress (feed push -> order record), feature-calculation time
+        and the ring hand-off (feed push -> popped by the strategy), as percentiles in ns."""
+        return {name: latency_percentiles(self.core, name)
+                for name in ("incore", "ingress", "feature", "handoff")}
 
     def stats(self) -> Dict[str, Any]:
         """Counters, ring utilisation (0..1), positions and PnL from the last account records."""

@@ -55,7 +55,8 @@ class EngineCollector:
         yield CounterMetricFamily("strategy_fills", "Fills", value=s["fills"])
         for name, key in (("strategy_tick_to_trade_duration_seconds", "incore"),
                           ("strategy_ingress_to_trade_duration_seconds", "ingress"),
-                          ("strategy_feature_calculation_duration_seconds", "feature")):
+                          ("strategy_feature_calculation_duration_seconds", "feature"),
+                          ("strategy_channel_handoff_duration_seconds", "handoff")):
             counts, n, total, _ = e.core.histogram(key)
             buckets, total_s = histogram_buckets(counts, total)
             h = HistogramMetricFamily(name, f"Latency: {key}", buckets=buckets, sum_value=total_s)

@@ -115,5 +115,6 @@ cdef struct Core:
     Histogram incore           # row-making record dequeued -> order record written
     Histogram ingress          # feed push -> order record written
     Histogram feature          # features_update (+ extension) per row
+    Histogram handoff          # feed push -> popped by the strategy (first record of each pop)
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil

@@ -427,6 +427,8 @@ cdef void strategy_loop(Core *c, RingState *market) noexcept nogil:
                     ORP_sleep_ns(IDLE_SLEEP_NS)
                 continue
         idle_since = 0
+        if c.measure and stamps[0] > 0:
+            hist_add(&c.handoff, ORP_now_ns() - stamps[0])
         for i in range(n):
             core_step(c, &buf[i], stamps[i])
             if c.failed:
@@ -771,7 +773,8 @@ cdef class EngineCore:
         return {name: ORP_load_relaxed(&p[i]) for i, name in enumerate(COUNTER_NAMES)}
 
     def histogram(self, name):
-        """(counts per bucket, n, total ns, max ns) of "incore", "ingress" or "feature"."""
+        """(counts per bucket, n, total ns, max ns) of "incore", "ingress", "feature" or
+        "handoff"."""
         cdef Histogram *h
         if name == "incore":
             h = &self.c.incore
@@ -779,6 +782,8 @@ cdef class EngineCore:
             h = &self.c.ingress
         elif name == "feature":
             h = &self.c.feature
+        elif name == "handoff":
+            h = &self.c.handoff
         else:
             raise ValueError(f"no histogram {name!r}")
         counts = np.empty(HIST_BUCKETS, np.int64)
