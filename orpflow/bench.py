@@ -226,8 +226,9 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
         if rules == "busy":
             row("RSS: python+numpy+orpflow / +events / +engine",
                 f"{mem['base']:,.1f} MB / +{mem['data']:,.1f} MB / +{mem['built']:,.1f} MB")
-        row(f"RSS during the run, {rules} rules: peak / growth",
-            f"+{mem['peak']:,.1f} MB over built / {mem['growth']:+,.1f} MB from 10% to 90%",
+        growth = (f"{mem['growth']:+,.1f} MB from 10% to 90%" if mem["samples"] >= 20 else
+                  "growth n/a: run too short to sample (full bench: >= 10 M events)")
+        row(f"RSS during the run, {rules} rules: peak / growth", f"+{mem['peak']:,.1f} MB over built / {growth}",
             f"order+fill history kept for results: {mem['history_mb']:,.1f} MB")
         results[f"rss_growth_mb_{rules}"] = mem["growth"]
         results[f"rss_peak_mb_{rules}"] = mem["peak"]
@@ -281,7 +282,7 @@ def memory_run(repeat: int, rules: str, paths: Sequence[str]) -> Dict[str, Any]:
                + 2 ** max(0, st["fills"] - 1).bit_length() * SIM_FILL_BYTES) / 2 ** 20
     return {"base": base, "data": loaded - base, "built": built - loaded, "peak": max(samples) - built,
             "growth": late - early, "events": st["events"], "records": st["out_records"],
-            "orders": n_orders, "fills": st["fills"], "history_mb": history,
+            "orders": n_orders, "fills": st["fills"], "history_mb": history, "samples": len(samples),
             "events_per_s": st["events"] / max(st["elapsed_s"], 1e-9)}
 
 

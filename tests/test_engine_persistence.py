@@ -276,6 +276,41 @@ def test_sigkill_then_restart(tmp_path: Path) -> None:
         assert s.integrity_check() == "ok"
 
 
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_cli_stops_gracefully_on_a_signal(tmp_path: Path, sig: int) -> None:
+    db = tmp_path / "g.db"
+    cfg = write_toml(tmp_path, db)
+    proc = subprocess.Popen([sys.executable, "-m", "orpflow", "run", str(cfg), "--speed", "5"], cwd=str(tmp_path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and proc.poll() is None:
+            if db.exists():
+                try:
+                    with Store(str(db)) as s:
+                        if len(s.trades()) >= 2:
+                            break
+                except Exception:
+                    pass
+            time.sleep(0.05)
+        t0 = time.time()
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=30)
+        took = time.time() - t0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, err
+    assert "stopped      gracefully" in out and took < 5
+    with Store(str(db)) as s:
+        assert list(s.runs()["status"]) == ["stopped"]
+        trades = s.trades()
+        import re
+        n = int(re.search(r"(\d[\d,]*) fills in", out).group(1).replace(",", ""))
+        assert len(trades) == n > 0             # every fill the strategy made is in the database
+        assert s.integrity_check() == "ok"
+
+
 # ------------------------------------------------------------------ metrics
 
 def _get(url: str) -> tuple:
