@@ -47,5 +47,5 @@ def run_engine(data_paths: Sequence[str], quick: bool, add: Callable) -> Dict[st
     run_bench(data_paths, 10_000_000, quick, out)
     add("engine backtest", "M events/s", out["backtest_events_per_s"] / 1e6, note="orpflow bench table above")
     add("engine threaded, full speed", "M events/s", out["threaded_events_per_s"] / 1e6)
-    add("engine RSS growth, long replay", "MB", out["rss_growth_mb"])
+    add("engine RSS growth, long replay", "MB", out["rss_growth_mb"], note="busy rules, keep_history=false")
     return out

@@ -218,38 +218,39 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     repeat = max(1, -(-long_events // len(events)))
     if quick:
         repeat = min(repeat, 3)
-    for rules in ("busy", "default"):
-        mem = _memory_subprocess(paths, repeat, rules)
-        row(f"long replay, {rules} rules ({mem['events'] / 1e6:,.1f} M events, DB on)",
-            f"{mem['events_per_s'] / 1e6:,.2f} M events/s, {mem['records']:,} records",
-            f"repeat {repeat}x; {mem['orders']:,} orders, {mem['fills']:,} fills")
-        if rules == "busy":
+    for rules, keep in (("busy", True), ("busy", False), ("default", True)):
+        mem = _memory_subprocess(paths, repeat, rules, keep)
+        label = f"{rules} rules, keep_history={'true' if keep else 'false'}"
+        row(f"long replay, {label}", f"{mem['events_per_s'] / 1e6:,.2f} M events/s, {mem['records']:,} records",
+            f"{mem['events'] / 1e6:,.1f} M events (repeat {repeat}x), DB on; {mem['orders']:,} orders, "
+            f"{mem['fills']:,} fills")
+        if rules == "busy" and keep:
             row("RSS: python+numpy+orpflow / +events / +engine",
                 f"{mem['base']:,.1f} MB / +{mem['data']:,.1f} MB / +{mem['built']:,.1f} MB")
         growth = (f"{mem['growth']:+,.1f} MB from 10% to 90%" if mem["samples"] >= 20 else
                   "growth n/a: run too short to sample (full bench: >= 10 M events)")
-        row(f"RSS during the run, {rules} rules: peak / growth", f"+{mem['peak']:,.1f} MB over built / {growth}",
-            f"order+fill history kept for results: {mem['history_mb']:,.1f} MB")
-        results[f"rss_growth_mb_{rules}"] = mem["growth"]
-        results[f"rss_peak_mb_{rules}"] = mem["peak"]
-    results["rss_growth_mb"] = results["rss_growth_mb_busy"]
+        row("  RSS during that run: peak / growth", f"+{mem['peak']:,.1f} MB over built / {growth}",
+            f"order+fill arrays held at the end: {mem['history_mb']:,.1f} MB")
+        results[f"rss_growth_mb_{rules}_{'keep' if keep else 'nokeep'}"] = mem["growth"]
+    results["rss_growth_mb"] = results["rss_growth_mb_busy_nokeep"]
     if out is not None:
         out.update(results)
     return 0
 
 
-def _memory_subprocess(paths: Sequence[str], repeat: int, rules: str) -> Dict[str, Any]:
+def _memory_subprocess(paths: Sequence[str], repeat: int, rules: str, keep: bool) -> Dict[str, Any]:
     import json
     import subprocess
     import sys
-    proc = subprocess.run([sys.executable, "-m", "orpflow.bench", "memory", str(repeat), rules, *paths],
+    proc = subprocess.run([sys.executable, "-m", "orpflow.bench", "memory", str(repeat), rules,
+                           "keep" if keep else "nokeep", *paths],
                           capture_output=True, text=True, cwd=tempfile.gettempdir(), timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"memory run failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def memory_run(repeat: int, rules: str, paths: Sequence[str]) -> Dict[str, Any]:
+def memory_run(repeat: int, rules: str, keep: bool, paths: Sequence[str]) -> Dict[str, Any]:
     """RSS of a threaded run with a database over the recording `repeat` times: before the
     data, after loading it, after building the engine, sampled during the run. rules: "busy"
     (BENCH_RULES) or "default" (the config defaults: ORPFlow's thresholds, 5/60/500 rate limits)."""
@@ -257,9 +258,10 @@ def memory_run(repeat: int, rules: str, paths: Sequence[str]) -> Dict[str, Any]:
     from orpflow.engine import Engine, load_engine_events
     import orpflow as of
     if rules == "busy":
-        cfg = bench_config(paths)
+        cfg = bench_config(paths, execution={"keep_history": keep})
     else:
-        cfg = config_from_dict({"instruments": [{"symbol": "BTCUSDT", "paths": list(paths)}]})
+        cfg = config_from_dict({"instruments": [{"symbol": "BTCUSDT", "paths": list(paths)}],
+                                "execution": {"keep_history": keep}})
     events, _ = load_engine_events(cfg, cfg.make_instruments())
     loaded = rss_mb()
     with tempfile.TemporaryDirectory() as d:
@@ -276,10 +278,11 @@ def memory_run(repeat: int, rules: str, paths: Sequence[str]) -> Dict[str, Any]:
     q = max(1, len(samples) // 10)
     early = statistics.median(samples[q:2 * q]) if len(samples) >= 10 else samples[0]
     late = statistics.median(samples[-2 * q:-q]) if len(samples) >= 10 else samples[-1]
-    n_orders = len(e.orders())
-    # bytes the broker keeps for the run's results (arrays grow by doubling)
-    history = (2 ** max(0, n_orders - 1).bit_length() * SIM_ORDER_BYTES
-               + 2 ** max(0, st["fills"] - 1).bit_length() * SIM_FILL_BYTES) / 2 ** 20
+    n_orders = st["orders"]
+    held_orders, held_fills = len(e.orders()), len(e.fills())
+    # bytes the broker holds at the end: order chunks of 1024, the fill array grown by doubling
+    history = (-(-held_orders // 1024) * 1024 * SIM_ORDER_BYTES
+               + (2 ** max(0, held_fills - 1).bit_length() if held_fills else 0) * SIM_FILL_BYTES) / 2 ** 20
     return {"base": base, "data": loaded - base, "built": built - loaded, "peak": max(samples) - built,
             "growth": late - early, "events": st["events"], "records": st["out_records"],
             "orders": n_orders, "fills": st["fills"], "history_mb": history, "samples": len(samples),
@@ -289,5 +292,5 @@ def memory_run(repeat: int, rules: str, paths: Sequence[str]) -> Dict[str, Any]:
 if __name__ == "__main__":
     import json
     import sys
-    if len(sys.argv) > 3 and sys.argv[1] == "memory":
-        print(json.dumps(memory_run(int(sys.argv[2]), sys.argv[3], sys.argv[4:])))
+    if len(sys.argv) > 4 and sys.argv[1] == "memory":
+        print(json.dumps(memory_run(int(sys.argv[2]), sys.argv[3], sys.argv[4] == "keep", sys.argv[5:])))

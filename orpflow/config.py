@@ -618,12 +618,16 @@ class ExecutionConfig:
     """How signals become orders: each emitted signal sends the order that brings position +
     open orders to the signal's target, as a market order ("market") or an IOC limit at the
     opposite best +- slippage_ticks ("ioc"). No order before warmup_rows feature rows since the
-    (re)start. An account snapshot every account_every_ms of event time (0: only after fills)."""
+    (re)start. An account snapshot every account_every_ms of event time (0: only after fills).
+    keep_history = false frees fills and final orders once they are written to the out ring
+    (memory stays flat over long sessions; orders() / fills() then hold only the recent ones,
+    the database has them all)."""
 
     order_type: str = "market"
     slippage_ticks: int = 0
     warmup_rows: int = 200
     account_every_ms: float = 1000.0
+    keep_history: bool = True
 
     def __post_init__(self) -> None:
         if self.order_type not in ORDER_TYPES:
@@ -631,11 +635,14 @@ class ExecutionConfig:
         _check_int("slippage_ticks", self.slippage_ticks, 0, 10 ** 9)
         _check_int("warmup_rows", self.warmup_rows, 0, 10 ** 12)
         _check_float("account_every_ms", self.account_every_ms, 0.0, 1e12)
+        if not isinstance(self.keep_history, bool):
+            raise TypeError("keep_history must be true or false")
 
     def resolve(self) -> Dict[str, Any]:
         return {"order_type": self.order_type, "slippage_ticks": self.slippage_ticks,
                 "warmup_rows": self.warmup_rows,
-                "account_every_ns": int(round(self.account_every_ms * 1e6))}
+                "account_every_ns": int(round(self.account_every_ms * 1e6)),
+                "keep_history": self.keep_history}
 
 
 @dataclass(frozen=True)
@@ -682,8 +689,8 @@ class FeedConfig:
 
     speed: float = 0.0
     repeat: int = 1
-    market_ring: int = 65536
-    out_ring: int = 65536
+    market_ring: int = 16384
+    out_ring: int = 16384
 
     def __post_init__(self) -> None:
         _check_float("speed", self.speed, 0.0, 1e9)

@@ -273,7 +273,7 @@ class Engine:
         try:
             while True:
                 done = self._strategy_done.is_set()
-                recs = self.core.pop_out(self.out, 8192)
+                recs = self.core.pop_out(self.out, 4096)
                 if len(recs):
                     self._note(recs)
                     if w is not None:

@@ -103,6 +103,23 @@ def test_real_data_records_are_consistent(sample_events: np.ndarray) -> None:
     assert np.array_equal(final["filled_units"], orders["filled"])
 
 
+def test_without_history_the_same_records_and_bounded_memory(sample_events: np.ndarray) -> None:
+    """keep_history = false frees fills and final orders once written: the records are the
+    same, and the broker holds at most two chunks of orders at the end."""
+    from orpflow._core.broker import ORDER_CHUNK_SIZE as ORDER_CHUNK
+    ev = repeat_events(sample_events, 3)
+    keep = backtest(ev, sample_config())
+    lean = backtest(ev, sample_config(execution={"keep_history": False}))
+    assert keep.counters["orders"] > 3 * ORDER_CHUNK           # several chunks were freed
+    assert np.array_equal(keep.records, lean.records)
+    held = lean.orders["BTCUSDT"]
+    assert 0 < len(held) <= 2 * ORDER_CHUNK
+    assert np.array_equal(held, keep.orders["BTCUSDT"][-len(held):])
+    assert len(lean.fills["BTCUSDT"]) == 0 and len(keep.fills["BTCUSDT"]) == keep.counters["fills"]
+    thr = threaded(sample_config(execution={"keep_history": False}), ev, keep_records=True)
+    assert np.array_equal(thr.records(), keep.records)
+
+
 # ------------------------------------------------------------------ kill switch
 
 def test_kill_switch_stops_the_next_order(sample_events: np.ndarray) -> None:
@@ -335,7 +352,8 @@ def markets(draw: Any) -> dict:
                    "seed": draw(st.integers(0, 2 ** 32)), "cash": "50"},
         "execution": {"order_type": draw(st.sampled_from(["market", "ioc"])),
                       "slippage_ticks": draw(st.integers(0, 2)), "warmup_rows": draw(st.integers(0, 4)),
-                      "account_every_ms": draw(st.sampled_from([0, 0.5]))},
+                      "account_every_ms": draw(st.sampled_from([0, 0.5])),
+                      "keep_history": draw(st.booleans())},
     })
     return {"events": np.concatenate(parts), "config": cfg}
 
@@ -349,6 +367,8 @@ def test_compiled_engine_equals_twin(m: dict) -> None:
     trecs = twin.run(ev)
     got = res.records[res.records["kind"] != R.OUT_ORDER]
     assert np.array_equal(got, trecs)
+    if not cfg.execution.keep_history:          # the records are all; the arrays were freed
+        return
     assert np.array_equal(res.orders["TEST"], twin.orders())
     assert np.array_equal(res.fills["TEST"], twin.fills())
     final = R.final_state(res.order_events)

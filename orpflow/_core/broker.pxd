@@ -32,6 +32,10 @@ cdef enum QueueModel:
     QM_PROB_LOG = 4
     QM_PROB_LOG2 = 5
 
+cdef enum:
+    ORDER_CHUNK_SHIFT = 10
+    ORDER_CHUNK = 1024         # orders per chunk (160 KB)
+
 cdef enum RequestKind:
     RQ_NEW = 0
     RQ_CANCEL = 1
@@ -126,9 +130,11 @@ cdef struct Broker:
     uint64_t rng
     int queue_model
     double queue_power
-    SimOrder *orders
-    int64_t n_orders
-    int64_t orders_cap
+    SimOrder **chunks          # orders in chunks of ORDER_CHUNK: an index never moves, and a
+    int64_t n_orders           # chunk of final orders can be freed (broker_trim)
+    int64_t chunks_cap
+    int64_t live_chunk         # chunks below it were trimmed (their orders were all final)
+    int64_t trim_scan          # orders below it are known final
     SimFill *fills
     int64_t n_fills
     int64_t fills_cap
@@ -164,6 +170,11 @@ cdef struct ExecState:
     int64_t now                # local clock: running max of ts_local
     int dirty                  # levels changed wholesale: re-read our levels at message end
 
+cdef inline SimOrder *order_at(const Broker *b, int64_t oi) noexcept nogil:
+    return &b.chunks[oi >> ORDER_CHUNK_SHIFT][oi & (ORDER_CHUNK - 1)]
+
+# Free the oldest chunks whose orders are all final (the engine without keep_history).
+cdef void broker_trim(Broker *b) noexcept nogil
 cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil
 cdef void exec_run_until(ExecState *x, int64_t t) noexcept nogil
 cdef int64_t exec_submit(ExecState *x, int32_t side, int32_t kind, int32_t tif, int64_t price,

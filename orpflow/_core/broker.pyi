@@ -12,6 +12,8 @@ from orpflow.config import MoneyScale, RiskLimits
 from orpflow.events import Reason
 from orpflow.instrument import Instrument
 
+ORDER_CHUNK_SIZE: int
+
 @disjoint_base
 class PaperBroker:
     @property

@@ -9,7 +9,7 @@ calls the same ``exec_apply``. Rules: docs/broker.md. Twin: orpflow/reference/br
 """
 
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
-from libc.stdlib cimport calloc, free, realloc
+from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memmove, memset
 from libc.math cimport ceil, fmin, isfinite, log, pow
 
@@ -61,6 +61,20 @@ cdef inline void release(void *p) noexcept nogil:
     if p != NULL:
         free(p)
         debug_count_alloc(-1)
+
+
+cdef int order_room(Broker *b) noexcept nogil:
+    """Make room for order n_orders: a new chunk when it starts one; -1 if memory ran out."""
+    cdef int64_t c = b.n_orders >> ORDER_CHUNK_SHIFT
+    if b.n_orders & (ORDER_CHUNK - 1):
+        return 0
+    if grow(<void **>&b.chunks, &b.chunks_cap, c + 1, sizeof(SimOrder *)) != 0:
+        return -1
+    b.chunks[c] = <SimOrder *>malloc(ORDER_CHUNK * sizeof(SimOrder))
+    if b.chunks[c] == NULL:
+        return -1
+    debug_count_alloc(1)
+    return 0
 
 
 # ------------------------------------------------------------------ latency
@@ -277,6 +291,26 @@ cdef inline bint is_open(const SimOrder *o) noexcept nogil:
     return o.status == OS_ACCEPTED or o.status == OS_PARTIALLY_FILLED
 
 
+cdef void broker_trim(Broker *b) noexcept nogil:
+    """Free whole chunks of final orders, oldest first, never the chunk being filled. The scan
+    resumes where it stopped (a final order stays final), so the cost is O(1) per order."""
+    cdef int64_t full = b.n_orders >> ORDER_CHUNK_SHIFT     # chunks before the one being filled
+    cdef const SimOrder *o
+    cdef int64_t i
+    for i in range(b.n_req):          # a queued request (a cancel of a final order) keeps its chunk
+        if (b.heap[i].order >> ORDER_CHUNK_SHIFT) < full:
+            full = b.heap[i].order >> ORDER_CHUNK_SHIFT
+    while b.live_chunk < full:
+        while b.trim_scan < (b.live_chunk + 1) << ORDER_CHUNK_SHIFT:
+            o = order_at(b, b.trim_scan)
+            if o.status == OS_PENDING or is_open(o):
+                return
+            b.trim_scan += 1
+        release(b.chunks[b.live_chunk])
+        b.chunks[b.live_chunk] = NULL
+        b.live_chunk += 1
+
+
 cdef inline void open_leaves_add(Broker *b, int side, int64_t d) noexcept nogil:
     if side > 0:
         b.open_buy += d
@@ -288,7 +322,7 @@ cdef void journal_add(Broker *b, int64_t oi) noexcept nogil:
     if grow(<void **>&b.journal, &b.journal_cap, b.n_journal + 1, sizeof(SimOrder)) != 0:
         b.failed = 1
         return
-    b.journal[b.n_journal] = b.orders[oi]
+    b.journal[b.n_journal] = order_at(b, oi)[0]
     b.n_journal += 1
 
 
@@ -300,7 +334,7 @@ cdef inline void journal(Broker *b, int64_t oi) noexcept nogil:
 
 cdef void finish(Broker *b, int64_t oi, int status, int reason) noexcept nogil:
     """Move an order from pending/open to a final state (its leaves leave the exposure)."""
-    cdef SimOrder *o = &b.orders[oi]
+    cdef SimOrder *o = order_at(b, oi)
     if o.status == OS_PENDING or is_open(o):
         b.open_count -= 1
         open_leaves_add(b, o.side, -(o.qty - o.filled))
@@ -332,7 +366,7 @@ cdef int64_t rest_find(const RestSide *rs, int64_t key) noexcept nogil:
 
 cdef void rest(Broker *b, const Book *book, int64_t oi) noexcept nogil:
     """Queue the order at the back of its level: ahead = the visible size there now."""
-    cdef SimOrder *o = &b.orders[oi]
+    cdef SimOrder *o = order_at(b, oi)
     cdef RestSide *rs = rest_side(b, o.side)
     cdef int64_t key = o.price if o.side > 0 else -o.price
     cdef int64_t i = rest_find(rs, key)
@@ -356,7 +390,7 @@ cdef void rest(Broker *b, const Book *book, int64_t oi) noexcept nogil:
     o.prev = lv.tail
     o.next = -1
     if lv.tail >= 0:
-        b.orders[lv.tail].next = oi
+        order_at(b, lv.tail).next = oi
     else:
         lv.head = oi
     lv.tail = oi
@@ -368,7 +402,7 @@ cdef void rest(Broker *b, const Book *book, int64_t oi) noexcept nogil:
 
 cdef void unrest(Broker *b, int64_t oi) noexcept nogil:
     """Take a resting order out of its level (no-op if it does not rest)."""
-    cdef SimOrder *o = &b.orders[oi]
+    cdef SimOrder *o = order_at(b, oi)
     cdef RestSide *rs = rest_side(b, o.side)
     cdef int64_t i = rest_find(rs, o.price if o.side > 0 else -o.price)
     cdef RestLevel *lv
@@ -378,11 +412,11 @@ cdef void unrest(Broker *b, int64_t oi) noexcept nogil:
     if o.prev < 0 and lv.head != oi:
         return                              # not in this level's FIFO
     if o.prev >= 0:
-        b.orders[o.prev].next = o.next
+        order_at(b, o.prev).next = o.next
     else:
         lv.head = o.next
     if o.next >= 0:
-        b.orders[o.next].prev = o.prev
+        order_at(b, o.next).prev = o.prev
     else:
         lv.tail = o.prev
     o.prev = -1
@@ -438,8 +472,8 @@ cdef void queue_depth(const Broker *b, SimOrder *o, int64_t prev, int64_t new) n
 cdef void level_changed(Broker *b, RestLevel *lv, int64_t new) noexcept nogil:
     cdef int64_t oi = lv.head
     while oi >= 0:
-        queue_depth(b, &b.orders[oi], lv.level_qty, new)
-        oi = b.orders[oi].next
+        queue_depth(b, order_at(b, oi), lv.level_qty, new)
+        oi = order_at(b, oi).next
     lv.level_qty = new
 
 
@@ -474,7 +508,7 @@ cdef void refresh_levels(Broker *b, const Book *book) noexcept nogil:
 # ------------------------------------------------------------------ fills
 
 cdef void fill(Broker *b, int64_t oi, int64_t price, int64_t qty, int taker) noexcept nogil:
-    cdef SimOrder *o = &b.orders[oi]
+    cdef SimOrder *o = order_at(b, oi)
     cdef orp_i128 fee = <orp_i128>price * qty * (b.taker_e8 if taker else b.maker_e8)
     cdef orp_i128 realised
     cdef SimFill *f
@@ -510,11 +544,11 @@ cdef void walk(Broker *b, const Book *book, int64_t oi, int has_limit, int64_t l
     """Take the visible book from the best level until filled or past the limit."""
     cdef SideIter it
     cdef Level lv
-    cdef int side = b.orders[oi].side
+    cdef int side = order_at(b, oi).side
     cdef int64_t price, avail, take, leaves
     side_iter_begin(&it, &book.ask if side > 0 else &book.bid)
     while side_iter_next(&it, &lv):
-        leaves = b.orders[oi].qty - b.orders[oi].filled
+        leaves = order_at(b, oi).qty - order_at(b, oi).filled
         price = -lv.key if side > 0 else lv.key
         if leaves == 0 or beyond(side, price, has_limit, limit):
             break
@@ -531,8 +565,8 @@ cdef void fill_level_all(Broker *b, RestLevel *lv) noexcept nogil:
     """Fill every order of a level in full at its own price (the market went through it)."""
     cdef int64_t oi = lv.head, nxt
     while oi >= 0:
-        nxt = b.orders[oi].next
-        fill(b, oi, b.orders[oi].price, b.orders[oi].qty - b.orders[oi].filled, 0)
+        nxt = order_at(b, oi).next
+        fill(b, oi, order_at(b, oi).price, order_at(b, oi).qty - order_at(b, oi).filled, 0)
         oi = nxt
 
 
@@ -553,7 +587,7 @@ cdef void on_trade(Broker *b, int side_hit, int64_t price, int64_t qty) noexcept
         if lprice == price:
             oi = lv.head
             while oi >= 0:
-                o = &b.orders[oi]
+                o = order_at(b, oi)
                 nxt = o.next
                 o.ahead -= qty
                 o.cum_trade += qty
@@ -651,7 +685,7 @@ cdef int64_t next_expiry(Broker *b, int64_t *which) noexcept nogil:
         for i in range(b.rest[s].n):
             oi = b.rest[s].lv[i].head
             while oi >= 0:
-                o = &b.orders[oi]
+                o = order_at(b, oi)
                 if o.tif == TIF_GTD and (which[0] < 0 or o.expire_at < best or
                                          (o.expire_at == best and oi < which[0])):
                     best = o.expire_at
@@ -665,7 +699,7 @@ cdef int64_t next_expiry(Broker *b, int64_t *which) noexcept nogil:
 cdef void arrive(ExecState *x, int64_t oi) noexcept nogil:
     cdef Broker *b = x.b
     cdef const Book *book = x.book
-    cdef SimOrder *o = &b.orders[oi]
+    cdef SimOrder *o = order_at(b, oi)
     cdef int has_limit = o.kind != OT_MARKET
     o.ts_arrival = b.clock
     o.ts_ack = later(b.clock, response_at(b, b.clock))
@@ -684,7 +718,7 @@ cdef void arrive(ExecState *x, int64_t oi) noexcept nogil:
     o.status = OS_ACCEPTED
     journal(b, oi)
     walk(b, book, oi, has_limit, o.price)
-    o = &b.orders[oi]
+    o = order_at(b, oi)
     if o.filled == o.qty:
         return
     if o.kind == OT_MARKET or o.tif == TIF_IOC or o.tif == TIF_FOK:
@@ -696,7 +730,7 @@ cdef void arrive(ExecState *x, int64_t oi) noexcept nogil:
 cdef void modify(ExecState *x, int64_t oi, int64_t price, int64_t qty) noexcept nogil:
     cdef Broker *b = x.b
     cdef const Book *book = x.book
-    cdef SimOrder *o = &b.orders[oi]
+    cdef SimOrder *o = order_at(b, oi)
     if not is_open(o) or qty <= o.filled or not book_in_sync(book) or book.msg_open:
         b.counts[R_MODIFY_REJECTED] += 1
         return
@@ -715,7 +749,7 @@ cdef void modify(ExecState *x, int64_t oi, int64_t price, int64_t qty) noexcept 
     o.qty = qty
     journal(b, oi)
     walk(b, book, oi, 1, price)
-    if b.orders[oi].filled < b.orders[oi].qty:
+    if order_at(b, oi).filled < order_at(b, oi).qty:
         rest(b, book, oi)
     b.counts[R_OK] += 1
 
@@ -747,7 +781,7 @@ cdef void exec_run_until(ExecState *x, int64_t t) noexcept nogil:
         r = heap_pop(b)
         if r.arrival > b.clock:
             b.clock = r.arrival
-        o = &b.orders[r.order]
+        o = order_at(b, r.order)
         if r.kind == RQ_NEW:
             arrive(x, r.order)
         elif r.kind == RQ_CANCEL:
@@ -802,7 +836,7 @@ cdef int exec_modify(ExecState *x, int64_t oi, int64_t price, int64_t qty, int64
     exposure first) and send it; returns R_OK or the reason. A size cut at the same price
     only lowers risk and is sent unchecked. Clipping lowers the new size."""
     cdef Broker *b = x.b
-    cdef SimOrder *o = &b.orders[oi]
+    cdef SimOrder *o = order_at(b, oi)
     cdef OrderContext c
     cdef int64_t leaves = o.qty - o.filled, q = qty - o.filled
     cdef int reason
@@ -831,12 +865,12 @@ cdef int64_t exec_submit(ExecState *x, int32_t side, int32_t kind, int32_t tif, 
     cdef SimOrder *o
     cdef OrderContext c
     cdef int64_t oi, q = qty
-    if grow(<void **>&b.orders, &b.orders_cap, b.n_orders + 1, sizeof(SimOrder)) != 0:
+    if order_room(b) != 0:
         b.failed = 1
         return 0
     oi = b.n_orders
     b.n_orders += 1
-    o = &b.orders[oi]
+    o = order_at(b, oi)
     memset(o, 0, sizeof(SimOrder))
     o.id = oi + 1
     o.client_id = client_id
@@ -910,6 +944,8 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
 
 # ------------------------------------------------------------------ Python API
 
+ORDER_CHUNK_SIZE = ORDER_CHUNK
+
 @cython.auto_pickle(False)
 cdef class PaperBroker:
     """Simulated venue and account for one instrument (event time, deterministic).
@@ -970,12 +1006,15 @@ cdef class PaperBroker:
 
     def __dealloc__(self):
         cdef Broker *b = self.b
+        cdef int64_t i
         if b == NULL:
             return
         release(b.lat_req)
         release(b.lat_entry)
         release(b.lat_resp)
-        release(b.orders)
+        for i in range(b.live_chunk, (b.n_orders + ORDER_CHUNK - 1) >> ORDER_CHUNK_SHIFT):
+            release(b.chunks[i])
+        release(b.chunks)
         release(b.fills)
         release(b.heap)
         release(b.consumed)
@@ -1044,9 +1083,9 @@ cdef class ExecutionSim:
     def _open_order(self, order_id, bint modifiable):
         if isinstance(order_id, bool) or not isinstance(order_id, int):
             raise TypeError("order_id must be an int")
-        if not 1 <= order_id <= self.x.b.n_orders:
-            return None
-        cdef SimOrder *o = &self.x.b.orders[order_id - 1]
+        if not (self.x.b.live_chunk << ORDER_CHUNK_SHIFT) < order_id <= self.x.b.n_orders:
+            return None                     # unknown, or trimmed (trimmed orders were final)
+        cdef SimOrder *o = order_at(self.x.b, order_id - 1)
         if not (o.status == OS_PENDING or is_open(o)) or (modifiable and o.kind == OT_MARKET):
             return None
         return order_id - 1
@@ -1069,7 +1108,7 @@ cdef class ExecutionSim:
         oi = self._open_order(order_id, True)
         if oi is None:
             return False
-        cdef SimOrder *o = &self.x.b.orders[oi]
+        cdef SimOrder *o = order_at(self.x.b, oi)
         ticks = o.price if price is None else self.instrument.price_to_ticks(price)
         units = o.qty if qty is None else self.instrument.size_to_units(qty)
         if ticks <= 0 or units <= 0 or units % self.instrument.lot_units:
@@ -1127,14 +1166,16 @@ cdef class ExecutionSim:
         self._check()
 
     def orders(self):
-        """Every order so far as an ORDER_DTYPE array."""
+        """Every order so far as an ORDER_DTYPE array (those still held: an engine run without
+        keep_history frees final orders once written)."""
         from orpflow.orders import ORDER_DTYPE
         cdef Broker *b = self.x.b
         cdef SimOrder *o
-        out = np.zeros(b.n_orders, ORDER_DTYPE)
-        for i in range(b.n_orders):
-            o = &b.orders[i]
-            out[i] = (o.id, o.client_id, o.side, o.kind, o.tif, o.status, o.reason, o.price, o.qty,
+        cdef int64_t first = b.live_chunk << ORDER_CHUNK_SHIFT, i
+        out = np.zeros(b.n_orders - first, ORDER_DTYPE)
+        for i in range(first, b.n_orders):
+            o = order_at(b, i)
+            out[i - first] = (o.id, o.client_id, o.side, o.kind, o.tif, o.status, o.reason, o.price, o.qty,
                       o.filled, o.ts_request, o.ts_arrival, o.ts_ack, o.ts_done, o.expire_at,
                       o.ahead, float(_decimal(self.broker.scale, o.fees)))
         return out

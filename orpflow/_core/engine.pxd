@@ -46,6 +46,7 @@ cdef struct ExecParams:
     int64_t slippage_ticks
     int64_t warmup_rows        # feature rows before the first order (after every (re)start)
     int64_t account_every_ns   # periodic account record interval (event time); 0: off
+    int32_t keep_history       # 0: free fills and final orders once written (flat memory)
 
 # An order left open by the previous run, re-sent once the features are warm again.
 cdef struct RestoredOrder:
@@ -68,7 +69,8 @@ cdef struct Slot:
     ExecParams ep
     uint32_t instrument
     int64_t rows
-    int64_t fills_out          # fills already written
+    int64_t fills_out          # fills of the broker's array already written
+    int64_t fills_total        # fills written in all (the next fill id - 1)
     int64_t next_account       # event time due for the next periodic account record
     int64_t sync_key[4]        # book state, gaps, resyncs, desyncs last written
     RestoredOrder restore[MAX_RESTORE]

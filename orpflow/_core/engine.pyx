@@ -30,7 +30,8 @@ from orpflow._core.ring cimport (
 from orpflow._core.book cimport Book, Level, side_best, book_in_sync
 from orpflow._core.broker cimport (
     ExecState, ExecutionSim, Broker, SimOrder, SimFill, Account, exec_apply, exec_submit,
-    OT_MARKET, OT_LIMIT, OT_POST_ONLY, TIF_GTC, TIF_IOC, TIF_FOK, TIF_GTD,
+    OT_MARKET, OT_LIMIT, OT_POST_ONLY, TIF_GTC, TIF_IOC, TIF_FOK, TIF_GTD, ORDER_CHUNK_SHIFT,
+    broker_trim,
 )
 from orpflow._core.features cimport (
     FeatureState, FeatureEngine, FeatureExtension, features_update,
@@ -250,6 +251,16 @@ cdef void check_sync(Core *c, int32_t slot, Slot *s) noexcept nogil:
     emit(c, &r)
 
 
+cdef void forget_written(Slot *s) noexcept nogil:
+    """Without keep_history: drop the fills just written, and free chunks of final orders
+    (they were written when they became final), so memory does not grow with the run."""
+    cdef Broker *b = s.x.b
+    b.n_fills = 0
+    s.fills_out = 0
+    if (b.n_orders >> ORDER_CHUNK_SHIFT) > b.live_chunk:
+        broker_trim(b)
+
+
 cdef void drain_journal(Core *c, int32_t slot, Slot *s) noexcept nogil:
     cdef Broker *b = s.x.b
     cdef int64_t i
@@ -266,7 +277,8 @@ cdef void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept no
     if b.n_journal:
         drain_journal(c, slot, s)
     while s.fills_out < b.n_fills:
-        emit_fill(c, slot, &b.fills[s.fills_out], s.fills_out + 1)
+        s.fills_total += 1
+        emit_fill(c, slot, &b.fills[s.fills_out], s.fills_total)
         s.fills_out += 1
         bump(&c.c.fills, 1)
     if filled:
@@ -275,6 +287,8 @@ cdef void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept no
         emit_account(c, slot, s)
         s.next_account = b.clock + s.ep.account_every_ns
     check_sync(c, slot, s)
+    if not s.ep.keep_history:
+        forget_written(s)
     if b.failed:
         c.failed = 1
 
@@ -572,6 +586,7 @@ cdef class EngineCore:
         s.ep.slippage_ticks = e["slippage_ticks"]
         s.ep.warmup_rows = e["warmup_rows"]
         s.ep.account_every_ns = e["account_every_ns"]
+        s.ep.keep_history = 1 if e["keep_history"] else 0
         s.sync_key[0] = -1
         sim.x.b.journal_on = 1
         generator.reset()
@@ -796,7 +811,7 @@ cdef class EngineCore:
         """(feature rows since start, fills written, signal-implied position)."""
         self._slot(slot)
         cdef Slot *s = &self.c.slots[slot]
-        return s.rows, s.fills_out, s.ps.position
+        return s.rows, s.fills_total, s.ps.position
 
 
 def hist_bucket_bounds():
