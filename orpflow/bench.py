@@ -9,7 +9,6 @@ platform's stalls. The noise-free per-event figure is instructions (benchmarks/r
 from __future__ import annotations
 
 import dataclasses
-import gc
 import os
 import statistics
 import tempfile

@@ -17,9 +17,9 @@ from orpflow import records as R
 from orpflow.backtest import backtest
 from orpflow.bench import BENCH_RULES
 from orpflow.config import EngineConfig, config_from_dict
-from orpflow.engine import Engine, latency_percentiles, load_engine_events, repeat_events, repeat_spans
+from orpflow.engine import Engine, load_engine_events, repeat_events, repeat_spans
 from orpflow.reference.engine import EngineTwin
-from orpflow._core.engine import EngineCore, OUT_DTYPE, _hist_index, hist_bucket_bounds
+from orpflow._core.engine import _hist_index, hist_bucket_bounds
 from orpflow._core.ring import EventRing
 from broker_helpers import F, rec, events
 from helpers import SAMPLE

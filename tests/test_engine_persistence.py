@@ -19,11 +19,11 @@ import pytest
 import orpflow as of
 from orpflow import records as R
 from orpflow.backtest import backtest
-from orpflow.config import MoneyScale, config_from_dict
+from orpflow.config import MoneyScale
 from orpflow.engine import Engine, load_engine_events
 from orpflow.persistence import Store, Writer
 from helpers import SAMPLE
-from test_engine import BUSY, sample_config
+from test_engine import sample_config
 
 pytest.importorskip("apsw")
 

@@ -7,7 +7,7 @@ records. Order state changes are not journalled here: compare the orders' final 
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
