@@ -107,6 +107,16 @@ def _scale_cols(out: np.ndarray, slots: np.ndarray, insts: Sequence[Instrument],
             out[name][m] = src[m] * (num / den)
 
 
+def _money_cols(out: np.ndarray, r: np.ndarray, insts: Sequence[Instrument], cols: Dict[str, int]) -> None:
+    """Float quote-currency columns from the 128-bit money at v[k], v[k+1]: cols = {name: k}."""
+    for s, inst in enumerate(insts):
+        m = r["slot"] == s
+        if m.any():
+            scale = MoneyScale(inst)
+            for name, k in cols.items():
+                out[name][m] = money_floats(r["v"][m], k, scale)
+
+
 def order_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
     """One row per OUT_ORDER record (every state change, in order)."""
     r = _of(recs, OUT_ORDER)
@@ -123,10 +133,7 @@ def order_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
     out["reason"] = (packed >> 32) & 0xFFFF
     _scale_cols(out, r["slot"], insts, {"price": (v[:, 2], "px"), "qty": (v[:, 3], "qty"),
                                          "filled": (v[:, 4], "qty")})
-    for s, inst in enumerate(insts):
-        m = r["slot"] == s
-        if m.any():
-            out["fees"][m] = money_floats(v[m], 8, MoneyScale(inst))
+    _money_cols(out, r, insts, {"fees": 8})
     return out
 
 
@@ -139,11 +146,7 @@ def fill_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
     out["side"] = (v[:, 10] & 0xFF) - 1
     out["liquidity"] = (v[:, 10] >> 8) & 0xFF
     _scale_cols(out, r["slot"], insts, {"price": (v[:, 2], "px"), "qty": (v[:, 3], "qty")})
-    for s, inst in enumerate(insts):
-        m = r["slot"] == s
-        if m.any():
-            out["fee"][m] = money_floats(v[m], 6, MoneyScale(inst))
-            out["realised"][m] = money_floats(v[m], 8, MoneyScale(inst))
+    _money_cols(out, r, insts, {"fee": 6, "realised": 8})
     return out
 
 
@@ -154,20 +157,10 @@ def account_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
     out = np.zeros(len(r), ACCOUNT_ROW)
     _fill(out, r, ("slot", "ts_exch", "ts_local", "event_no"),
           (None,) * 8 + ("position_units", None, "round_trips", "losing_round_trips"))
-    for s, inst in enumerate(insts):
-        m = r["slot"] == s
-        if not m.any():
-            continue
-        sc = MoneyScale(inst)
-        out["cash"][m] = money_floats(v[m], 0, sc)
-        out["realised"][m] = money_floats(v[m], 4, sc)
-        out["fees"][m] = money_floats(v[m], 6, sc)
-        pn, pd = inst.price_scale
-        qn, qd = inst.size_scale
-        out["mark"][m] = np.where(v[m][:, 9] > 0, v[m][:, 9] / 2 * (pn / pd), np.nan)
-        out["position"][m] = v[m][:, 8] * (qn / qd)
-        out["equity"][m] = out["cash"][m] + np.where(
-            v[m][:, 8] != 0, out["position"][m] * np.nan_to_num(out["mark"][m]), 0.0)
+    _money_cols(out, r, insts, {"cash": 0, "realised": 4, "fees": 6})
+    half_mid2 = np.where(v[:, 9] > 0, v[:, 9] / 2, np.nan)          # mid in ticks
+    _scale_cols(out, r["slot"], insts, {"mark": (half_mid2, "px"), "position": (v[:, 8], "qty")})
+    out["equity"] = out["cash"] + np.where(v[:, 8] != 0, out["position"] * np.nan_to_num(out["mark"]), 0.0)
     return out
 
 
