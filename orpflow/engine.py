@@ -194,7 +194,6 @@ class Engine:
         self._t_start = 0.0
         self._t_end = 0.0
         self.last_accounts: Dict[int, Any] = {}
-        self.records_out = 0
         self.stop_seconds: Optional[float] = None
         self.keep_records = keep_records
         self._stopping = False
@@ -293,7 +292,6 @@ class Engine:
 
     def _note(self, recs: np.ndarray) -> None:
         from orpflow import records as R
-        self.records_out += len(recs)
         if self.keep_records:
             self._kept.append(recs)
         acc = recs[recs["kind"] == R.OUT_ACCOUNT]

@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from orpflow.config import MoneyScale, PersistenceConfig
+from orpflow.config import FEE_SCALE, MoneyScale, PersistenceConfig
 from orpflow.instrument import Instrument
 from orpflow import records as R
 
@@ -120,7 +120,7 @@ def restore_state(conn: Any, strategy_id: str, insts: Sequence[Instrument]) -> D
             "SELECT side, price_ticks, qty_units, fee_money, realised_money FROM trades t "
             "JOIN runs r ON r.run_id = t.run_id WHERE r.strategy_id=? AND t.symbol=? "
             "ORDER BY t.run_id, t.fill_id", (strategy_id, inst.symbol)).fetchall()
-        spent = sum(s * p * q for s, p, q, _, _ in fills) * R.MONEY_PER_TICK_UNIT
+        spent = sum(s * p * q for s, p, q, _, _ in fills) * FEE_SCALE      # 1 tick x 1 unit = 1e8 money
         fees = sum(int(f) for _, _, _, f, _ in fills)
         realised = sum(int(x) for _, _, _, _, x in fills)
         position = sum(s * q for s, _, q, _, _ in fills)
@@ -171,7 +171,6 @@ class Writer:
         self._pending = 0
         self._open = False
         self._last_commit = time.perf_counter()
-        self.last_accounts: Dict[int, Any] = {}
 
     # -- batching
     def _begin(self) -> None:
@@ -272,7 +271,6 @@ class Writer:
         last = {slot: i for i, slot in enumerate(slots)}          # the latest row of each instrument
         for slot, i in last.items():
             a = rows[i]
-            self.last_accounts[slot] = a
             cash = R.money_ints(sub["v"][i:i + 1], 0)[0]
             self.conn.execute(
                 "UPDATE positions SET run_id=?, ts_exch=?, position_units=?, position=?, cash=?, "

@@ -7,7 +7,6 @@ what). Money travels as exact 128-bit integers in the instrument's money unit (M
 """
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import Any, Dict, List, Sequence
 
 import numpy as np
@@ -17,16 +16,14 @@ from orpflow.config import MoneyScale
 from orpflow.instrument import Instrument
 
 OUT_ORDER, OUT_FILL, OUT_SIGNAL, OUT_ACCOUNT, OUT_SYNC = 1, 2, 3, 4, 5
-MONEY_PER_TICK_UNIT = 10 ** 8
 NO_ORDER_WHY = ("placed", "warmup", "at_target", "no_price")
 
 ORDER_STATUS = ("Pending", "Accepted", "PartiallyFilled", "Filled", "Cancelled", "Rejected", "Expired")
 ORDER_TYPE = ("market", "limit", "post_only")
 TIF = ("GTC", "IOC", "FOK", "GTD")
-OPEN_STATUSES = (0, 1, 2)
 
 __all__ = ["OUT_DTYPE", "money_ints", "money_floats", "order_rows", "fill_rows", "account_rows",
-           "signal_rows", "Money"]
+           "signal_rows"]
 
 
 def money_ints(v: np.ndarray, k: int) -> List[int]:
@@ -40,20 +37,6 @@ def money_floats(v: np.ndarray, k: int, scale: MoneyScale) -> np.ndarray:
     lo = v[:, k].view(np.uint64).astype(np.float64)
     hi = v[:, k + 1].astype(np.float64)
     return (hi * 18446744073709551616.0 + lo) * (scale.num * 10.0 ** -scale.exp)
-
-
-class Money:
-    """Exact conversions of one instrument's money unit."""
-
-    def __init__(self, inst: Instrument) -> None:
-        self.inst = inst
-        self.scale = MoneyScale(inst)
-
-    def to_decimal(self, m: int) -> Decimal:
-        return self.scale.to_decimal(m)
-
-    def to_float(self, m: int) -> float:
-        return float(self.scale.to_decimal(m))
 
 
 ORDER_ROW = np.dtype([

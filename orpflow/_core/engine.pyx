@@ -24,7 +24,7 @@ from orpflow._core.types cimport (
 )
 from orpflow._core.ring cimport (
     RingState, EventRing, ring_push_n, ring_pop_n, ring_push_n_stamped, ring_pop_n_stamped,
-    ring_size, ORP_load_acquire, ORP_load_relaxed, ORP_store_release, ORP_store_relaxed,
+    ring_size, ring_room, ORP_load_acquire, ORP_load_relaxed, ORP_store_release, ORP_store_relaxed,
     ORP_pause, ORP_now_ns,
 )
 from orpflow._core.book cimport Book, Level, side_best, book_in_sync
@@ -119,11 +119,8 @@ cdef inline void head(OutRecord *r, int32_t kind, int32_t slot, int64_t ts_exch,
 
 cdef int out_push(RingState *r, const OutRecord *rec) noexcept nogil:
     """Both slots of a record or none (head only ever moves by OUT_SLOTS)."""
-    cdef int64_t h = r.head
-    if h + OUT_SLOTS - r.tail_cache > r.capacity:
-        r.tail_cache = ORP_load_acquire(&r.tail)
-        if h + OUT_SLOTS - r.tail_cache > r.capacity:
-            return 0
+    if ring_room(r, OUT_SLOTS) < OUT_SLOTS:
+        return 0
     return ring_push_n(r, <const Event *>rec, OUT_SLOTS) == OUT_SLOTS
 
 
@@ -637,9 +634,6 @@ cdef class EngineCore:
         if not 0 <= slot < self.n_slots:
             raise IndexError(f"no slot {slot}")
 
-    def _sims(self):
-        return [k[0] for k in self._keep]
-
     def _enter(self):
         done = []
         try:
@@ -806,12 +800,6 @@ cdef class EngineCore:
         for i in range(HIST_BUCKETS):
             v[i] = ORP_load_relaxed(&h.counts[i])
         return counts, ORP_load_relaxed(&h.n), ORP_load_relaxed(&h.total), ORP_load_relaxed(&h.max)
-
-    def slot_state(self, int slot):
-        """(feature rows since start, fills written, signal-implied position)."""
-        self._slot(slot)
-        cdef Slot *s = &self.c.slots[slot]
-        return s.rows, s.fills_total, s.ps.position
 
 
 def hist_bucket_bounds():

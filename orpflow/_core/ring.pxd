@@ -38,6 +38,8 @@ cdef int ring_pop(RingState *r, Event *out) noexcept nogil
 cdef int64_t ring_pop_n(RingState *r, Event *out, int64_t max_n) noexcept nogil
 cdef int64_t ring_push_n_stamped(RingState *r, const Event *evs, int64_t n, int64_t stamp) noexcept nogil
 cdef int64_t ring_pop_n_stamped(RingState *r, Event *out, int64_t *stamps, int64_t max_n) noexcept nogil
+# Free slots, re-reading the consumer's tail only if the cached copy shows fewer than `want`.
+cdef int64_t ring_room(RingState *r, int64_t want) noexcept nogil
 cdef int64_t ring_size(RingState *r) noexcept nogil
 
 cdef class EventRing:

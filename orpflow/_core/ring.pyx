@@ -19,7 +19,7 @@ cdef inline int64_t _min(int64_t a, int64_t b) noexcept nogil:
     return a if a < b else b
 
 
-cdef inline int64_t room(RingState *r, int64_t want) noexcept nogil:
+cdef int64_t ring_room(RingState *r, int64_t want) noexcept nogil:
     """Free slots for the producer; re-reads the consumer's tail only if the cached copy says
     fewer than `want` are free."""
     cdef int64_t free_slots = r.capacity - (r.head - r.tail_cache)
@@ -54,7 +54,7 @@ cdef int ring_push(RingState *r, const Event *ev) noexcept nogil:
 cdef int64_t ring_push_n(RingState *r, const Event *evs, int64_t n) noexcept nogil:
     """Push up to n records (as many as fit); returns how many were pushed."""
     cdef int64_t h = r.head
-    n = _min(n, room(r, n))
+    n = _min(n, ring_room(r, n))
     if n <= 0:
         return 0
     cdef int64_t start = h & r.mask
@@ -97,7 +97,7 @@ cdef int64_t ring_push_n_stamped(RingState *r, const Event *evs, int64_t n, int6
     """ring_push_n, also writing `stamp` (the push time) beside every record pushed. The stamps
     are written before head is published, so the consumer sees them with the records."""
     cdef int64_t h = r.head, i
-    n = _min(n, room(r, n))
+    n = _min(n, ring_room(r, n))
     if n <= 0:
         return 0
     for i in range(n):
