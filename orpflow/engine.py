@@ -390,8 +390,9 @@ class Engine:
             out["market_ring_utilisation"] = len(self.market) / self.market.capacity
             out["out_ring_utilisation"] = len(self.out) / self.out.capacity
         out["records_persisted"] = self.writer.records if self.writer is not None else 0
-        out["positions"] = {self.symbols[s]: float(a["position"]) for s, a in self.last_accounts.items()}
-        out["equity"] = {self.symbols[s]: float(a["equity"]) for s, a in self.last_accounts.items()}
+        accounts = dict(self.last_accounts)     # one C-level copy: the persistence thread adds keys
+        out["positions"] = {self.symbols[s]: float(a["position"]) for s, a in accounts.items()}
+        out["equity"] = {self.symbols[s]: float(a["equity"]) for s, a in accounts.items()}
         out["elapsed_s"] = ((self._t_end or time.perf_counter()) - self._t_start) if self._t_start else 0.0
         return out
 

@@ -9,6 +9,7 @@
 #ifndef ORP_ATOMIC_H
 #define ORP_ATOMIC_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -28,6 +29,18 @@ static inline void ORP_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELE
 static inline void ORP_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 /* Stops the compiler from caching or reordering memory accesses across it (no CPU fence). */
 static inline void ORP_compiler_barrier(void) { __asm__ __volatile__("" ::: "memory"); }
+
+/* Seqlock payloads: copied word by word with relaxed atomics, so a reader that races the
+ * writer performs no C11 data race (Boehm, "Can seqlocks get along with programming language
+ * memory models?", 2012): the fences around the copy order it, and relaxed atomics make the
+ * race defined. A plain memcpy of the payload is a data race, i.e. undefined behaviour, even
+ * where today's compilers happen to emit code that works, and a race detector reports it. */
+static inline void ORP_copy_words_load_relaxed(int64_t *dst, const int64_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+static inline void ORP_copy_words_store_relaxed(int64_t *dst, const int64_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) __atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+}
 
 static inline void ORP_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -66,6 +79,12 @@ static __forceinline void ORP_fence_acquire(void) { _ReadWriteBarrier(); MemoryB
 static __forceinline void ORP_fence_release(void) { MemoryBarrier(); _ReadWriteBarrier(); }
 static __forceinline void ORP_fence_seq_cst(void) { _ReadWriteBarrier(); MemoryBarrier(); _ReadWriteBarrier(); }
 static __forceinline void ORP_compiler_barrier(void) { _ReadWriteBarrier(); }
+static __forceinline void ORP_copy_words_load_relaxed(int64_t *dst, const int64_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = *(const volatile int64_t *)&src[i];
+}
+static __forceinline void ORP_copy_words_store_relaxed(int64_t *dst, const int64_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) *(volatile int64_t *)&dst[i] = src[i];
+}
 static __forceinline void ORP_pause(void) { YieldProcessor(); }
 
 #else
