@@ -233,7 +233,7 @@ def _print_risk(rejections: dict, trips: list, on_breaker: str, events: Any) -> 
     for t in trips:
         when = datetime.datetime.fromtimestamp(t.ts / 1e9, datetime.timezone.utc).isoformat(timespec="milliseconds")
         print(f"breaker      {t.symbol} {t.breaker} tripped at {when.replace('+00:00', 'Z')} "
-              f"({(t.ts - t0) / 1e9:,.1f} s into the data): {t.why}")
+              f"({(t.ts - t0) / 1e9:,.1f} s into the data): {t.why}; position then {t.position:g}")
 
 
 def _load_config(path: str, **overrides: object) -> object:

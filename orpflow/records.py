@@ -202,13 +202,15 @@ def breaker_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
 
 class BreakerTrip(NamedTuple):
     """One circuit breaker trip: event time (venue ns), instrument, breaker, the value that
-    tripped it and the limit (see breaker_rows for the units), and why in words."""
+    tripped it and the limit (see breaker_rows for the units), why in words, and the position
+    (base quantity) at that moment."""
     ts: int
     symbol: str
     breaker: str
     value: float
     limit: float
     why: str
+    position: float = 0.0
 
 
 def _why(name: str, row: Any) -> str:
@@ -234,7 +236,8 @@ def breaker_trips(recs: np.ndarray, insts: Sequence[Instrument]) -> List[Breaker
     for row in rows:
         name = BREAKER_NAMES[int(row["breaker"])] if 0 <= row["breaker"] < len(BREAKER_NAMES) else "unknown"
         out.append(BreakerTrip(int(row["ts_exch"]), insts[int(row["slot"])].symbol, name,
-                               float(row["value"]), float(row["limit"]), _why(name, row)))
+                               float(row["value"]), float(row["limit"]), _why(name, row),
+                               float(row["position"])))
     return out
 
 
