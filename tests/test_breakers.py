@@ -126,6 +126,15 @@ def test_example_config_reports_its_breaker(sample_events: np.ndarray) -> None:
     assert res.risk_rejections == {"RISK_BREAKER_REDUCE_ONLY": res.counters["rejected"]}
 
 
+def test_on_breaker_in_a_config_file_is_checked_by_name() -> None:
+    from orpflow.config import ConfigError, config_from_dict
+    inst = {"symbol": "BTCUSDT", "venue": "binance-spot", "tick_size": "0.01", "lot_size": "0.00001"}
+    assert config_from_dict({"instruments": [inst], "risk": {"on_breaker": "flatten"}}).risk.on_breaker == "flatten"
+    for bad in ("stop", 1):
+        with pytest.raises(ConfigError, match=r"\[risk\] on_breaker must be one of"):
+            config_from_dict({"instruments": [inst], "risk": {"on_breaker": bad}})
+
+
 # ------------------------------------------------------------------ ../shared/data
 
 def test_threaded_engine_and_database_on_shared_data(tmp_path) -> None:
