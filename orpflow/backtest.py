@@ -76,7 +76,7 @@ class BacktestResult:
     counters, latency : the engine's counters and latency percentiles (ns)
     risk : dict symbol -> the risk gate's stats (decisions by reason code, breakers, trips)
     risk_rejections : dict reason name -> orders the risk gate refused (all symbols)
-    breaker_trips : list of records.BreakerTrip (ts, symbol, breaker, value, limit, why)
+    breaker_trips : list of records.BreakerTrip (ts, symbol, breaker, value, limit, why, position)
     records : the raw OUT_DTYPE records
     """
 

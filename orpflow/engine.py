@@ -373,7 +373,7 @@ class Engine:
 
     def breaker_trips(self) -> List[Any]:
         """Circuit breaker trips so far (records.BreakerTrip: ts, symbol, breaker, value, limit,
-        why), as the out ring delivered them (any thread)."""
+        why, position), as the out ring delivered them (any thread)."""
         return list(self._trips)
 
     def risk_rejections(self) -> Dict[str, int]:
