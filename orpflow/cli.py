@@ -222,6 +222,20 @@ def _print_accounts(accounts: dict) -> None:
               f"fees {a['fees']:.6f}, PnL {net:.6f} (net of fees, marked to mid), round trips {a['round_trips']}")
 
 
+def _print_risk(rejections: dict, trips: list, on_breaker: str, events: Any) -> None:
+    """Risk refusals by reason, then one line per circuit breaker trip: which, when, why."""
+    import datetime
+    n = sum(rejections.values())
+    by = ", ".join(f"{k} {v:,}" for k, v in rejections.items())
+    print(f"risk         {n:,} orders refused{': ' + by if n else ''}; on a tripped breaker: {on_breaker}")
+    ts = events["ts_exch"][events["ts_exch"] > 0] if len(events) else events["ts_exch"]
+    t0 = int(ts.min()) if len(ts) else 0
+    for t in trips:
+        when = datetime.datetime.fromtimestamp(t.ts / 1e9, datetime.timezone.utc).isoformat(timespec="milliseconds")
+        print(f"breaker      {t.symbol} {t.breaker} tripped at {when.replace('+00:00', 'Z')} "
+              f"({(t.ts - t0) / 1e9:,.1f} s into the data): {t.why}; position then {t.position:g}")
+
+
 def _load_config(path: str, **overrides: object) -> object:
     import dataclasses
     from orpflow.config import load_config
@@ -276,6 +290,7 @@ def run(args: argparse.Namespace) -> int:
           f"in {el:.3f} s [{st['events'] / max(el, 1e-9):,.0f} events/s through the threads]")
     print(f"rings        market full {st['market_waits']:,} times (feed waited), out full {st['out_waits']:,} "
           f"times; {st['out_records']:,} records out, {st['out_lost']} lost")
+    _print_risk(summary["risk_rejections"], summary["breaker_trips"], cfg.risk.on_breaker, engine._events)
     _print_accounts(summary["accounts"])
     _print_latency(summary["latency"])
     if summary["stop_seconds"] is not None:
@@ -305,6 +320,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     print(f"backtest     {c['events']:,} events, {c['rows']:,} feature rows, {c['signals']:,} signals, "
           f"{c['orders']:,} orders ({c['rejected']:,} rejected by risk), {c['fills']:,} fills in "
           f"{res.seconds:.3f} s [{res.events_per_second:,.0f} events/s]")
+    _print_risk(res.risk_rejections, res.breaker_trips, cfg.risk.on_breaker, events)
     _print_accounts(res.accounts)
     for sym, s in res.stats.items():
         print(f"stats        {sym}: PnL {s['pnl']:.6f}, Sharpe {s['sharpe']:.2f}, max drawdown "

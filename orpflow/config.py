@@ -273,6 +273,7 @@ def feature_columns(config: FeatureConfig) -> Tuple[str, ...]:
 
 QUEUE_MODELS = ("risk_averse", "prob_power", "prob_power2", "prob_power3", "prob_log", "prob_log2")
 QTY_POLICIES = ("reject", "clip")
+ON_BREAKER = ("reduce_only", "halt", "flatten")      # by their value in the core
 EXACT = Context(prec=80)     # money arithmetic: far beyond any int128 value, so never rounds
 FEE_SCALE = 10 ** 8          # fee rates are whole multiples of 1e-8 (0.01 bp)
 MAX_FEE_RATE = Decimal("0.05")
@@ -459,6 +460,11 @@ class RiskLimits:
         Breaker: this many rejected orders within the window.
     max_book_desyncs
         Breaker: the book lost sync this many times (gaps or bad data).
+    on_breaker
+        What a tripped breaker lets through: "reduce_only" [default] orders that bring the
+        position toward zero (cut to it; RISK_BREAKER_REDUCE_ONLY otherwise), "halt" nothing
+        (RISK_BREAKER), "flatten" as reduce_only after the engine sent an order closing the
+        position.
     """
 
     max_order_qty: Optional[DecimalLike] = None
@@ -478,6 +484,7 @@ class RiskLimits:
     reject_storm: Optional[int] = 50
     reject_storm_window_s: float = 60.0
     max_book_desyncs: Optional[int] = None
+    on_breaker: str = "reduce_only"
 
     def __post_init__(self) -> None:
         for name in ("max_order_qty", "max_order_notional", "max_position", "max_gross_exposure",
@@ -505,6 +512,8 @@ class RiskLimits:
                 _check_int(name, v, 1, 10 ** 6)
         if self.qty_policy not in QTY_POLICIES:
             raise ValueError(f"qty_policy must be one of {QTY_POLICIES}, got {self.qty_policy!r}")
+        if self.on_breaker not in ON_BREAKER:
+            raise ValueError(f"on_breaker must be one of {ON_BREAKER}, got {self.on_breaker!r}")
         _check_float("reject_storm_window_s", self.reject_storm_window_s, 0.0, 10 ** 6, lo_open=True)
 
     def resolve(self, inst: Instrument) -> Dict[str, Any]:
@@ -545,6 +554,7 @@ class RiskLimits:
             "reject_storm": -1 if self.reject_storm is None else self.reject_storm,
             "reject_storm_window_ns": int(round(self.reject_storm_window_s * 1e9)),
             "max_book_desyncs": -1 if self.max_book_desyncs is None else self.max_book_desyncs,
+            "on_breaker": ON_BREAKER.index(self.on_breaker),
             "lot_units": inst.lot_units,
         }
 

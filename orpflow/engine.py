@@ -198,6 +198,7 @@ class Engine:
         self.keep_records = keep_records
         self._stopping = False
         self._kept: List[np.ndarray] = []
+        self._trips: List[Any] = []           # BreakerTrip, appended by the persistence thread
 
     # -- lifecycle
     def start(self) -> "Engine":
@@ -294,6 +295,8 @@ class Engine:
         from orpflow import records as R
         if self.keep_records:
             self._kept.append(recs)
+        if (recs["kind"] == R.OUT_BREAKER).any():
+            self._trips.extend(R.breaker_trips(recs, self.instruments))
         acc = recs[recs["kind"] == R.OUT_ACCOUNT]
         if len(acc):
             rows = R.account_rows(acc, self.instruments)
@@ -368,6 +371,16 @@ class Engine:
         for sim, _ in self._parts:
             sim.risk.reset_kill()
 
+    def breaker_trips(self) -> List[Any]:
+        """Circuit breaker trips so far (records.BreakerTrip: ts, symbol, breaker, value, limit,
+        why, position), as the out ring delivered them (any thread)."""
+        return list(self._trips)
+
+    def risk_rejections(self) -> Dict[str, int]:
+        """Orders the risk gate refused, by reason name, all symbols (final once the run ended)."""
+        from orpflow.backtest import risk_rejections
+        return risk_rejections([sim.risk_stats() for sim, _ in self._parts])
+
     def snapshot(self, symbol: str) -> Dict[str, Any]:
         """The latest published book snapshot of `symbol` (seqlock read, never blocks the loop)."""
         try:
@@ -441,5 +454,6 @@ class Engine:
                 if not self.running() else {},
                 "fills": {sym: int(self._parts[i][0].fills().shape[0]) for i, sym in enumerate(self.symbols)}
                 if not self.running() else {},
+                "risk_rejections": self.risk_rejections(), "breaker_trips": self.breaker_trips(),
                 "database": self.config.persistence.path, "run_id": getattr(self.writer, "run_id", None),
                 "stop_seconds": self.stop_seconds, "restored": bool(self.restored.get("symbols"))}

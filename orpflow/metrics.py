@@ -105,6 +105,11 @@ class EngineCollector:
                 rej.add_metric([sym, name], n)
         yield book
         yield rej
+        trips = CounterMetricFamily("strategy_breaker_trips", "Circuit breaker trips", labels=["symbol", "breaker"])
+        for sim, _ in e._parts:
+            for name, n in sim.risk_stats().get("trips", {}).items():
+                trips.add_metric([sim.instrument.symbol, name], n)
+        yield trips
 
 
 class MetricsServer:

@@ -59,6 +59,11 @@ CREATE TABLE IF NOT EXISTS strategy_snapshots(
     realised REAL, fees REAL, detail TEXT,
     PRIMARY KEY(run_id, symbol, kind, event_no));
 CREATE INDEX IF NOT EXISTS snapshots_time ON strategy_snapshots(run_id, kind, ts_exch);
+CREATE TABLE IF NOT EXISTS breaker_trips(
+    run_id INTEGER NOT NULL, symbol TEXT NOT NULL, event_no INTEGER NOT NULL, breaker TEXT NOT NULL,
+    ts_exch INTEGER, ts_local INTEGER, value REAL, limit_value REAL, position_units INTEGER,
+    on_breaker TEXT, why TEXT, detail TEXT,
+    PRIMARY KEY(run_id, symbol, event_no, breaker));
 CREATE TABLE IF NOT EXISTS performance_metrics(
     run_id INTEGER NOT NULL, symbol TEXT NOT NULL, pnl REAL, realised REAL, fees REAL,
     sharpe REAL, max_drawdown REAL, win_rate REAL, avg_trade REAL, trade_count INTEGER,
@@ -209,6 +214,8 @@ class Writer:
             n += self._accounts(recs)
         if ((kinds == R.OUT_SIGNAL) | (kinds == R.OUT_SYNC)).any():
             n += self._events(recs)
+        if (kinds == R.OUT_BREAKER).any():
+            n += self._breakers(recs)
         self.records += len(recs)
         self.rows_written += n
         self._pending += len(recs)
@@ -302,6 +309,23 @@ class Writer:
         self.conn.executemany("INSERT OR REPLACE INTO strategy_snapshots VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", data)
         return len(data)
 
+    def _breakers(self, recs: np.ndarray) -> int:
+        """One row per circuit breaker trip; detail keeps the exact integers of the record."""
+        from orpflow.config import ON_BREAKER
+        sub = recs[recs["kind"] == R.OUT_BREAKER]
+        rows = R.breaker_rows(sub, self.insts)
+        trips = R.breaker_trips(sub, self.insts)
+        data = []
+        for t, row, v, value, limit in zip(trips, rows, sub["v"].tolist(), R.money_ints(sub["v"], 2),
+                                           R.money_ints(sub["v"], 4)):
+            mode = ON_BREAKER[v[9]] if 0 <= v[9] < len(ON_BREAKER) else str(v[9])
+            detail = json.dumps({"value": value, "limit": limit, "span_ns": v[6], "window_ns": v[11],
+                                 "trips": v[7], "breakers": v[1], "risk_ts": v[10]})
+            data.append((self.run_id, t.symbol, int(row["event_no"]), t.breaker, t.ts, int(row["ts_local"]),
+                         t.value, t.limit, v[8], mode, t.why, detail))
+        self.conn.executemany("INSERT OR REPLACE INTO breaker_trips VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", data)
+        return len(data)
+
     def close(self, status: str, events: int, performance: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
         """Commit everything, write the run's end and performance metrics, and close."""
         self.commit()
@@ -326,7 +350,8 @@ class Store:
     ``frame=True``; filters are optional keyword arguments.
     """
 
-    TABLES = ("runs", "orders", "trades", "positions", "performance_metrics", "strategy_snapshots")
+    TABLES = ("runs", "orders", "trades", "positions", "performance_metrics", "strategy_snapshots",
+              "breaker_trips")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -408,6 +433,11 @@ class Store:
                   symbol: Optional[str] = None, frame: bool = False) -> Any:
         return self._table("strategy_snapshots", frame, "run_id, event_no", run_id=run_id, kind=kind,
                            symbol=symbol)
+
+    def breaker_trips(self, run_id: Optional[int] = None, symbol: Optional[str] = None,
+                      frame: bool = False) -> Any:
+        """Circuit breaker trips: which, when (ts_exch), the value and limit, and why."""
+        return self._table("breaker_trips", frame, "run_id, event_no", run_id=run_id, symbol=symbol)
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchall()[0][0])

@@ -16,6 +16,7 @@ cdef enum:
     OUT_SIGNAL = 3             # an emitted signal (side != 0) and the order it led to
     OUT_ACCOUNT = 4            # account snapshot: after fills, periodically, at the end
     OUT_SYNC = 5               # the book's sync state or gap/resync counts changed
+    OUT_BREAKER = 6            # a circuit breaker tripped: which, when, the value and the limit
     OUT_FIELDS = 12
     OUT_SLOTS = 2              # ring slots (Event records) per OutRecord
     MAX_SLOTS = 64             # instruments per engine
@@ -73,6 +74,9 @@ cdef struct Slot:
     int64_t fills_total        # fills written in all (the next fill id - 1)
     int64_t next_account       # event time due for the next periodic account record
     int64_t sync_key[4]        # book state, gaps, resyncs, desyncs last written
+    int64_t trips_seen         # the risk gate's n_trips last looked at
+    int64_t trips_out[8]       # trips of each breaker already written
+    int flatten_pending        # on_breaker = "flatten": close the position at the next row
     RestoredOrder restore[MAX_RESTORE]
     int64_t n_restore
 
@@ -91,6 +95,7 @@ cdef struct Counters:
     int64_t market_waits       # times the market ring was full (back-pressure on the feed)
     int64_t fed                # records pushed by the feed
     int64_t out_lost           # records not written because the consumer aborted
+    int64_t breaker_trips      # circuit breaker trips written (OUT_BREAKER records)
 
 # Thread hand-off flags, each on its own line.
 cdef struct Control:

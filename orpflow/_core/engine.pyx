@@ -4,7 +4,7 @@
 on a row-making record the features, the signal, the position rules, the pre-trade risk gate
 and the order, then on a complete book message the seqlock snapshot (published after the
 order: it serves other threads, not the decision); then every order state change, fill,
-emitted signal, sync change and account snapshot as a fixed-size OutRecord.
+emitted signal, sync change, breaker trip and account snapshot as a fixed-size OutRecord.
 The same function runs in the caller's thread over an array (``run_array``: backtest, records
 collected in a buffer) and in the strategy thread over the `market` ring (``run_ring``: records
 go to the `out` ring, waiting for room rather than dropping). Decisions read event time only,
@@ -41,6 +41,7 @@ from orpflow._core.signals cimport (
     position_params as set_position_params,
 )
 from orpflow._core.snapshot cimport SeqlockSnapshot, MarketSnapshot, snapshot_publish_book
+from orpflow._core.risk cimport RiskState, BRK_COUNT, BRK_REJECT_STORM, ON_BREAKER_FLATTEN
 
 cdef extern from "orp_atomic.h":
     void ORP_sleep_ns(int64_t ns) noexcept nogil
@@ -248,6 +249,41 @@ cdef void check_sync(Core *c, int32_t slot, Slot *s) noexcept nogil:
     emit(c, &r)
 
 
+cdef void check_breakers(Core *c, int32_t slot, Slot *s) noexcept nogil:
+    """A BREAKER record for each trip since the last look (one compare when there is none):
+    v[0] the breaker's bit, v[1] all tripped now, v[2:4] value and v[4:6] limit (128-bit: the
+    drawdown in 1e-9 of peak, the daily loss in money, else counts), v[6] reject_storm: ns
+    from the first to the last rejection, v[7] its trips so far, v[8] the position, v[9]
+    on_breaker, v[10] the time the risk gate was given, v[11] reject_storm: the window (ns).
+    Under on_breaker = "flatten" the next feature row sends the closing order."""
+    cdef RiskState *r = s.x.risk
+    cdef OutRecord rec
+    cdef int k
+    if r.n_trips == s.trips_seen:
+        return
+    s.trips_seen = r.n_trips
+    for k in range(BRK_COUNT):
+        if r.trips[k] == s.trips_out[k]:
+            continue
+        s.trips_out[k] = r.trips[k]
+        memset(&rec, 0, sizeof(rec))
+        head(&rec, OUT_BREAKER, slot, s.x.b.clock, s.x.now)
+        rec.v[0] = 1 << k
+        rec.v[1] = r.breakers
+        put_i128(&rec.v[2], r.trip_value[k])
+        put_i128(&rec.v[4], r.trip_limit[k])
+        rec.v[6] = r.trip_extra[k]
+        rec.v[7] = r.trips[k]
+        rec.v[8] = s.x.b.acct.position
+        rec.v[9] = r.p.on_breaker
+        rec.v[10] = r.trip_ts[k]
+        rec.v[11] = r.p.reject_storm_window_ns if (1 << k) == BRK_REJECT_STORM else 0
+        emit(c, &rec)
+        bump(&c.c.breaker_trips, 1)
+    if r.p.on_breaker == ON_BREAKER_FLATTEN and r.breakers:
+        s.flatten_pending = 1
+
+
 cdef void forget_written(Slot *s) noexcept nogil:
     """Without keep_history: drop the fills just written, and free chunks of final orders
     (they were written when they became final), so memory does not grow with the run."""
@@ -284,6 +320,7 @@ cdef void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept no
         emit_account(c, slot, s)
         s.next_account = b.clock + s.ep.account_every_ns
     check_sync(c, slot, s)
+    check_breakers(c, slot, s)
     if not s.ep.keep_history:
         forget_written(s)
     if b.failed:
@@ -305,18 +342,11 @@ cdef inline Slot *find_slot(Core *c, uint32_t instrument, int32_t *index) noexce
     return NULL
 
 
-cdef int64_t place(Core *c, Slot *s, const SignalRow *row, int64_t *why) noexcept nogil:
-    """The order that brings position + open orders to the signal's target, if the target
-    lies on the signal's side; its id, -reason if risk rejected it, 0 if none was sent."""
-    cdef Broker *b = s.x.b
+cdef int64_t send_order(Core *c, Slot *s, int32_t side, int64_t qty, int64_t *why) noexcept nogil:
+    """An order of the engine's type (market, or IOC at the opposite best +- slippage) through
+    the risk gate: its id, -reason if risk rejected it, 0 if none was sent (why says so)."""
     cdef const Level *lv
-    cdef int64_t have = b.acct.position + b.open_buy - b.open_sell
-    cdef int64_t delta = row.position_units - have
-    cdef int32_t side = 1 if delta > 0 else -1
     cdef int64_t price = 0, r
-    if delta == 0 or (delta > 0) != (row.side > 0):
-        why[0] = NO_ORDER_AT_TARGET
-        return 0
     if s.ep.order_kind == OT_LIMIT:
         lv = side_best(&s.x.book.ask if side > 0 else &s.x.book.bid)
         if lv == NULL:
@@ -325,13 +355,37 @@ cdef int64_t place(Core *c, Slot *s, const SignalRow *row, int64_t *why) noexcep
         price = (-lv.key + s.ep.slippage_ticks) if side > 0 else (lv.key - s.ep.slippage_ticks)
         if price <= 0:
             price = 1
-    r = exec_submit(s.x, side, s.ep.order_kind, TIF_IOC, price, delta if delta > 0 else -delta,
-                    c.c.events, 0, s.x.now, R_OK)
+    r = exec_submit(s.x, side, s.ep.order_kind, TIF_IOC, price, qty, c.c.events, 0, s.x.now, R_OK)
     bump(&c.c.orders, 1)
     if r < 0:
         bump(&c.c.rejected, 1)
     why[0] = NO_ORDER_PLACED
     return r
+
+
+cdef int64_t place(Core *c, Slot *s, const SignalRow *row, int64_t *why) noexcept nogil:
+    """The order that brings position + open orders to the signal's target, if the target
+    lies on the signal's side; its id, -reason if risk rejected it, 0 if none was sent."""
+    cdef Broker *b = s.x.b
+    cdef int64_t have = b.acct.position + b.open_buy - b.open_sell
+    cdef int64_t delta = row.position_units - have
+    if delta == 0 or (delta > 0) != (row.side > 0):
+        why[0] = NO_ORDER_AT_TARGET
+        return 0
+    return send_order(c, s, 1 if delta > 0 else -1, delta if delta > 0 else -delta, why)
+
+
+cdef void flatten(Core *c, Slot *s) noexcept nogil:
+    """on_breaker = "flatten", at the first feature row after a trip: one order closing the
+    position net of the open orders on the closing side (whole lots), through the risk gate.
+    Whatever becomes of it, reduce_only applies from then on."""
+    cdef Broker *b = s.x.b
+    cdef int64_t pos = b.acct.position, why = 0
+    cdef int64_t qty = (pos - b.open_sell) if pos > 0 else (-pos - b.open_buy)
+    s.flatten_pending = 0
+    qty = qty / b.lot * b.lot
+    if pos != 0 and qty > 0 and s.x.risk.breakers:
+        send_order(c, s, -1 if pos > 0 else 1, qty, &why)
 
 
 cdef void resend_restored(Core *c, Slot *s) noexcept nogil:
@@ -363,6 +417,8 @@ cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
         hist_add(&c.feature, ORP_now_ns() - t1)
     s.rows += 1
     bump(&c.c.rows, 1)
+    if s.flatten_pending:
+        flatten(c, s)
     if s.n_restore and s.rows > s.ep.warmup_rows:
         resend_restored(c, s)
     if (<SignalGenerator>s.generator).evaluate(&s.st.fv, &cand) != 0:
@@ -523,7 +579,7 @@ cdef int64_t feed_loop(Core *c, RingState *market, const Event *evs, int64_t n, 
 OUT_DTYPE = np.dtype([("kind", "<i4"), ("slot", "<i4"), ("event_no", "<i8"), ("ts_exch", "<i8"),
                       ("ts_local", "<i8"), ("v", "<i8", (OUT_FIELDS,))])
 COUNTER_NAMES = ("events", "rows", "signals", "orders", "rejected", "fills", "out_records",
-                 "out_waits", "unknown", "idle_sleeps", "market_waits", "fed", "out_lost")
+                 "out_waits", "unknown", "idle_sleeps", "market_waits", "fed", "out_lost", "breaker_trips")
 
 
 @cython.auto_pickle(False)
@@ -585,6 +641,9 @@ cdef class EngineCore:
         s.ep.account_every_ns = e["account_every_ns"]
         s.ep.keep_history = 1 if e["keep_history"] else 0
         s.sync_key[0] = -1
+        s.trips_seen = sim.x.risk.n_trips           # trips before the engine are not its news
+        for k in range(BRK_COUNT):
+            s.trips_out[k] = sim.x.risk.trips[k]
         sim.x.b.journal_on = 1
         generator.reset()
         self._keep.append((sim, features, generator, snapshot))
