@@ -15,7 +15,7 @@ from test_engine import sample_config
 
 # every counter in stats() only grows during a run (the rest are levels: utilisation, positions)
 MONOTONE = ("events", "rows", "signals", "orders", "rejected", "fills", "out_records", "out_waits",
-            "unknown", "idle_sleeps", "market_waits", "fed", "records_persisted")
+            "unknown", "idle_sleeps", "market_waits", "fed", "breaker_trips", "records_persisted")
 
 
 @pytest.fixture(scope="module")
