@@ -13,6 +13,7 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from orpflow._core.features import FEATURE_GROUPS as _GROUP_BITS, FeatureExtension
 from orpflow._core.signals import SignalGenerator
+from orpflow.feature_names import FEATURE_NAMES
 from orpflow.instrument import DecimalLike, Instrument
 
 #: Feature group names, in column order; their bits come from the compiled enum.
@@ -263,7 +264,6 @@ def _ms_to_ns_or_zero(ms: float) -> int:
 
 def feature_columns(config: FeatureConfig) -> Tuple[str, ...]:
     """Every feature column for `config`: the built-in ones, then the extension's."""
-    from orpflow.features import FEATURE_NAMES
     ext = config.extension
     return FEATURE_NAMES + (tuple(ext.names) if ext is not None else ())
 
