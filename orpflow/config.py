@@ -623,8 +623,15 @@ class BrokerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        Fees(self.maker_fee, self.taker_fee)
-        Latency(self.latency_entry_ns, self.latency_response_ns, self.latency_jitter_ns)
+        try:
+            Fees(self.maker_fee, self.taker_fee)
+            Latency(self.latency_entry_ns, self.latency_response_ns, self.latency_jitter_ns)
+        except (TypeError, ValueError) as exc:       # name this section's keys, not Fees/Latency's
+            text = str(exc)
+            for inner, key in (("fees.maker", "maker_fee"), ("fees.taker", "taker_fee"),
+                               ("latency.", "latency_")):
+                text = text.replace(inner, key)
+            raise type(exc)(text) from None
         if self.queue_model not in QUEUE_MODELS:
             raise ValueError(f"queue_model must be one of {QUEUE_MODELS}, got {self.queue_model!r}")
         _check_float("queue_power", self.queue_power, 0.0, 100.0, lo_open=True)
