@@ -344,6 +344,9 @@ def backtest_cmd(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     from orpflow.bench import run_bench
+    from orpflow.config import ConfigError
+    if not 1 <= args.events <= 10 ** 10:
+        raise ConfigError(f"--events must be in [1, 10**10], got {args.events}")
     return run_bench(args.data, args.events, args.quick)
 
 

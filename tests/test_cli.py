@@ -178,3 +178,15 @@ def test_version(capsys):
     assert exc.value.code == 0
     from importlib.metadata import version
     assert capsys.readouterr().out.strip() == f"orpflow {version('orpflow')}"
+
+
+def test_data_path_that_is_a_directory(tmp_path, capsys):
+    (tmp_path / "day.gz").mkdir()
+    cfg = _config(tmp_path, tmp_path / "day.gz")
+    for argv in (["run", str(cfg), "--no-db"], ["backtest", str(cfg)], ["replay", str(tmp_path / "day.gz")]):
+        line = fails(capsys, *argv)
+        assert "day.gz" in line and "directory" in line
+
+
+def test_bench_events_out_of_range(capsys):
+    assert "--events" in fails(capsys, "bench", "--events", "0")

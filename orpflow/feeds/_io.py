@@ -92,5 +92,7 @@ def as_paths(paths: Union[PathLike, Sequence[PathLike]]) -> List[Path]:
 
 def check_exists(paths: Iterable[Path]) -> None:
     for p in paths:
+        if p.is_dir():
+            raise FileNotFoundError(f"market data file {p} is a directory")
         if not p.is_file():
             raise FileNotFoundError(f"market data file not found: {p}")
