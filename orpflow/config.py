@@ -118,11 +118,11 @@ class FeatureConfig:
         _check_int("vpin_buckets", self.vpin_buckets, 1, 100_000)
         if self.vpin_bucket_volume is not None:
             _decimal("vpin_bucket_volume", self.vpin_bucket_volume)
-        if not isinstance(self.groups, (str, list, tuple)) or \
-                not all(isinstance(g, str) for g in ((self.groups,) if isinstance(self.groups, str) else self.groups)):
+        groups = (self.groups,) if isinstance(self.groups, str) else self.groups
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, str) for g in groups):
             raise TypeError(f"groups must be a list of group names (some of {FEATURE_GROUPS}), "
                             f"got {self.groups!r}")
-        groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
+        groups = tuple(groups)
         unknown = [g for g in groups if g not in FEATURE_GROUPS]
         if unknown:
             raise ValueError(f"unknown feature groups {unknown}; expected some of {FEATURE_GROUPS}")
