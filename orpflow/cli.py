@@ -5,7 +5,7 @@ import argparse
 import sys
 import threading
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 VENUE_DEFAULTS = {
     # venue: (tick_size, lot_size) for BTCUSDT-like instruments; override with flags
@@ -231,13 +231,13 @@ def _print_accounts(accounts: dict) -> None:
               f"fees {a['fees']:.6f}, PnL {net:.6f} (net of fees, marked to mid), round trips {a['round_trips']}")
 
 
-def _load_config(path: str, **overrides: object) -> object:
+def _load_config(path: str, **overrides: Dict[str, Tuple[str, Any]]) -> Any:
     """The config file with command-line overrides {section: {key: (flag, value)}}."""
     import dataclasses
     from orpflow.config import ConfigError, load_config
     cfg = load_config(path)
     for section, values in overrides.items():
-        for key, (flag, value) in values.items():                              # type: ignore[union-attr]
+        for key, (flag, value) in values.items():
             if value is None:
                 continue
             try:
