@@ -165,7 +165,8 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
     measure
         Keep the latency histograms (two clock reads per feature row).
     """
-    from orpflow.engine import build_core, latency_percentiles
+    from orpflow.engine import latency_percentiles
+    from orpflow.runtime import build_core
     from orpflow.events import check_event_array
     cfg = load_config(config) if isinstance(config, str) else config
     if not isinstance(cfg, EngineConfig):

@@ -19,11 +19,9 @@ import numpy as np
 
 from orpflow._core.engine import EngineCore, hist_bucket_bounds
 from orpflow._core.ring import EventRing
-from orpflow._core.snapshot import MarketSnapshot
-from orpflow._core.broker import ExecutionSim, PaperBroker
-from orpflow._core.features import FeatureEngine
 from orpflow.config import ConfigError, EngineConfig, MoneyScale, load_config
 from orpflow.instrument import Instrument
+from orpflow.runtime import build_core
 
 __all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events",
            "repeat_spans"]
@@ -33,26 +31,6 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
 # ------------------------------------------------------------------ building blocks
-
-def build_core(config: EngineConfig, insts: Sequence[Instrument]) -> Tuple[EngineCore, List[Any]]:
-    """The compiled engine with one slot per instrument: (core, [(sim, snapshot), ...])."""
-    from orpflow.features import raw_dtype
-    from orpflow.signals import make_generator
-    core = EngineCore()
-    core.spin_ns = int(config.spin_us * 1000)
-    parts = []
-    fcfg = config.signal.features
-    for inst in insts:
-        broker = PaperBroker(inst, **config.broker.params(inst))
-        sim = ExecutionSim(inst, broker, config.risk, imbalance_levels=fcfg.imbalance_levels,
-                           weighted_levels=fcfg.weighted_levels, weighted_decay=fcfg.weighted_decay)
-        features = FeatureEngine(sim.book, fcfg.resolve(inst), raw_dtype(fcfg), fcfg.extension)
-        snapshot = MarketSnapshot()
-        core.add(sim, features, make_generator(config.signal, inst), snapshot,
-                 config.signal.resolve(inst), config.execution.resolve())
-        parts.append((sim, snapshot))
-    return core, parts
-
 
 def _read(inst: Instrument, paths: Sequence[str], fmt: Optional[str], report: Any) -> np.ndarray:
     import os
