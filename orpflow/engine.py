@@ -355,9 +355,10 @@ class Engine:
         return list(self._trips)
 
     def risk_rejections(self) -> Dict[str, int]:
-        """Orders the risk gate refused, by reason name, all symbols (final once the run ended)."""
+        """Orders the risk gate refused, by reason name, all symbols (any thread: as the loop
+        last published them; final once the run ended)."""
         from orpflow.backtest import risk_rejections
-        return risk_rejections([sim.risk_stats() for sim, _ in self._parts])
+        return risk_rejections([self.core.slot_stats(i) for i in range(len(self._parts))])
 
     def snapshot(self, symbol: str) -> Dict[str, Any]:
         """The latest published book snapshot of `symbol` (seqlock read, never blocks the loop)."""

@@ -30,13 +30,18 @@ def hammer(cfg: EngineConfig, events: np.ndarray, min_calls: int = 300) -> Dict[
     until min_calls rounds were made (a fast run must not make the check vacuous)."""
     seen: Dict[str, Any] = {"calls": 0, "errors": [], "back": [], "range": []}
     last: Dict[str, float] = {}
+    from orpflow.metrics import EngineCollector
     e = Engine(cfg, events=events).start()
+    collector = EngineCollector(e)
     try:
         while e.running() or seen["calls"] < min_calls:
             try:
                 snap = e.snapshot("BTCUSDT")
+                pub = e.core.slot_stats(0)               # before stats(): it cannot be ahead
                 st = e.stats()
                 lat = e.latency()
+                rejections = e.risk_rejections()
+                scraped = list(collector.collect())      # what /metrics serves, on this thread
             except Exception as exc:           # any exception at all is the failure
                 seen["errors"].append(repr(exc))
                 break
@@ -44,6 +49,10 @@ def hammer(cfg: EngineConfig, events: np.ndarray, min_calls: int = 300) -> Dict[
             now = {"version": snap["version"], "book_seq": snap["book_seq"]}
             now.update({k: st[k] for k in MONOTONE})
             now.update({f"lat_{k}_count": v["count"] for k, v in lat.items()})
+            now.update({f"book_{k}": pub["book"][k] for k in ("records", "messages", "applied", "gaps")})
+            now.update({"published_at": pub["events"], "risk_refused": sum(rejections.values())})
+            if pub["events"] > st["events"] or not scraped:
+                seen["range"].append(("published ahead of the counters", pub["events"], st["events"]))
             for k, v in now.items():
                 if v < last.get(k, -1):
                     seen["back"].append((k, last[k], v))
@@ -59,6 +68,8 @@ def hammer(cfg: EngineConfig, events: np.ndarray, min_calls: int = 300) -> Dict[
         e.stop()
         e.close()
     seen["final"] = e.stats()
+    seen["final_published"] = e.core.slot_stats(0)
+    seen["book"] = e._parts[0][0].book.stats()
     return seen
 
 
@@ -70,3 +81,7 @@ def test_control_thread_hammering_a_run(sample_events: np.ndarray, feed: Dict[st
     assert seen["calls"] >= 300
     final = seen["final"]
     assert final["events"] == len(sample_events) * feed.get("repeat", 1) and final["orders"] > 0
+    # at the end the published counters are the loop's own
+    assert seen["final_published"]["events"] == final["events"]
+    assert seen["final_published"]["book"] == {k: v for k, v in seen["book"].items()
+                                                if k in seen["final_published"]["book"]}

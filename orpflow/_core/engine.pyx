@@ -45,6 +45,8 @@ from orpflow._core.risk cimport RiskState, BRK_COUNT, BRK_REJECT_STORM, ON_BREAK
 
 cdef extern from "orp_atomic.h":
     void ORP_sleep_ns(int64_t ns) noexcept nogil
+    void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
+    int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
 
 cdef extern from *:
     """
@@ -462,6 +464,27 @@ cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
     flush_slot(c, slot, s, row_maker)
 
 
+cdef void publish_stats(Core *c) noexcept nogil:
+    """Copy every instrument's book, risk and venue counters where other threads may read them
+    (SlotStats, seqlock). The strategy thread calls it when it goes idle, every STATS_EVERY
+    events and at the end: a few hundred word stores, never per event."""
+    cdef SlotStats d
+    cdef Slot *s
+    cdef int64_t i
+    c.stats_at = c.c.events
+    for i in range(c.n_slots):
+        s = &c.slots[i]
+        d.events = c.c.events
+        d.book = s.x.book.c
+        memcpy(d.book_rejects, s.x.book.rejects, sizeof(d.book_rejects))
+        memcpy(d.decisions, s.x.risk.decisions, sizeof(d.decisions))
+        memcpy(d.venue, s.x.b.counts, sizeof(d.venue))
+        memcpy(d.trips, s.x.risk.trips, sizeof(d.trips))
+        d.breakers = s.x.risk.breakers
+        ORP_seqlock_write(&s.stats.seq, <int64_t *>&s.stats.data, <const int64_t *>&d,
+                          sizeof(SlotStats) // 8)
+
+
 cdef void final_accounts(Core *c) noexcept nogil:
     cdef int64_t i
     for i in range(c.n_slots):
@@ -487,6 +510,8 @@ cdef void strategy_loop(Core *c, RingState *market) noexcept nogil:
                     break
                 if idle_since == 0:
                     idle_since = ORP_now_ns()
+                    if c.stats_at != c.c.events:
+                        publish_stats(c)
                 if ORP_now_ns() - idle_since < c.spin_ns:
                     ORP_pause()
                 else:
@@ -499,8 +524,12 @@ cdef void strategy_loop(Core *c, RingState *market) noexcept nogil:
         for i in range(n):
             core_step(c, &buf[i], stamps[i])
             if c.failed:
+                publish_stats(c)
                 return
+        if c.c.events - c.stats_at >= STATS_EVERY:
+            publish_stats(c)
     final_accounts(c)
+    publish_stats(c)
 
 
 cdef inline int64_t message_end(const Event *evs, int64_t i, int64_t n) noexcept nogil:
@@ -735,6 +764,7 @@ cdef class EngineCore:
                         break
                 if final and not c.failed:
                     final_accounts(c)
+                publish_stats(c)
         finally:
             self._exit()
         self._raise_failure()
@@ -839,6 +869,31 @@ cdef class EngineCore:
         """The engine's counters (any thread; each value is whole, the set is not atomic)."""
         cdef int64_t *p = &self.c.c.events
         return {name: ORP_load_relaxed(&p[i]) for i, name in enumerate(COUNTER_NAMES)}
+
+    def slot_stats(self, int slot):
+        """One instrument's book, risk and venue counters as the strategy thread last published
+        them (any thread, lock-free: when it went idle, every 4096 events, at the end):
+        {"events": the engine's event count then, "book": book counters,
+        "book_rejected_by_reason": {reason name: records}, "decisions": {code: n},
+        "venue": {code: n}, "trips": {breaker: n}, "breakers": [tripped now]}."""
+        from orpflow._core.types import REASONS
+        from orpflow._core.risk import BREAKERS
+        cdef SlotStats d
+        if not 0 <= slot < self.n_slots:
+            raise IndexError(f"no instrument slot {slot}")
+        with nogil:
+            ORP_seqlock_read(&self.c.slots[slot].stats.seq, <int64_t *>&d,
+                             <const int64_t *>&self.c.slots[slot].stats.data, sizeof(SlotStats) // 8)
+        return {
+            "events": d.events,
+            "book": d.book,
+            "book_rejected_by_reason": {name: d.book_rejects[code] for name, code in REASONS.items()
+                                        if code and d.book_rejects[code]},
+            "decisions": {k: d.decisions[k] for k in range(R_COUNT) if d.decisions[k]},
+            "venue": {k: d.venue[k] for k in range(R_COUNT) if d.venue[k]},
+            "trips": {k: d.trips[i] for i, k in enumerate(BREAKERS) if d.trips[i]},
+            "breakers": [k for k, bit in BREAKERS.items() if d.breakers & bit],
+        }
 
     def histogram(self, name):
         """(counts per bucket, n, total ns, max ns) of "incore", "ingress", "feature" or

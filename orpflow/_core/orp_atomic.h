@@ -91,6 +91,31 @@ static __forceinline void ORP_pause(void) { YieldProcessor(); }
 #error "orp_atomic.h: unsupported compiler (need GCC, Clang or MSVC atomics)"
 #endif
 
+/* Seqlock, one writer and any number of readers, over a payload of whole int64 words (the
+ * MarketSnapshot, the engine's published per-instrument stats). Writer: seq odd (relaxed) +
+ * release fence, payload stored with relaxed atomics, seq even (release). Reader: seq
+ * (acquire), payload loaded with relaxed atomics, acquire fence, seq again; retried unless
+ * both are the same even number. Returns the reader's retries. */
+static inline void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) {
+    int64_t s = *seq;                 /* only the writer stores seq: a plain read is exact */
+    ORP_store_relaxed(seq, s + 1);
+    ORP_fence_release();              /* the odd seq is visible before any payload store */
+    ORP_copy_words_store_relaxed(dst, src, words);
+    ORP_store_release(seq, s + 2);    /* ... and the whole payload before the even one */
+}
+static inline int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) {
+    int64_t s1, s2, retries = 0;
+    for (;;) {
+        s1 = ORP_load_acquire(seq);
+        if (s1 & 1) { retries++; ORP_pause(); continue; }
+        ORP_copy_words_load_relaxed(dst, src, words);
+        ORP_fence_acquire();          /* the payload loads complete before seq is read again */
+        s2 = ORP_load_relaxed(seq);
+        if (s1 == s2) return retries;
+        retries++;
+    }
+}
+
 /* Monotonic nanoseconds for latency measurement (vDSO on Linux: no syscall). */
 #if defined(_MSC_VER)
 static inline int64_t ORP_now_ns(void) {

@@ -1,4 +1,5 @@
-"""Seqlock-protected MarketSnapshot (DESIGN §5).
+"""Seqlock-protected MarketSnapshot (DESIGN §5); the protocol itself is ORP_seqlock_* in
+orp_atomic.h.
 
 Writer: seq -> odd (relaxed) + release fence, store the payload word by word (relaxed atomics),
 seq -> even (release). Reader: seq (acquire); load the payload word by word (relaxed atomics);
@@ -19,15 +20,12 @@ from orpflow._core.book cimport Book, BookMetrics, BookSide, OrderBook, book_usa
 
 cdef extern from "orp_atomic.h":
     int64_t ORP_load_acquire(const int64_t *p) noexcept nogil
-    int64_t ORP_load_relaxed(const int64_t *p) noexcept nogil
     void ORP_store_release(int64_t *p, int64_t v) noexcept nogil
-    void ORP_store_relaxed(int64_t *p, int64_t v) noexcept nogil
-    void ORP_fence_acquire() noexcept nogil
-    void ORP_fence_release() noexcept nogil
     void ORP_pause() noexcept nogil
     int64_t ORP_now_ns() noexcept nogil
     void ORP_copy_words_load_relaxed(int64_t *dst, const int64_t *src, size_t n) noexcept nogil
-    void ORP_copy_words_store_relaxed(int64_t *dst, const int64_t *src, size_t n) noexcept nogil
+    void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
+    int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
 
 # the payload is copied as int64 words (checked when a MarketSnapshot is made)
 cdef size_t PAYLOAD_WORDS = sizeof(SnapshotData) // 8
@@ -35,12 +33,8 @@ cdef size_t PAYLOAD_WORDS = sizeof(SnapshotData) // 8
 
 cdef void snapshot_write(SeqlockSnapshot *s, SnapshotData *d) noexcept nogil:
     """Publish d (its version is set here) as one write section: the only writer's call."""
-    cdef int64_t seq = s.seq              # only this thread writes seq: a plain read is exact
-    d.version = s.data.version + 1        # likewise for the payload
-    ORP_store_relaxed(&s.seq, seq + 1)
-    ORP_fence_release()                   # the odd seq is visible before any payload store
-    ORP_copy_words_store_relaxed(<int64_t *>&s.data, <const int64_t *>d, PAYLOAD_WORDS)
-    ORP_store_release(&s.seq, seq + 2)    # ... and the whole payload before the even one
+    d.version = s.data.version + 1        # only this thread writes the payload: exact
+    ORP_seqlock_write(&s.seq, <int64_t *>&s.data, <const int64_t *>d, PAYLOAD_WORDS)
 
 
 cdef inline void _copy_side(const BookSide *side, bint is_ask, int64_t *px, int64_t *qty,
@@ -71,19 +65,7 @@ cdef void snapshot_publish_book(SeqlockSnapshot *s, const Book *b) noexcept nogi
 
 cdef int64_t snapshot_read(const SeqlockSnapshot *s, SnapshotData *out) noexcept nogil:
     """Copy a consistent snapshot into out; returns how many retries it took."""
-    cdef int64_t s1, s2, retries = 0
-    while True:
-        s1 = ORP_load_acquire(&s.seq)
-        if s1 & 1:
-            retries += 1
-            ORP_pause()
-            continue
-        ORP_copy_words_load_relaxed(<int64_t *>out, <const int64_t *>&s.data, PAYLOAD_WORDS)
-        ORP_fence_acquire()      # the payload loads complete before seq is read again
-        s2 = ORP_load_relaxed(&s.seq)
-        if s1 == s2:
-            return retries
-        retries += 1
+    return ORP_seqlock_read(&s.seq, <int64_t *>out, <const int64_t *>&s.data, PAYLOAD_WORDS)
 
 
 cdef class MarketSnapshot:
