@@ -381,13 +381,11 @@ cdef int book_depth_action(Book *b, const Event *e) noexcept nogil:
             return A_DROP
         if (e.seq_first <= lid + 1 <= e.seq) if spot else (e.seq_first <= lid <= e.seq):
             return A_APPLY
-    else:  # S_IN_SYNC
+    else:  # S_IN_SYNC: continuity is established, so every diff must continue it
         if (e.seq_first == lid + 1) if spot else (e.seq_prev == lid):
             return A_APPLY
-        if e.seq <= lid:
-            b.c.stale += 1
-            b.msg_drop_reason = R_STALE
-            return A_DROP
+        # u <= lid is no "stale" diff here: after a forward-jumped id every later diff would
+        # look old and the book would stay IN_SYNC while frozen. Any break is a gap.
     # a gap: the book no longer matches the venue; keep this diff, it may follow a new snapshot
     b.c.gaps += 1
     b.state = S_OUT_OF_SYNC

@@ -131,13 +131,9 @@ class OrderBook:
                 return A_DROP
             if (seq_first <= lid + 1 <= seq) if spot else (seq_first <= lid <= seq):
                 return A_APPLY
-        else:
+        else:   # IN_SYNC: every diff must continue the sequence (u <= lid included)
             if (seq_first == lid + 1) if spot else (seq_prev == lid):
                 return A_APPLY
-            if seq <= lid:
-                self.c["stale"] += 1
-                self._msg_drop_reason = REASONS["STALE"]
-                return A_DROP
         self.c["gaps"] += 1
         self._state = OUT_OF_SYNC
         return A_BUFFER
