@@ -59,8 +59,8 @@ def _jump(lines: List[bytes], nth: int = NTH, delta: int = JUMP) -> Tuple[List[b
 
 
 def _backtest(lines: List[bytes], path: Path, keys: dict):
-    """Write the lines as a recording, read it back as the engine does, backtest it."""
-    path.write_bytes(gzip.compress(b"\n".join(lines), 1))
+    """Write the lines as a (plain text) recording, read it back as the engine does, backtest it."""
+    path.write_bytes(b"\n".join(lines))
     data = {"instruments": [{"symbol": "BTCUSDT", "paths": [str(path)], **keys}], "persistence": {"path": None}}
     data.update({k: dict(v) for k, v in BENCH_RULES.items()})
     cfg = config_from_dict(data)
@@ -117,8 +117,8 @@ def test_forward_jumped_id_goes_out_of_sync_with_no_orders(name, tmp_path):
     file, inst, keys = STREAMS[name]
     lines = gzip.open(file(), "rb").read().splitlines()
     jumped, new_u = _jump(lines)
-    clean_ev, clean = _backtest(lines, tmp_path / "clean.gz", keys)
-    ev, res = _backtest(jumped, tmp_path / "jumped.gz", keys)
+    clean_ev, clean = _backtest(lines, tmp_path / "clean.txt", keys)
+    ev, res = _backtest(jumped, tmp_path / "jumped.txt", keys)
     assert len(ev) == len(clean_ev)
 
     ends = _depth_ends(ev)
@@ -171,7 +171,7 @@ def test_snapshot_after_the_gap_resyncs_below_the_corrupted_id(tmp_path):
     snap = _snapshot_line(truth, inst, int(lines[at].split(b" ", 1)[0]) + 1)
     stream = jumped[:at + 1] + [snap] + jumped[at + 1:]
 
-    ev, res = _backtest(stream, tmp_path / "resync.gz", keys)
+    ev, res = _backtest(stream, tmp_path / "resync.txt", keys)
     sync = _sync(res)
     lost = sync[sync["v"][:, 0] == OUT_OF_SYNC]["event_no"]
     back = sync[(sync["v"][:, 2] == 1) & (sync["v"][:, 4] == 1)]["event_no"]    # resyncs == 1, in sync
