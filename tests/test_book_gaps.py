@@ -239,3 +239,17 @@ def test_stale_between_snapshot_and_bridging_diff_is_still_silent(book_cls):
         s = b.stats()
         assert b.state == "IN_SYNC" and (s["gaps"], s["stale"]) == (0, 2), inst.venue
         assert top(b, "bid") == [(1000, 1)]
+
+
+def test_snapshot_with_a_corrupted_id_is_replaced_by_the_next_one(book_cls):
+    """A snapshot whose id is too high makes every diff look stale. Until a diff bridges it,
+    the next snapshot replaces it even though its id is lower; once a diff is applied, an
+    older snapshot is ignored again."""
+    b = book_cls(SPOT)
+    b.apply(events(*snapshot(1_000_100, [(1000, 5)], [(1001, 3)]), *diff(101, 102), *diff(103, 105)))
+    assert b.state == "AWAIT_FIRST_DIFF" and b.stats()["stale"] == 2
+    b.apply(events(*snapshot(105, [(1000, 6)], [(1001, 3)]), *diff(106, 107, bids=[(999, 1)])))
+    assert b.state == "IN_SYNC" and b.last_update_id == 107
+    assert top(b, "bid") == [(1000, 6), (999, 1)]
+    b.apply(events(*snapshot(106, [(5, 5)], [(6, 6)])))
+    assert b.last_update_id == 107 and b.stats()["rejected_by_reason"] == {"STALE": 2, "STALE_SNAPSHOT": 2}

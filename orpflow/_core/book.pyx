@@ -393,7 +393,11 @@ cdef int book_depth_action(Book *b, const Event *e) noexcept nogil:
 
 
 cdef int book_snapshot_action(Book *b, const Event *e) noexcept nogil:
-    if b.venue != VENUE_GENERIC and book_in_sync(b) and e.seq <= b.last_update_id:
+    # Only a book that has applied a diff since its snapshot ignores an older snapshot. Before
+    # that (AWAIT_FIRST) the newest snapshot received wins whatever its id: the pending one may
+    # carry a corrupted, too-high id that would otherwise drop every diff as stale and refuse
+    # every later snapshot. A genuinely older one costs at worst a gap and a resync.
+    if b.venue != VENUE_GENERIC and b.state == S_IN_SYNC and e.seq <= b.last_update_id:
         b.msg_drop_reason = R_STALE_SNAPSHOT
         return A_DROP
     b.msg_resync = b.state == S_OUT_OF_SYNC

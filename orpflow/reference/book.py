@@ -139,7 +139,8 @@ class OrderBook:
         return A_BUFFER
 
     def _snapshot_action(self, e: Record) -> int:
-        if self.venue != "generic" and self._in_sync() and e[2] <= self._lid:
+        # AWAIT_FIRST: the newest snapshot wins whatever its id (the pending one may be corrupt)
+        if self.venue != "generic" and self._state == IN_SYNC and e[2] <= self._lid:
             self._msg_drop_reason = REASONS["STALE_SNAPSHOT"]
             return A_DROP
         self._msg_resync = self._state == OUT_OF_SYNC
