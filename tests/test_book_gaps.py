@@ -253,3 +253,28 @@ def test_snapshot_with_a_corrupted_id_is_replaced_by_the_next_one(book_cls):
     assert top(b, "bid") == [(1000, 6), (999, 1)]
     b.apply(events(*snapshot(106, [(5, 5)], [(6, 6)])))
     assert b.last_update_id == 107 and b.stats()["rejected_by_reason"] == {"STALE": 2, "STALE_SNAPSHOT": 2}
+
+
+def _at(recs, ts_local):
+    """The same records received at ts_local (ns)."""
+    return [r[:1] + (ts_local,) + r[2:] for r in recs]
+
+
+def test_old_diffs_long_after_a_snapshot_are_a_gap(book_cls):
+    """With a snapshot whose id is corrupted high and no later snapshot, every diff looks
+    stale while the book counts as in sync: trading on a frozen book. Diffs older than the
+    snapshot are dropped silently only while they arrive within 5 s of it; later, the
+    snapshot cannot be right and the book goes OUT_OF_SYNC (a gap) until the next snapshot."""
+    s = 1_000_000_000
+    for inst, old in ((SPOT, lambda t: diff(101, 102, bids=[(1000, 6)])),
+                      (USDM, lambda t: diff(95, 101, pu=94, bids=[(1000, 6)]))):
+        b = book_cls(inst)
+        b.apply(events(*_at(snapshot(1_000_100, [(1000, 5)], [(1001, 3)]), s)))
+        b.apply(events(*_at(old(0), s + 2 * s), *_at(old(0), 6 * s)))     # 2 s and 5 s later: stale
+        assert b.state == "AWAIT_FIRST_DIFF" and b.in_sync, inst.venue
+        assert (b.stats()["stale"], b.stats()["gaps"]) == (2, 0)
+        b.apply(events(*_at(old(0), 6 * s + 1)))                           # 5 s + 1 ns: a gap
+        assert b.state == "OUT_OF_SYNC" and not b.in_sync, inst.venue
+        assert (b.stats()["stale"], b.stats()["gaps"]) == (2, 1)
+        b.apply(events(*_at(snapshot(100, [(1000, 7)], [(1001, 3)]), 7 * s)))
+        assert b.in_sync and b.stats()["resyncs"] == 1 and top(b, "bid") == [(1000, 6)]   # + the buffered diff

@@ -363,6 +363,11 @@ cdef void book_check_crossed(Book *b) noexcept nogil:
         b.crossed_now = 1
 
 
+# After a snapshot, diffs older than it are dropped as stale only while they arrive within
+# this long of it (receive time): the stream lags the REST snapshot by far less than this.
+cdef int64_t AWAIT_FIRST_STALE_NS = 5000000000
+
+
 cdef int book_depth_action(Book *b, const Event *e) noexcept nogil:
     """Decide what a diff message does, from its first record (Binance rules, DESIGN §4)."""
     cdef int64_t lid = b.last_update_id
@@ -375,10 +380,16 @@ cdef int book_depth_action(Book *b, const Event *e) noexcept nogil:
     if b.state == S_WAIT_SNAPSHOT or b.state == S_OUT_OF_SYNC:
         return A_BUFFER
     if b.state == S_AWAIT_FIRST:
-        if (e.seq <= lid) if spot else (e.seq < lid):
+        # b.ts_local is still the snapshot's receive time: nothing has been applied since
+        # (a snapshot without a receive time, 0, has no such bound)
+        if (((e.seq <= lid) if spot else (e.seq < lid))
+                and (b.ts_local == 0 or e.ts_local - b.ts_local <= AWAIT_FIRST_STALE_NS)):
             b.c.stale += 1
             b.msg_drop_reason = R_STALE
             return A_DROP
+        # a diff older than the snapshot, received long after it: the snapshot's id cannot be
+        # right (a corrupted, too-high id would drop every diff as stale while the book stays
+        # usable, i.e. trading frozen): a gap, like any diff that does not bridge it
         if (e.seq_first <= lid + 1 <= e.seq) if spot else (e.seq_first <= lid <= e.seq):
             return A_APPLY
     else:  # S_IN_SYNC: continuity is established, so every diff must continue it

@@ -20,6 +20,8 @@ SNAPSHOT, CLEAR, BID, ASK, LAST = FLAGS["SNAPSHOT"], FLAGS["CLEAR"], FLAGS["BID"
 
 VENUES = {"binance-spot": "spot", "binance-usdm": "futures", "binance-coinm": "futures", "generic": "generic"}
 WAIT_SNAPSHOT, AWAIT_FIRST, IN_SYNC, OUT_OF_SYNC = range(4)
+# after a snapshot, older diffs are stale (dropped) only within this long of it (receive time)
+AWAIT_FIRST_STALE_NS = 5_000_000_000
 STATE_NAMES = ("WAIT_SNAPSHOT", "AWAIT_FIRST_DIFF", "IN_SYNC", "OUT_OF_SYNC")
 COUNTER_NAMES = ("records", "messages", "applied", "buffered", "snapshots", "resyncs", "gaps",
                  "stale", "desyncs", "crossed", "locked", "trades", "bbo", "rejected")
@@ -125,7 +127,9 @@ class OrderBook:
         if self._state in (WAIT_SNAPSHOT, OUT_OF_SYNC):
             return A_BUFFER
         if self._state == AWAIT_FIRST:
-            if (seq <= lid) if spot else (seq < lid):
+            # self._ts is still the snapshot's; an old diff received long after it is a gap
+            if ((seq <= lid) if spot else (seq < lid)) and (
+                    self._ts[1] == 0 or e[1] - self._ts[1] <= AWAIT_FIRST_STALE_NS):
                 self.c["stale"] += 1
                 self._msg_drop_reason = REASONS["STALE"]
                 return A_DROP
