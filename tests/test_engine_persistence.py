@@ -62,7 +62,7 @@ def same_fills(db: np.ndarray, fills: np.ndarray) -> None:
 
 def test_run_persists_every_order_and_fill(tmp_path: Path, sample_events: np.ndarray) -> None:
     path = tmp_path / "run.db"
-    e = Engine(db_config(path), events=sample_events).start()
+    e = Engine(db_config(path), events=sample_events, keep_records=True).start()
     assert e.wait(60)
     e.close()
     fills, orders = e.fills(), e.orders()
@@ -85,12 +85,23 @@ def test_run_persists_every_order_and_fill(tmp_path: Path, sample_events: np.nda
         assert pos["position_units"][0] == acct["position_units"]
         snaps = s.snapshots(run_id=1, kind="account")
         assert len(snaps) > 10
-        sig = s.snapshots(run_id=1, kind="signal")
+        sig = s.signals(run_id=1)
         assert sig.shape[0] == e.core.counters()["signals"]
-        import json
-        details = [json.loads(d) for d in sig["detail"]]
-        assert {d["no_order"] for d in details} <= set(R.NO_ORDER_WHY)
-        assert sum(d["order"] != 0 for d in details) == len(e.orders())     # every order has its signal
+        assert set(sig["no_order"]) <= set(R.NO_ORDER_WHY)
+        assert (sig["order_id"] != 0).sum() == len(e.orders())     # every order has its signal
+        assert ((sig["order_id"] != 0) == (sig["no_order"] == "placed")).all()
+        recs = e.records()
+        assert np.array_equal(sig["strength"], R.signal_rows(recs)["strength"])
+        # money is exact text of the 128-bit ints, also where they exceed 64 bits
+        fill_recs = recs[recs["kind"] == R.OUT_FILL]
+        db = s.trades(run_id=1)
+        assert list(db["fee_money"]) == [str(x) for x in R.money_ints(fill_recs["v"], 6)]
+        assert list(db["realised_money"]) == [str(x) for x in R.money_ints(fill_recs["v"], 8)]
+        last = R.final_state(R.order_rows(recs, e.instruments))
+        order_recs = recs[recs["kind"] == R.OUT_ORDER]
+        by_id = {int(o): str(m) for o, m in zip(order_recs["v"][:, 0], R.money_ints(order_recs["v"], 8))}
+        assert list(s.orders(run_id=1)["fees_money"]) == [by_id[int(o)] for o in last["order_id"]]
+        assert any(abs(int(x)) >= 2 ** 63 for x in by_id.values()), "the sample has >64-bit money"
         assert s.integrity_check() == "ok"
 
 
@@ -98,15 +109,25 @@ def test_writes_are_idempotent(tmp_path: Path, sample_events: np.ndarray) -> Non
     cfg = db_config(tmp_path / "x.db")
     res = backtest(sample_events, cfg)
     insts = cfg.make_instruments()
+    tables = ("orders", "trades", "signals", "strategy_snapshots", "positions")
+
+    def contents() -> dict:
+        with Store(str(tmp_path / "x.db")) as s:
+            return {t: repr(s.query(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4").tolist()) for t in tables}  # NaN-safe
+
     w = Writer(str(tmp_path / "x.db"), cfg.persistence, "s", insts, "{}", [0])
     w.write(res.records)
+    w.commit()
+    once = contents()
     w.write(res.records)             # a replayed batch changes nothing
+    w.commit()
+    assert contents() == once
     w.write(res.records[:50])
     w.close("finished", 0)
     with Store(str(tmp_path / "x.db")) as s:
         assert len(s.trades()) == res.counters["fills"]
         assert len(s.orders()) == len(res.orders["BTCUSDT"])
-        assert len(s.snapshots(kind="signal")) == res.counters["signals"]
+        assert len(s.signals()) == res.counters["signals"]
 
 
 def test_store_frames(tmp_path: Path, sample_events: np.ndarray) -> None:
@@ -321,6 +342,13 @@ def _get(url: str) -> tuple:
         return exc.code, exc.read().decode()
 
 
+def free_port() -> int:
+    import socket
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
+
+
 def test_metrics_endpoint(sample_events: np.ndarray) -> None:
     pytest.importorskip("prometheus_client")
     cfg = dataclasses.replace(sample_config(feed={"speed": 10.0}),
@@ -332,8 +360,8 @@ def test_metrics_endpoint(sample_events: np.ndarray) -> None:
     deadline = time.perf_counter() + 30
     while e.core.counters()["orders"] < 3 and time.perf_counter() < deadline:
         time.sleep(0.01)
-    e.stop()
     code, text = _get(url + "/metrics")
+    e.stop()
     assert code == 200
     values = {}
     for line in text.splitlines():
@@ -351,9 +379,31 @@ def test_metrics_endpoint(sample_events: np.ndarray) -> None:
     assert 'strategy_channel_utilization_ratio{channel="market"}' in values
     assert any(k.startswith("strategy_book_events_total") for k in values)
     assert any(k.startswith("strategy_rejections_total") for k in values) or e.core.counters()["rejected"] == 0
-    code, _ = _get(url + "/health")
-    assert code == 503
+    assert e.metrics is None                       # stop() shut the endpoint
+    with pytest.raises(urllib.error.URLError):
+        _get(url + "/health")
     e.close()
+
+
+def test_metrics_port_is_released_at_stop(sample_events: np.ndarray) -> None:
+    """Two engines on the same fixed port, one after the other, in one process (a notebook);
+    a port in use is a config error naming the key."""
+    pytest.importorskip("prometheus_client")
+    port = free_port()
+    cfg = dataclasses.replace(sample_config(feed={"speed": 10.0}),
+                              metrics=of.config.MetricsConfig(enabled=True, port=port))
+    first = Engine(cfg, events=sample_events[:20000]).start()
+    assert first.metrics.port == port
+    with pytest.raises(of.config.ConfigError, match=rf"\[metrics\] port {port} is already in use"):
+        Engine(cfg, events=sample_events[:20000]).start()
+    first.stop()
+    second = Engine(cfg, events=sample_events[:20000]).start()      # the port is free again
+    assert _get(second.metrics.url + "/health")[0] == 200
+    assert second.wait(60)                          # a run that ends by itself frees it too
+    third = Engine(cfg, events=sample_events[:2000]).start()
+    third.stop()
+    for e in (first, second, third):
+        e.close()
 
 
 def test_import_stays_light() -> None:
