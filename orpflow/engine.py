@@ -221,6 +221,9 @@ class Engine:
         if self._state != "new":
             raise RuntimeError(f"an Engine starts once (it is {self._state})")
         cfg = self.config
+        if cfg.persistence.path is not None:          # refuse early, before loading any data
+            from orpflow.persistence import check_writable
+            check_writable(cfg.persistence.path)
         if self._events is None:
             self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths)
         from orpflow.events import check_event_array

@@ -121,6 +121,13 @@ def connect(path: str, synchronous: str = "NORMAL", readonly: bool = False) -> A
     return conn
 
 
+def check_writable(path: str) -> None:
+    """Raise PersistenceError (DatabaseLocked) now if a Writer on `path` would be refused:
+    not an orpflow database of this schema, or another process writing it."""
+    check_database(path, SCHEMA_VERSION)
+    WriterLock(path).release()
+
+
 # ------------------------------------------------------------------ recovery
 
 def restore_state(conn: Any, strategy_id: str, insts: Sequence[Instrument]) -> Dict[str, Any]:

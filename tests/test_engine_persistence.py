@@ -273,6 +273,12 @@ def test_sigkill_then_restart(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert n >= 5
+        # a second writer is refused while the first runs: one line naming it, nothing changed
+        second = cli("run", str(cfg), cwd=tmp_path)
+        assert second.returncode == 2, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"pid {proc.pid}" in lines[0] and "started" in lines[0], second.stderr
+        assert "Traceback" not in second.stderr
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -330,6 +336,10 @@ def test_cli_stops_gracefully_on_a_signal(tmp_path: Path, sig: int) -> None:
         n = int(re.search(r"(\d[\d,]*) fills in", out).group(1).replace(",", ""))
         assert len(trades) == n > 0             # every fill the strategy made is in the database
         assert s.integrity_check() == "ok"
+    again = cli("run", str(cfg), "--duration", "0.2", cwd=tmp_path)       # the lock went with it
+    assert again.returncode == 0, again.stderr
+    with Store(str(db)) as s:
+        assert len(s.runs()) == 2
 
 
 # ------------------------------------------------------------------ metrics
@@ -451,6 +461,29 @@ def test_bad_data_paths_are_clear_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = cli("run", str(cfg), "--db", str(tmp_path / "no" / "such" / "dir.db"), cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("directory", "is a directory"), ("text", "not an SQLite database"), ("foreign", "another application"),
+])
+def test_cli_refuses_what_is_not_its_database(tmp_path: Path, kind: str, message: str) -> None:
+    import apsw
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[[instruments]]\nsymbol = 'BTCUSDT'\npaths = [{str(SAMPLE)!r}]\n")
+    db = tmp_path / "target"
+    if kind == "directory":
+        db.mkdir()
+    elif kind == "text":
+        db.write_text("notes\n")
+    else:
+        conn = apsw.Connection(str(db))
+        conn.execute("CREATE TABLE t(x)")
+        conn.close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = cli("run", str(cfg), "--db", str(db), cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_cli_run_and_backtest(tmp_path: Path) -> None:
