@@ -215,6 +215,7 @@ class Engine:
         self.keep_records = keep_records
         self._stopping = False
         self._kept: List[np.ndarray] = []
+        self._fill_counts = np.zeros(len(self.symbols), np.int64)
 
     # -- lifecycle
     def start(self) -> "Engine":
@@ -340,10 +341,11 @@ class Engine:
         from orpflow import records as R
         if self.keep_records:
             self._kept.append(recs)
+        self._fill_counts += np.bincount(recs["slot"][recs["kind"] == R.OUT_FILL], minlength=len(self.symbols))
         acc = recs[recs["kind"] == R.OUT_ACCOUNT]
-        if len(acc):
-            rows = R.account_rows(acc, self.instruments)
-            for a in rows:
+        if len(acc):                                   # the latest of each instrument only
+            _, first_rev = np.unique(acc["slot"][::-1], return_index=True)
+            for a in R.account_rows(acc[len(acc) - 1 - first_rev], self.instruments):
                 self.last_accounts[int(a["slot"])] = a
 
     def running(self) -> bool:
@@ -497,7 +499,9 @@ class Engine:
 
     def performance(self) -> Dict[str, Dict[str, Any]]:
         from orpflow.backtest import statistics
-        return {sym: statistics(self._parts[i][0].fills(), self._parts[i][0].account(), None)
+        # the fill count from the records (building the fill arrays costs ~10 us a fill: far
+        # too slow for the end of a long run, which stop() must write within its budget)
+        return {sym: statistics(int(self._fill_counts[i]), self._parts[i][0].account(), None)
                 for i, sym in enumerate(self.symbols)}
 
     def summary(self) -> Dict[str, Any]:
@@ -506,7 +510,7 @@ class Engine:
         return {"stats": s, "latency": self.latency(),
                 "accounts": {sym: self._parts[i][0].account() for i, sym in enumerate(self.symbols)}
                 if not self.running() else {},
-                "fills": {sym: int(self._parts[i][0].fills().shape[0]) for i, sym in enumerate(self.symbols)}
+                "fills": {sym: int(self._fill_counts[i]) for i, sym in enumerate(self.symbols)}
                 if not self.running() else {},
                 "database": self.config.persistence.path, "run_id": getattr(self.writer, "run_id", None),
                 "stop_seconds": self.stop_seconds, "restored": bool(self.restored.get("symbols"))}
