@@ -164,6 +164,51 @@ def test_graceful_stop_mid_replay_loses_nothing(tmp_path: Path, sample_events: n
         assert np.array_equal(db["filled_units"], e.orders()["filled"])
 
 
+STALL_SCRIPT = """
+import sys, time
+import orpflow.persistence as P
+from orpflow.engine import Engine
+write = P.Writer.write
+def slow(self, recs):                 # a stalled disk
+    time.sleep(0.05)
+    write(self, recs)
+P.Writer.write = slow
+e = Engine(sys.argv[1]).start()
+while e.core.counters()["fills"] < 5:
+    time.sleep(0.01)
+try:
+    e.stop(timeout=0.05)
+    print("no timeout")
+except TimeoutError as exc:
+    print("timeout:", exc)
+e._strategy_done.wait(30)
+c = e.core.counters()
+print(c["out_records"], c["fills"], flush=True)
+sys.exit(0)                           # leave without wait(): the exit must finish the writing
+"""
+
+
+def test_a_stop_timeout_still_writes_everything_before_exit(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    cfg = write_toml(tmp_path, db)
+    script = tmp_path / "stall.py"
+    script.write_text(STALL_SCRIPT)
+    r = subprocess.run([sys.executable, str(script), str(cfg)], capture_output=True, text=True, timeout=120,
+                       cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("timeout:") and "goes on writing" in lines[0]
+    out_records, fills = map(int, lines[1].split())
+    with Store(str(db)) as s:
+        runs = s.runs()
+        assert list(runs["status"]) == ["stopped"]
+        assert runs["records"][0] == out_records
+        assert len(s.trades()) == fills > 0
+    assert Path(str(db) + ".lock").exists()
+    again = cli("run", str(cfg), "--duration", "0.1", cwd=tmp_path)      # and the lock is free
+    assert again.returncode == 0, again.stderr
+
+
 # ------------------------------------------------------------------ recovery
 
 def test_restart_restores_the_account_and_waits_for_warmup(tmp_path: Path, sample_events: np.ndarray) -> None:
@@ -437,6 +482,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ("[persistence]\nsynchronous = 'OFF'\n", "[persistence] synchronous"),
     ("[nonsense]\na = 1\n", "unknown section [nonsense]"),
     ("[feed\n", "not valid TOML"),
+    ("[feed]\nmarket_ring = 1048576\n", "[feed] market_ring must be in [1024, 262144], got 1048576"),
+    ("[feed]\nout_ring = 131072\n", "within its 1 s budget"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path: Path, body: str, message: str) -> None:
     cfg = tmp_path / "c.toml"
