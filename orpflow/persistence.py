@@ -281,7 +281,7 @@ class Writer:
                          (R.OUT_SYNC, self._syncs)):
             sel = kinds == kind
             if sel.any():
-                n += fn(recs[sel])
+                n += fn(R.select(recs, sel))
         self.records += len(recs)
         self.rows_written += n
         self._pending += len(recs)
@@ -309,8 +309,12 @@ class Writer:
                                             for i in range(done, done + full, k)))
             done += full
 
-    def _syms(self, slots: np.ndarray) -> Any:
-        return self._symbol_objs[0] if len(self.symbols) == 1 else self._symbol_objs[slots]
+    def _head(self, slots: np.ndarray) -> Tuple[str, List[Any]]:
+        """The run id and symbol SQL of a row: one instrument's symbol is a literal (a
+        parameter fewer per row), several bind theirs."""
+        if len(self.symbols) == 1:
+            return f"{self.run_id},'{self.symbols[0].replace(chr(39), chr(39) * 2)}'", []
+        return f"{self.run_id},?", [self._symbol_objs[slots]]
 
     def _orders(self, r: np.ndarray) -> int:
         # an order changes state several times per batch (pending, accepted, filled): only its
@@ -324,13 +328,14 @@ class Writer:
         types = np.array(R.ORDER_TYPE, dtype=object)[rows["type"]]
         tifs = np.array(R.TIF, dtype=object)[rows["tif"]]
         status = np.array(R.ORDER_STATUS, dtype=object)[rows["status"]]
-        flat = _objects([self._syms(rows["slot"]), rows["order_id"], rows["client_id"], rows["side"], types,
+        head, sym = self._head(rows["slot"])
+        flat = _objects(sym + [rows["order_id"], rows["client_id"], rows["side"], types,
                          tifs, status, rows["reason"], rows["price"], rows["qty"], rows["filled"],
                          rows["price_ticks"], rows["qty_units"], rows["filled_units"], rows["ts_request"],
                          rows["ts_arrival"], rows["ts_done"], rows["expire_at"], rows["fees"],
                          _money(r["v"], 8), rows["event_no"]], n)
         self._insert("orders", "INSERT INTO orders VALUES",
-                     f"({self.run_id},?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     f"({head},?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                      " ON CONFLICT(run_id, symbol, order_id) DO UPDATE SET status=excluded.status, "
                      "reason=excluded.reason, price=excluded.price, qty=excluded.qty, filled=excluded.filled, "
                      "price_ticks=excluded.price_ticks, qty_units=excluded.qty_units, "
@@ -343,21 +348,23 @@ class Writer:
         rows = R.fill_rows(r, self.insts)
         n = len(rows)
         liq = np.array(("maker", "taker"), dtype=object)[(rows["liquidity"] != 0).astype(np.intp)]
-        flat = _objects([self._syms(rows["slot"]), rows["fill_id"], rows["order_id"], rows["client_id"],
+        head, sym = self._head(rows["slot"])
+        flat = _objects(sym + [rows["fill_id"], rows["order_id"], rows["client_id"],
                          rows["side"], liq, rows["price"], rows["qty"], rows["price_ticks"], rows["qty_units"],
                          rows["fee"], _money(r["v"], 6), rows["realised"], _money(r["v"], 8),
                          rows["position_units"], rows["ts_exch"], rows["ts_local"], rows["event_no"]], n)
         self._insert("trades", "INSERT OR IGNORE INTO trades VALUES",
-                     f"({self.run_id},?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "", flat, n)
+                     f"({head},?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "", flat, n)
         return n
 
     def _accounts(self, r: np.ndarray) -> int:
         rows = R.account_rows(r, self.insts)
         n = len(rows)
-        flat = _objects([self._syms(rows["slot"]), rows["event_no"], rows["ts_exch"], rows["ts_local"],
+        head, sym = self._head(rows["slot"])
+        flat = _objects(sym + [rows["event_no"], rows["ts_exch"], rows["ts_local"],
                          rows["position_units"], rows["cash"], rows["equity"], rows["realised"], rows["fees"]], n)
         self._insert("account", "INSERT OR REPLACE INTO strategy_snapshots VALUES",
-                     f"({self.run_id},?,'account',?,?,?,?,?,?,?,?,NULL)", "", flat, n)
+                     f"({head},'account',?,?,?,?,?,?,?,?,NULL)", "", flat, n)
         slots = rows["slot"].tolist()
         last = {slot: i for i, slot in enumerate(slots)}          # the latest row of each instrument
         for slot, i in last.items():
@@ -376,11 +383,12 @@ class Writer:
         sig = R.signal_rows(r)
         n = len(sig)
         why = np.array(R.NO_ORDER_WHY, dtype=object)[np.clip(sig["no_order"], 0, len(R.NO_ORDER_WHY) - 1)]
-        flat = _objects([self._syms(sig["slot"]), sig["event_no"], sig["ts_exch"], sig["side"], sig["reason"],
+        head, sym = self._head(sig["slot"])
+        flat = _objects(sym + [sig["event_no"], sig["ts_exch"], sig["side"], sig["reason"],
                          sig["size_units"], sig["position_units"], sig["strength"], sig["confidence"],
                          sig["order"], why], n)
         self._insert("signals", "INSERT OR REPLACE INTO signals VALUES",
-                     f"({self.run_id},?,?,?,?,?,?,?,?,?,?,?)", "", flat, n)
+                     f"({head},?,?,?,?,?,?,?,?,?,?)", "", flat, n)
         return n
 
     def _syncs(self, sync: np.ndarray) -> int:

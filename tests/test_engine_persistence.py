@@ -130,6 +130,27 @@ def test_writes_are_idempotent(tmp_path: Path, sample_events: np.ndarray) -> Non
         assert len(s.signals()) == res.counters["signals"]
 
 
+def test_two_instruments_each_under_its_symbol(tmp_path: Path, sample_events: np.ndarray) -> None:
+    cfg = db_config(tmp_path / "two.db")
+    two = dataclasses.replace(cfg, instruments=(
+        cfg.instruments[0], dataclasses.replace(cfg.instruments[0], symbol="BTC'2", id=7)))
+    other = sample_events.copy()
+    other["instrument"] = 7
+    merged = np.concatenate([sample_events, other[: len(other) // 2]])
+    merged = merged[np.argsort(merged["ts_local"], kind="stable")]
+    res = backtest(merged, two)
+    w = Writer(str(tmp_path / "two.db"), two.persistence, "s", two.make_instruments(), "{}", [0, 0])
+    w.write(res.records)
+    w.close("finished", 0)
+    with Store(str(tmp_path / "two.db")) as s:
+        for sym in ("BTCUSDT", "BTC'2"):
+            db = s.trades(symbol=sym)
+            assert len(db) == len(res.fills[sym]) > 0
+            assert np.array_equal(db["qty_units"], res.fills[sym]["qty"])
+            assert len(s.orders(symbol=sym)) == len(res.orders[sym])
+            assert len(s.signals(symbol=sym)) == (res.signals["slot"] == (0 if sym == "BTCUSDT" else 1)).sum()
+
+
 def test_store_frames(tmp_path: Path, sample_events: np.ndarray) -> None:
     pd = pytest.importorskip("pandas")
     path = tmp_path / "f.db"
