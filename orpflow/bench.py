@@ -207,7 +207,8 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     st = stop_time(events, cfg, reps)
     row("stop() with the largest rings, both full", f"{st['stop_s'] * 1e3:,.0f} ms (max of {reps}: "
         f"{st['max_s'] * 1e3:,.0f} ms)", f"rings {st['market_ring']:,} + {st['out_ring']:,}; "
-        f"{st['records']:,.0f} records written during the stop")
+        f"{st['records']:,.0f} records written during the stop; rings {st['market_fill']:.0%} / "
+        f"{st['out_fill']:.0%} full at stop()")
     results["stop_s"] = st["stop_s"]
 
     # 6. memory over a long replay, in a fresh interpreter (the sample repeated; the feed
@@ -267,17 +268,18 @@ def stop_time(events: np.ndarray, cfg: EngineConfig, reps: int = 3) -> Dict[str,
     import orpflow as of
     from orpflow.config import MARKET_RING_MAX, OUT_RING_MAX
     from orpflow.engine import Engine
-    times, written = [], []
+    times, written, fill = [], [], []
     feed = dataclasses.replace(cfg.feed, repeat=1000, market_ring=MARKET_RING_MAX, out_ring=OUT_RING_MAX)
     for _ in range(reps):
         with tempfile.TemporaryDirectory() as d:
             c = dataclasses.replace(cfg, feed=feed, persistence=of.config.PersistenceConfig(
                 path=os.path.join(d, "stop.db")))
             e = Engine(c, events=events).start()
-            deadline = time.perf_counter() + 30
-            while len(e.market) < e.market.capacity * 0.99 and time.perf_counter() < deadline:
+            deadline = time.perf_counter() + 10     # both full, unless the writer keeps up
+            while time.perf_counter() < deadline and (len(e.market) < e.market.capacity * 0.99 or
+                                                      len(e.out) < e.out.capacity * 0.99):
                 time.sleep(0.01)
-            time.sleep(0.2)                       # and the out ring fills behind it
+            fill.append((len(e.market) / e.market.capacity, len(e.out) / e.out.capacity))
             before = e.writer.records
             t = time.perf_counter()
             e.stop(timeout=30)
@@ -285,7 +287,8 @@ def stop_time(events: np.ndarray, cfg: EngineConfig, reps: int = 3) -> Dict[str,
             written.append(e.writer.records - before)
             e.close()
     return {"stop_s": statistics.median(times), "max_s": max(times), "records": statistics.median(written),
-            "market_ring": MARKET_RING_MAX, "out_ring": OUT_RING_MAX}
+            "market_ring": MARKET_RING_MAX, "out_ring": OUT_RING_MAX,
+            "market_fill": statistics.median(f[0] for f in fill), "out_fill": statistics.median(f[1] for f in fill)}
 
 
 def _memory_subprocess(paths: Sequence[str], repeat: int, rules: str, keep: bool) -> Dict[str, Any]:

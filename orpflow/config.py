@@ -699,10 +699,11 @@ class FeedConfig:
     def __post_init__(self) -> None:
         _check_float("speed", self.speed, 0.0, 1e9)
         _check_int("repeat", self.repeat, 1, 10 ** 6)
-        # stop() must drain both rings within 1 s: the strategy works through the market ring
-        # (~1.3 M events/s drained with the database on, a loaded 2-core machine: 2^18 in
-        # ~0.2 s) while the persistence thread writes the out ring and what those events make
-        # (~160 k records/s there: 2^16 + ~26 k in ~0.5 s). The engine docs, "Graceful stop".
+        # stop() must drain both rings within 1 s: the strategy works through a full market
+        # ring (>= ~1.2 M events/s with the database on, on a loaded 2-core VM: 2^18 in ~0.2
+        # s) while the persistence thread writes a full out ring and what those events make
+        # (~0.1 record/event; >= ~150 k records/s there: 2^16 + ~26 k in ~0.6 s). `orpflow
+        # bench` measures stop() at these maxima.
         for name, value, top, why in (
                 ("market_ring", self.market_ring, MARKET_RING_MAX, "the strategy drains at least "
                  "~1 M events/s, and stop() drains this ring within its 1 s budget"),
