@@ -682,7 +682,7 @@ class MetricsConfig:
 
 
 MARKET_RING_MAX = 1 << 18            # events; why: FeedConfig.__post_init__
-OUT_RING_MAX = 1 << 16               # records
+OUT_RING_MAX = 1 << 15               # records
 
 
 @dataclass(frozen=True)
@@ -702,7 +702,8 @@ class FeedConfig:
         # stop() must drain both rings within 1 s: the strategy works through a full market
         # ring (>= ~1.2 M events/s with the database on, on a loaded 2-core VM: 2^18 in ~0.2
         # s) while the persistence thread writes a full out ring and what those events make
-        # (~0.1 record/event; >= ~150 k records/s there: 2^16 + ~26 k in ~0.6 s). `orpflow
+        # (~0.1 record/event; >= ~150 k records/s there: 2^15 + ~26 k in <= ~0.4 s; margin for
+        # the machine's stalls: 2^16 took 1.2 s once in five on a busy VM). `orpflow
         # bench` measures stop() at these maxima.
         for name, value, top, why in (
                 ("market_ring", self.market_ring, MARKET_RING_MAX, "the strategy drains at least "

@@ -22,7 +22,7 @@ ORDER_STATUS = ("Pending", "Accepted", "PartiallyFilled", "Filled", "Cancelled",
 ORDER_TYPE = ("market", "limit", "post_only")
 TIF = ("GTC", "IOC", "FOK", "GTD")
 
-__all__ = ["OUT_DTYPE", "money_ints", "money_floats", "order_rows", "fill_rows", "account_rows",
+__all__ = ["OUT_DTYPE", "money_ints", "money_floats", "select", "order_rows", "fill_rows", "account_rows",
            "signal_rows"]
 
 

@@ -504,7 +504,7 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ("[nonsense]\na = 1\n", "unknown section [nonsense]"),
     ("[feed\n", "not valid TOML"),
     ("[feed]\nmarket_ring = 1048576\n", "[feed] market_ring must be in [1024, 262144], got 1048576"),
-    ("[feed]\nout_ring = 131072\n", "within its 1 s budget"),
+    ("[feed]\nout_ring = 65536\n", "out_ring must be in [1024, 32768], got 65536: the persistence thread"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path: Path, body: str, message: str) -> None:
     cfg = tmp_path / "c.toml"
