@@ -106,18 +106,22 @@ def connect(path: str, synchronous: str = "NORMAL", readonly: bool = False) -> A
     if new:
         create_private(path)
     conn = apsw.Connection(path)
-    conn.set_busy_timeout(5000)
-    if new:
-        # stamped while still in rollback-journal mode, so the file header carries them at once;
-        # 16 KiB pages: fewer page splits and WAL frames per row than 4 KiB
-        conn.execute(f"PRAGMA page_size=16384; PRAGMA application_id={APPLICATION_ID}; "
-                     f"PRAGMA user_version={SCHEMA_VERSION}")
-    mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
-    if str(mode).lower() != "wal":
-        raise PersistenceError(f"{path}: SQLite refused WAL mode ({mode})")
-    conn.execute(f"PRAGMA synchronous={synchronous}")
-    conn.execute(SCHEMA)
-    conn.execute("INSERT OR IGNORE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+    try:
+        conn.set_busy_timeout(5000)
+        if new:
+            # stamped while still in rollback-journal mode, so the file header carries them at
+            # once; 16 KiB pages: fewer page splits and WAL frames per row than 4 KiB
+            conn.execute(f"PRAGMA page_size=16384; PRAGMA application_id={APPLICATION_ID}; "
+                         f"PRAGMA user_version={SCHEMA_VERSION}")
+        mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
+        if str(mode).lower() != "wal":
+            raise PersistenceError(f"{path}: SQLite refused WAL mode ({mode})")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute(SCHEMA)
+        conn.execute("INSERT OR IGNORE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
