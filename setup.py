@@ -4,6 +4,10 @@ Switches (environment):
   ORPFLOW_CYTHON_DEBUG=1  bounds/wraparound checks on, line tracing (coverage, profilers), -O0 -g
   ORPFLOW_ANNOTATE=1      write the `cython -a` HTML (build/cython-*/orpflow/_core/*.html;
                           yellow = Python on the path)
+  ORPFLOW_SANITIZE=thread   ThreadSanitizer build (-fsanitize=thread -O1 -g)
+  ORPFLOW_SANITIZE=address  AddressSanitizer + UndefinedBehaviorSanitizer build
+                          (-fsanitize=address,undefined -O1 -g); both need the runtime preloaded
+                          into an uninstrumented CPython: see docs/sanitizers.md
 
 The default build is portable (no -march=native): wheels need that, and valgrind rejects
 host-specific instructions.
@@ -17,7 +21,12 @@ from setuptools.command.build_ext import build_ext
 
 DEBUG = os.environ.get("ORPFLOW_CYTHON_DEBUG") == "1"
 ANNOTATE = os.environ.get("ORPFLOW_ANNOTATE") == "1"
-MODE = "debug" if DEBUG else "release"
+SANITIZE = os.environ.get("ORPFLOW_SANITIZE", "")
+if SANITIZE not in ("", "thread", "address"):
+    raise SystemExit(f"ORPFLOW_SANITIZE must be 'thread' or 'address', not {SANITIZE!r}")
+if SANITIZE and os.name == "nt":
+    raise SystemExit("ORPFLOW_SANITIZE needs gcc or clang (not MSVC)")
+MODE = ("debug" if DEBUG else "release") + (f"-{SANITIZE}" if SANITIZE else "")
 MODE_MARKER = Path("build") / "orpflow-build-mode"
 
 
@@ -58,6 +67,15 @@ else:
     compile_args = ["-O3"] if not DEBUG else ["-O0", "-g"]
     # no FMA contraction: the compiled features must round exactly as the Python twin does
     compile_args += ["-fno-strict-aliasing", "-ffp-contract=off"]
+link_args = []
+if SANITIZE:
+    # -O1 keeps reports readable; frame pointers give whole stacks. UBSan aborts on its first
+    # report, so a run with reports cannot pass by accident.
+    flags = {"thread": ["-fsanitize=thread"],
+             "address": ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"]}[SANITIZE]
+    flags += ["-g", "-fno-omit-frame-pointer"]
+    compile_args = [a for a in compile_args if not a.startswith("-O")] + ["-O1"] + flags
+    link_args = flags
 
 extensions = [
     Extension(
@@ -66,6 +84,7 @@ extensions = [
         include_dirs=["orpflow/_core"],
         define_macros=macros,
         extra_compile_args=compile_args,
+        extra_link_args=link_args,
     )
     for name in COMPONENTS
 ]

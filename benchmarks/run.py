@@ -624,20 +624,37 @@ else:
 '''
 
 
+def child_env() -> dict:
+    """The environment of a valgrind child: the checkout goes on PYTHONPATH only for an
+    in-place build; against an installed (non-editable) package the uncompiled source tree
+    would shadow it and the child would measure nothing. Children also run from their
+    temporary folder, never from the checkout."""
+    keep = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
+            if p and Path(p).resolve() != REPO]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(([str(REPO)] if _INPLACE else []) + keep))
+    env["PYTHONHASHSEED"] = "0"
+    return env
+
+
+def _instructions(total: int, what: str) -> int:
+    if total <= 0:
+        raise RuntimeError(f"callgrind counted 0 instructions for {what}: the child did not run "
+                           "the compiled code (is orpflow importable from the child?)")
+    return total
+
+
 def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float,
                     extra: tuple = ()) -> tuple[int, int]:
     """Instruction totals of the child with all the input and with setup only (run in
     parallel: instruction counts do not depend on load)."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    env["PYTHONHASHSEED"] = "0"
+    env = child_env()
     procs = {}
     for mode in ("all", "setup"):
         out = tmp / f"cg.{what}.{mode}.{'-'.join(extra)}.out"
         cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
                sys.executable, str(tmp / "child.py"), what, mode, str(path), *extra]
         procs[mode] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, env=env), out)
+                                        text=True, env=env, cwd=str(tmp)), out)
     totals = {}
     try:
         for mode, (p, out) in procs.items():
@@ -650,7 +667,7 @@ def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float,
                               out.read_text(errors="replace"), re.M)
             if not m:
                 raise RuntimeError("no 'Collected' / 'summary:' total in callgrind output")
-            totals[mode] = int(m.group(1))
+            totals[mode] = _instructions(int(m.group(1)), f"{what} ({mode})")
     finally:
         for p, _ in procs.values():
             if p.poll() is None:
@@ -659,25 +676,31 @@ def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float,
     return totals["all"], totals["setup"]
 
 
+def argv_dir(argv: list) -> Path:
+    """The folder of the child script in a valgrind argv (its temporary folder)."""
+    for a in argv:
+        if str(a).endswith(".py"):
+            return Path(a).resolve().parent
+    return Path(tempfile.gettempdir())
+
+
 def valgrind_batch(jobs: dict, timeout: float) -> dict:
     """Run `valgrind --tool=callgrind` jobs (key -> argv after "valgrind") two at a time (two
     cores) and return each one's instruction total."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(REPO)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]))
-    env["PYTHONHASHSEED"] = "0"
+    env = child_env()
     out: dict = {}
     pending = list(jobs.items())
     while pending:
         batch, pending = pending[:2], pending[2:]
         procs = [(key, subprocess.Popen(["valgrind", "--tool=callgrind", *argv], stdout=subprocess.PIPE,
-                                        stderr=subprocess.PIPE, text=True, env=env))
+                                        stderr=subprocess.PIPE, text=True, env=env, cwd=str(argv_dir(argv))))
                  for key, argv in batch]
         for key, p in procs:
             _, err = p.communicate(timeout=timeout)
             m = re.search(r"Collected\s*:\s*(\d+)", err) or re.search(r"I\s+refs:\s*([\d,]+)", err)
             if p.returncode != 0 or not m:
                 raise RuntimeError(f"valgrind exit {p.returncode}: {err.strip().splitlines()[-1:]}")
-            out[key] = int(m.group(1).replace(",", ""))
+            out[key] = _instructions(int(m.group(1).replace(",", "")), key)
     return out
 
 

@@ -9,14 +9,14 @@ from __future__ import annotations
 import math
 import sys
 import time
-from typing import Any, Callable, Dict, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 import numpy as np
 
 from orpflow.config import EngineConfig, load_config
 from orpflow.instrument import Instrument
 
-__all__ = ["backtest", "BacktestResult", "statistics"]
+__all__ = ["backtest", "BacktestResult", "statistics", "risk_rejections"]
 
 SECONDS_PER_YEAR = 365 * 24 * 3600          # crypto trades around the clock
 PROGRESS_CHUNK = 1 << 20                    # events per nogil call when reporting progress
@@ -52,6 +52,18 @@ def statistics(fills: Union[np.ndarray, int], account: Dict[str, Any], equity: O
     }
 
 
+def risk_rejections(risk_stats: Sequence[Dict[str, Any]]) -> Dict[str, int]:
+    """Orders the risk gate refused, by reason name, summed over instruments (most first)."""
+    from orpflow.events import Reason
+    out: Dict[str, int] = {}
+    for st in risk_stats:
+        for code, n in st["decisions"].items():
+            if code not in (0, Reason.RISK_CLIPPED) and n:
+                name = Reason(code).name
+                out[name] = out.get(name, 0) + int(n)
+    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
 class BacktestResult:
     """What a backtest returns (numpy arrays; ``frames()`` gives pandas DataFrames).
 
@@ -63,6 +75,9 @@ class BacktestResult:
     signals : emitted signals and the order each led to (records.SIGNAL_ROW)
     stats : dict symbol -> statistics(); accounts : dict symbol -> exact account
     counters, latency : the engine's counters and latency percentiles (ns)
+    risk : dict symbol -> the risk gate's stats (decisions by reason code, breakers, trips)
+    risk_rejections : dict reason name -> orders the risk gate refused (all symbols)
+    breaker_trips : list of records.BreakerTrip (ts, symbol, breaker, value, limit, why, position)
     records : the raw OUT_DTYPE records
     """
 
@@ -78,6 +93,9 @@ class BacktestResult:
         self.order_events = R.order_rows(records, instruments)
         self.equity = R.account_rows(records, instruments)
         self.signals = R.signal_rows(records)
+        self.risk = {s: sim.risk_stats() for s, sim in zip(self.symbols, sims)}
+        self.risk_rejections = risk_rejections(list(self.risk.values()))
+        self.breaker_trips: List[R.BreakerTrip] = R.breaker_trips(records, instruments)
         self.counters = counters
         self.latency = latency
         self.seconds = seconds
@@ -148,7 +166,8 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
     measure
         Keep the latency histograms (two clock reads per feature row).
     """
-    from orpflow.engine import build_core, latency_percentiles
+    from orpflow.engine import latency_percentiles
+    from orpflow.runtime import build_core
     from orpflow.events import check_event_array
     cfg = load_config(config) if isinstance(config, str) else config
     if not isinstance(cfg, EngineConfig):

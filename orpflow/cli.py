@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+import threading
 import time
-from typing import Any, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 VENUE_DEFAULTS = {
     # venue: (tick_size, lot_size) for BTCUSDT-like instruments; override with flags
@@ -94,7 +95,15 @@ def _load(args: argparse.Namespace) -> Tuple[Any, Any, Any, float]:
         else:
             parts.append(of.read_binance([path], inst, report=report))
     events = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    _warn_feed(report)
     return inst, events, report, time.perf_counter() - t0
+
+
+def _warn_feed(report: Any) -> None:
+    """A damaged input file is a warning (its readable lines were used), not an error."""
+    if report is not None:
+        for line in report.warnings():
+            print(f"orpflow: warning: {line}", file=sys.stderr)
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -222,29 +231,51 @@ def _print_accounts(accounts: dict) -> None:
               f"fees {a['fees']:.6f}, PnL {net:.6f} (net of fees, marked to mid), round trips {a['round_trips']}")
 
 
-def _load_config(path: str, **overrides: object) -> object:
+def _print_risk(rejections: dict, trips: list, on_breaker: str, events: Any) -> None:
+    """Risk refusals by reason, then one line per circuit breaker trip: which, when, why."""
+    import datetime
+    n = sum(rejections.values())
+    by = ", ".join(f"{k} {v:,}" for k, v in rejections.items())
+    print(f"risk         {n:,} orders refused{': ' + by if n else ''}; on a tripped breaker: {on_breaker}")
+    ts = events["ts_exch"][events["ts_exch"] > 0] if len(events) else events["ts_exch"]
+    t0 = int(ts.min()) if len(ts) else 0
+    for t in trips:
+        when = datetime.datetime.fromtimestamp(t.ts / 1e9, datetime.timezone.utc).isoformat(timespec="milliseconds")
+        print(f"breaker      {t.symbol} {t.breaker} tripped at {when.replace('+00:00', 'Z')} "
+              f"({(t.ts - t0) / 1e9:,.1f} s into the data): {t.why}; position then {t.position:g}")
+
+
+def _load_config(path: str, **overrides: Dict[str, Tuple[str, Any]]) -> Any:
+    """The config file with command-line overrides {section: {key: (flag, value)}}."""
     import dataclasses
-    from orpflow.config import load_config
+    from orpflow.config import ConfigError, load_config
     cfg = load_config(path)
     for section, values in overrides.items():
-        values = {k: v for k, v in values.items() if v is not None}          # type: ignore[union-attr]
-        if values:
-            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
+        for key, (flag, value) in values.items():
+            if value is None:
+                continue
+            try:
+                part = dataclasses.replace(getattr(cfg, section), **{key: value})
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{flag}: {exc}") from None
+            cfg = dataclasses.replace(cfg, **{section: part})
     return cfg
 
 
 def run(args: argparse.Namespace) -> int:
     import dataclasses
     import signal as sig
-    from orpflow.config import MetricsConfig, PersistenceConfig
+    from orpflow.config import ConfigError, PersistenceConfig
     from orpflow.engine import Engine
 
-    cfg = _load_config(args.config, feed={"speed": args.speed}, persistence={"path": args.db})
+    cfg = _load_config(args.config, feed={"speed": ("--speed", args.speed)},
+                       persistence={"path": ("--db", args.db)},
+                       metrics={"port": ("--metrics-port", args.metrics_port),
+                                "enabled": ("--metrics-port", True if args.metrics_port is not None else None)})
     if args.no_db:
         cfg = dataclasses.replace(cfg, persistence=PersistenceConfig(path=None))
-    if args.metrics_port is not None:
-        cfg = dataclasses.replace(cfg, metrics=MetricsConfig(enabled=True, host=cfg.metrics.host,
-                                                             port=args.metrics_port))
+    if args.duration is not None and not args.duration >= 0:
+        raise ConfigError(f"--duration must be >= 0 seconds, got {args.duration}")
     engine = Engine(cfg)
     stop = []
     for s in (sig.SIGINT, sig.SIGTERM):
@@ -252,6 +283,7 @@ def run(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     engine.start()
     feed = engine.feed_report
+    _warn_feed(feed)
     insts = ", ".join(f"{i.symbol} ({i.venue})" for i in engine.instruments)
     speed = cfg.feed.speed
     print(f"run          strategy {cfg.strategy_id!r}: {insts}; {len(engine._events):,} events, "
@@ -281,6 +313,7 @@ def run(args: argparse.Namespace) -> int:
           f"in {el:.3f} s [{st['events'] / max(el, 1e-9):,.0f} events/s through the threads]")
     print(f"rings        market full {st['market_waits']:,} times (feed waited), out full {st['out_waits']:,} "
           f"times; {st['out_records']:,} records out, {st['out_lost']} lost")
+    _print_risk(summary["risk_rejections"], summary["breaker_trips"], cfg.risk.on_breaker, engine._events)
     _print_accounts(summary["accounts"])
     _print_latency(summary["latency"])
     if summary["stop_seconds"] is not None:
@@ -299,9 +332,12 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     from orpflow.config import load_config
     from orpflow.engine import load_engine_events, repeat_events
 
+    from orpflow.config import check_memory
     cfg = load_config(args.config)
     insts = cfg.make_instruments()
     events, report = load_engine_events(cfg, insts, args.paths or None)
+    _warn_feed(report)
+    check_memory(f"[feed] repeat = {cfg.feed.repeat}", events.nbytes * cfg.feed.repeat)
     events = repeat_events(events, cfg.feed.repeat)
     res = backtest(events, cfg, progress=True)
     c = res.counters
@@ -310,6 +346,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     print(f"backtest     {c['events']:,} events, {c['rows']:,} feature rows, {c['signals']:,} signals, "
           f"{c['orders']:,} orders ({c['rejected']:,} rejected by risk), {c['fills']:,} fills in "
           f"{res.seconds:.3f} s [{res.events_per_second:,.0f} events/s]")
+    _print_risk(res.risk_rejections, res.breaker_trips, cfg.risk.on_breaker, events)
     _print_accounts(res.accounts)
     for sym, s in res.stats.items():
         print(f"stats        {sym}: PnL {s['pnl']:.6f}, Sharpe {s['sharpe']:.2f}, max drawdown "
@@ -328,12 +365,47 @@ def backtest_cmd(args: argparse.Namespace) -> int:
 
 def bench(args: argparse.Namespace) -> int:
     from orpflow.bench import run_bench
+    from orpflow.config import ConfigError
+    if not 1 <= args.events <= 10 ** 10:
+        raise ConfigError(f"--events must be in [1, 10**10], got {args.events}")
     return run_bench(args.data, args.events, args.quick)
 
 
+def _version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("orpflow")
+    except Exception:                # pragma: no cover - not installed (a source checkout)
+        from orpflow import __version__
+        return __version__
+
+
+def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
+                  line: Any = None) -> None:
+    """Library warnings (rejected feed messages) as one "orpflow: warning:" line each."""
+    print(f"orpflow: warning: {' '.join(str(message).split())}", file=sys.stderr)
+
+
 def main(argv: Optional[List[str]] = None) -> int:
+    import warnings
+    p = _parser()
+    p.add_argument("--version", action="version", version=f"orpflow {_version()}")
+    args = p.parse_args(argv)
+    import signal
+    handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return _dispatch(args)
+    finally:                         # `run` installs its own; main() called in-process gives them back
+        if threading.current_thread() is threading.main_thread():
+            for s, h in handlers.items():
+                if h is not None:    # None: a handler not set from Python, nothing to give back
+                    signal.signal(s, h)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     from orpflow.config import ConfigError
-    args = _parser().parse_args(argv)
     try:
         if args.command == "replay":
             return replay(args)
@@ -346,16 +418,24 @@ def main(argv: Optional[List[str]] = None) -> int:
         if args.command == "bench":
             return bench(args)
     except ConfigError as exc:
-        print(f"orpflow: config error: {exc}", file=sys.stderr)
+        print(f"orpflow: config error: {_line(exc)}", file=sys.stderr)
         return 2
     except (FileNotFoundError, ValueError, ImportError) as exc:
-        print(f"orpflow: error: {exc}", file=sys.stderr)
+        print(f"orpflow: error: {_line(exc)}", file=sys.stderr)
         return 2
     except BrokenPipeError:          # output piped into `head` and closed early
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as exc:           # a directory or an unreadable file where a file was expected
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"orpflow: error: {where}{exc.strerror or _line(exc)}", file=sys.stderr)
+        return 2
     return 2
+
+
+def _line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 if __name__ == "__main__":

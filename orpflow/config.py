@@ -13,19 +13,25 @@ from typing import Any, Dict, Mapping, Optional, Tuple
 
 from orpflow._core.features import FEATURE_GROUPS as _GROUP_BITS, FeatureExtension
 from orpflow._core.signals import SignalGenerator
+from orpflow.feature_names import FEATURE_NAMES
 from orpflow.instrument import DecimalLike, Instrument
 
 #: Feature group names, in column order; their bits come from the compiled enum.
 FEATURE_GROUPS = tuple(_GROUP_BITS)
 MAX_LEVELS = 256
 SIGNAL_GENERATORS = ("imbalance", "linear")
+INT64_MAX = 2 ** 63 - 1
+#: Longest time setting in ms (one year): its nanoseconds stay far inside int64.
+MAX_MS = 365 * 86_400_000.0
 
 
-def _check_int(name: str, value: Any, lo: int, hi: Optional[int] = None) -> None:
+def _check_int(name: str, value: Any, lo: int, hi: int = INT64_MAX) -> None:
+    """An int (never a bool: True is an int in Python) in [lo, hi]; every int the core reads
+    has an upper bound, so nothing overflows the C integer it lands in."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < lo or (hi is not None and value > hi):
-        bound = f">= {lo}" if hi is None else f"in [{lo}, {hi}]"
+    if value < lo or value > hi:
+        bound = f">= {lo}" if hi == INT64_MAX else f"in [{lo}, {hi}]"
         raise ValueError(f"{name} must be {bound}, got {value}")
 
 
@@ -98,6 +104,7 @@ class FeatureConfig:
     extension: Any = None
 
     def __post_init__(self) -> None:
+        _check_float("window_ms", self.window_ms, 0.0, MAX_MS, lo_open=True)
         _ms_to_ns("window_ms", self.window_ms)
         _check_int("volatility_window", self.volatility_window, 3, 100_000)
         _check_int("zscore_window", self.zscore_window, 2, 100_000)
@@ -109,7 +116,13 @@ class FeatureConfig:
         _check_float("weighted_decay", self.weighted_decay, 0.0, 1.0, lo_open=True)
         _check_int("volume_surge_windows", self.volume_surge_windows, 1, 1_000_000)
         _check_int("vpin_buckets", self.vpin_buckets, 1, 100_000)
-        groups = (self.groups,) if isinstance(self.groups, str) else tuple(self.groups)
+        if self.vpin_bucket_volume is not None:
+            _decimal("vpin_bucket_volume", self.vpin_bucket_volume)
+        groups = (self.groups,) if isinstance(self.groups, str) else self.groups
+        if not isinstance(groups, (list, tuple)) or not all(isinstance(g, str) for g in groups):
+            raise TypeError(f"groups must be a list of group names (some of {FEATURE_GROUPS}), "
+                            f"got {self.groups!r}")
+        groups = tuple(groups)
         unknown = [g for g in groups if g not in FEATURE_GROUPS]
         if unknown:
             raise ValueError(f"unknown feature groups {unknown}; expected some of {FEATURE_GROUPS}")
@@ -211,21 +224,23 @@ class SignalConfig:
                 raise TypeError("generator must be a name, a callable or a SignalGenerator")
         _check_float("max_spread_bps", self.max_spread_bps, 0.0)
         _check_float("threshold", self.threshold, 0.0, lo_open=True)
-        _check_int("persistence", self.persistence, 1)
+        _check_int("persistence", self.persistence, 1, 1_000_000)
         _check_float("min_confidence", self.min_confidence, 0.0, 1.0)
         if not isinstance(self.momentum_confirmation, bool):
             raise TypeError("momentum_confirmation must be a bool")
         _check_float("momentum_threshold", self.momentum_threshold)
         _check_float("base_position_pct", self.base_position_pct, 0.0, lo_open=True)
         _check_float("equity", self.equity, 0.0, lo_open=True)
-        _check_float("min_interval_ms", self.min_interval_ms, 0.0)
+        _check_float("min_interval_ms", self.min_interval_ms, 0.0, MAX_MS)
         if not isinstance(self.exit_on_holding, bool):
             raise TypeError("exit_on_holding must be a bool")
         _check_float("bias", self.bias)
         _check_float("entry_threshold", self.entry_threshold, 0.0, 1.0)
-        _check_float("holding_ms", self.holding_ms, 0.0)
+        _check_float("holding_ms", self.holding_ms, 0.0, MAX_MS)
         if not isinstance(self.features, FeatureConfig):
             raise TypeError("features must be a FeatureConfig")
+        if not isinstance(self.weights, Mapping):
+            raise TypeError(f"weights must be a table of feature = weight, got {type(self.weights).__name__}")
         weights = dict(self.weights)
         names = feature_columns(self.features)
         for k, v in weights.items():
@@ -263,7 +278,6 @@ def _ms_to_ns_or_zero(ms: float) -> int:
 
 def feature_columns(config: FeatureConfig) -> Tuple[str, ...]:
     """Every feature column for `config`: the built-in ones, then the extension's."""
-    from orpflow.features import FEATURE_NAMES
     ext = config.extension
     return FEATURE_NAMES + (tuple(ext.names) if ext is not None else ())
 
@@ -273,9 +287,11 @@ def feature_columns(config: FeatureConfig) -> Tuple[str, ...]:
 
 QUEUE_MODELS = ("risk_averse", "prob_power", "prob_power2", "prob_power3", "prob_log", "prob_log2")
 QTY_POLICIES = ("reject", "clip")
+ON_BREAKER = ("reduce_only", "halt", "flatten")      # by their value in the core
 EXACT = Context(prec=80)     # money arithmetic: far beyond any int128 value, so never rounds
 FEE_SCALE = 10 ** 8          # fee rates are whole multiples of 1e-8 (0.01 bp)
 MAX_FEE_RATE = Decimal("0.05")
+MAX_DECIMAL_EXP = 30         # decimal settings (money, sizes, rates) within 1e-30 .. 1e30
 
 
 def _decimal(name: str, value: Any) -> Decimal:
@@ -287,6 +303,10 @@ def _decimal(name: str, value: Any) -> Decimal:
         raise ValueError(f"{name}: {value!r} is not a decimal number") from None
     if not d.is_finite():
         raise ValueError(f"{name} must be finite, got {value!r}")
+    if d and not -MAX_DECIMAL_EXP <= d.adjusted() <= MAX_DECIMAL_EXP:
+        # keeps every later product exact and far from the decimal module's overflow
+        raise ValueError(f"{name} must be 0 or within 1e-{MAX_DECIMAL_EXP} .. 1e{MAX_DECIMAL_EXP} "
+                         f"in magnitude, got {value!r}")
     return d
 
 
@@ -372,9 +392,12 @@ class MoneyScale:
         self.exp = inst.tick[1] + inst.size_unit[1] + 8
 
     def to_money(self, name: str, value: Any, floor: bool = True) -> int:
-        with localcontext(EXACT):
-            d = _decimal(name, value).scaleb(self.exp)
-            q, r = divmod(d, self.num)
+        try:
+            with localcontext(EXACT):
+                d = _decimal(name, value).scaleb(self.exp)
+                q, r = divmod(d, self.num)
+        except ArithmeticError:           # beyond 80 digits: far outside the int128 range
+            raise ValueError(f"{name} {value!r} is out of range") from None
         if r != 0 and not floor:
             raise ValueError(f"{name} {value!r} is not a whole number of ticks x size units")
         m = int(q) if r == 0 or d >= 0 else int(q) - 1
@@ -459,6 +482,11 @@ class RiskLimits:
         Breaker: this many rejected orders within the window.
     max_book_desyncs
         Breaker: the book lost sync this many times (gaps or bad data).
+    on_breaker
+        What a tripped breaker lets through: "reduce_only" [default] orders that bring the
+        position toward zero (cut to it; RISK_BREAKER_REDUCE_ONLY otherwise), "halt" nothing
+        (RISK_BREAKER), "flatten" as reduce_only after the engine sent an order closing the
+        position.
     """
 
     max_order_qty: Optional[DecimalLike] = None
@@ -478,6 +506,7 @@ class RiskLimits:
     reject_storm: Optional[int] = 50
     reject_storm_window_s: float = 60.0
     max_book_desyncs: Optional[int] = None
+    on_breaker: str = "reduce_only"
 
     def __post_init__(self) -> None:
         for name in ("max_order_qty", "max_order_notional", "max_position", "max_gross_exposure",
@@ -505,6 +534,8 @@ class RiskLimits:
                 _check_int(name, v, 1, 10 ** 6)
         if self.qty_policy not in QTY_POLICIES:
             raise ValueError(f"qty_policy must be one of {QTY_POLICIES}, got {self.qty_policy!r}")
+        if self.on_breaker not in ON_BREAKER:
+            raise ValueError(f"on_breaker must be one of {ON_BREAKER}, got {self.on_breaker!r}")
         _check_float("reject_storm_window_s", self.reject_storm_window_s, 0.0, 10 ** 6, lo_open=True)
 
     def resolve(self, inst: Instrument) -> Dict[str, Any]:
@@ -515,9 +546,12 @@ class RiskLimits:
             v = getattr(self, name)
             if v is None:
                 return -1
-            with localcontext(EXACT):
-                d = _decimal(name, v).scaleb(inst.size_unit[1]) / inst.size_unit[0]
-            u = int(d.to_integral_value(rounding="ROUND_FLOOR"))
+            try:
+                with localcontext(EXACT):
+                    d = _decimal(name, v).scaleb(inst.size_unit[1]) / inst.size_unit[0]
+                    u = int(d.to_integral_value(rounding="ROUND_FLOOR"))
+            except ArithmeticError:
+                raise ValueError(f"{name} {v!r} is beyond the size range of {inst.symbol}") from None
             if u >= 2 ** 62:
                 raise ValueError(f"{name} {v!r} is beyond the size range of {inst.symbol} (2**62 size units)")
             return u
@@ -545,6 +579,7 @@ class RiskLimits:
             "reject_storm": -1 if self.reject_storm is None else self.reject_storm,
             "reject_storm_window_ns": int(round(self.reject_storm_window_s * 1e9)),
             "max_book_desyncs": -1 if self.max_book_desyncs is None else self.max_book_desyncs,
+            "on_breaker": ON_BREAKER.index(self.on_breaker),
             "lot_units": inst.lot_units,
         }
 
@@ -571,7 +606,7 @@ class InstrumentConfig:
     format: Optional[str] = None
 
     def __post_init__(self) -> None:
-        if isinstance(self.paths, str) or not all(isinstance(p, str) for p in self.paths):
+        if not isinstance(self.paths, (list, tuple)) or not all(isinstance(p, str) and p for p in self.paths):
             raise TypeError("paths must be a list of file paths")
         object.__setattr__(self, "paths", tuple(self.paths))
         if self.format is not None and self.format not in FEED_FORMATS:
@@ -598,8 +633,15 @@ class BrokerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        Fees(self.maker_fee, self.taker_fee)
-        Latency(self.latency_entry_ns, self.latency_response_ns, self.latency_jitter_ns)
+        try:
+            Fees(self.maker_fee, self.taker_fee)
+            Latency(self.latency_entry_ns, self.latency_response_ns, self.latency_jitter_ns)
+        except (TypeError, ValueError) as exc:       # name this section's keys, not Fees/Latency's
+            text = str(exc)
+            for inner, key in (("fees.maker", "maker_fee"), ("fees.taker", "taker_fee"),
+                               ("latency.", "latency_")):
+                text = text.replace(inner, key)
+            raise type(exc)(text) from None
         if self.queue_model not in QUEUE_MODELS:
             raise ValueError(f"queue_model must be one of {QUEUE_MODELS}, got {self.queue_model!r}")
         _check_float("queue_power", self.queue_power, 0.0, 100.0, lo_open=True)
@@ -780,15 +822,40 @@ def _build(section: str, cls: Any, values: Any, **extra: Any) -> Any:
     for key in values:
         if key not in names:
             raise ConfigError(f"[{section}] unknown key {key!r}; expected one of {sorted(names)}")
+    missing = [f.name for f in dataclasses.fields(cls) if f.init and f.name not in values
+               and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               and f.name not in extra]
+    if missing:
+        raise ConfigError(f"[{section}] missing key {missing[0]!r}")
     kwargs = dict(values)
-    if cls is FeatureConfig and "groups" in kwargs:
-        kwargs["groups"] = tuple(kwargs["groups"])
     if cls is SignalConfig and not isinstance(kwargs.get("generator", "imbalance"), str):
         raise ConfigError(f"[{section}] generator must be one of {SIGNAL_GENERATORS} in a config file")
     try:
         return cls(**kwargs, **extra)
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(f"[{section}] {exc}") from None
+    except (TypeError, ValueError, ArithmeticError) as exc:
+        raise ConfigError(f"[{section}] {_one_line(exc)}") from None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text or type(exc).__name__
+
+
+def _check_resolves(cfg: "EngineConfig") -> None:
+    """Convert every setting for every instrument now, so a value that does not fit an
+    instrument's grid or the core's integers is a ConfigError naming its key at load time,
+    not an error half-way through building the engine."""
+    for i, inst in enumerate(cfg.make_instruments()):
+        for section, convert in (
+                ("features", lambda: cfg.signal.features.resolve(inst)),
+                ("signal", lambda: cfg.signal.resolve(inst)),
+                ("risk", lambda: cfg.risk.resolve(inst)),
+                ("broker", lambda: broker_params(inst, **cfg.broker.params(inst)))):
+            try:
+                convert()
+            except (TypeError, ValueError, ArithmeticError) as exc:
+                where = section if len(cfg.instruments) == 1 else f"{section}] [instruments[{i}]"
+                raise ConfigError(f"[{where}] {_one_line(exc)}") from None
 
 
 def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
@@ -817,19 +884,43 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
                 p if os.path.isabs(p) else os.path.normpath(os.path.join(base_dir, p)) for p in ic.paths)})
         try:
             ic.instrument(i)
-        except (TypeError, ValueError) as exc:
-            raise ConfigError(f"[{where}] {exc}") from None
+        except (TypeError, ValueError, ArithmeticError) as exc:
+            raise ConfigError(f"[{where}] {_one_line(exc)}") from None
         insts.append(ic)
     features = _build("features", FeatureConfig, data.get("features", {}))
     sections = {name: _build(name, cls, data.get(name, {}))
                 for name, cls in _SECTIONS.items() if name not in ("features", "signal")}
     signal = _build("signal", SignalConfig, data.get("signal", {}), features=features)
     try:
-        return EngineConfig(instruments=tuple(insts), strategy_id=strategy.get("id", "default"),
-                            spin_us=strategy.get("spin_us", 1000.0), signal=signal, source=source,
-                            **sections)
+        cfg = EngineConfig(instruments=tuple(insts), strategy_id=strategy.get("id", "default"),
+                           spin_us=strategy.get("spin_us", 1000.0), signal=signal, source=source,
+                           **sections)
     except (TypeError, ValueError) as exc:
-        raise ConfigError(str(exc)) from None
+        raise ConfigError(_one_line(exc)) from None
+    _check_resolves(cfg)
+    return cfg
+
+
+def physical_memory() -> int:
+    """Bytes of physical memory (0 if the platform does not say)."""
+    import os
+    try:
+        return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):      # pragma: no cover - not POSIX
+        return 0
+
+
+#: A setting may not make orpflow allocate more than this fraction of physical memory.
+MEMORY_FRACTION = 0.5
+
+
+def check_memory(key: str, nbytes: int) -> None:
+    """ConfigError naming `key` if it would allocate more than MEMORY_FRACTION of the
+    machine's physical memory."""
+    total = physical_memory()
+    if total and nbytes > MEMORY_FRACTION * total:
+        raise ConfigError(f"{key} would need {nbytes / 2 ** 30:,.1f} GiB of memory; this machine has "
+                          f"{total / 2 ** 30:,.1f} GiB (at most {MEMORY_FRACTION:.0%} may be used)")
 
 
 def load_config(path: str) -> EngineConfig:
@@ -844,6 +935,12 @@ def load_config(path: str) -> EngineConfig:
             data = tomllib.load(f)
     except FileNotFoundError:
         raise FileNotFoundError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path}: is a directory, not a config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config file ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: not UTF-8 text ({exc.reason})") from None
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        raise ConfigError(f"{path}: not valid TOML: {_one_line(exc)}") from None
     return config_from_dict(data, base_dir=os.path.dirname(os.path.abspath(path)), source=path)

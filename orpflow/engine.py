@@ -20,11 +20,9 @@ import numpy as np
 
 from orpflow._core.engine import EngineCore, hist_bucket_bounds
 from orpflow._core.ring import EventRing
-from orpflow._core.snapshot import MarketSnapshot
-from orpflow._core.broker import ExecutionSim, PaperBroker
-from orpflow._core.features import FeatureEngine
 from orpflow.config import ConfigError, EngineConfig, MoneyScale, load_config
 from orpflow.instrument import Instrument
+from orpflow.runtime import build_core
 
 __all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events",
            "repeat_spans"]
@@ -34,26 +32,6 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
 # ------------------------------------------------------------------ building blocks
-
-def build_core(config: EngineConfig, insts: Sequence[Instrument]) -> Tuple[EngineCore, List[Any]]:
-    """The compiled engine with one slot per instrument: (core, [(sim, snapshot), ...])."""
-    from orpflow.features import raw_dtype
-    from orpflow.signals import make_generator
-    core = EngineCore()
-    core.spin_ns = int(config.spin_us * 1000)
-    parts = []
-    fcfg = config.signal.features
-    for inst in insts:
-        broker = PaperBroker(inst, **config.broker.params(inst))
-        sim = ExecutionSim(inst, broker, config.risk, imbalance_levels=fcfg.imbalance_levels,
-                           weighted_levels=fcfg.weighted_levels, weighted_decay=fcfg.weighted_decay)
-        features = FeatureEngine(sim.book, fcfg.resolve(inst), raw_dtype(fcfg), fcfg.extension)
-        snapshot = MarketSnapshot()
-        core.add(sim, features, make_generator(config.signal, inst), snapshot,
-                 config.signal.resolve(inst), config.execution.resolve())
-        parts.append((sim, snapshot))
-    return core, parts
-
 
 def _read(inst: Instrument, paths: Sequence[str], fmt: Optional[str], report: Any) -> np.ndarray:
     import os
@@ -216,6 +194,7 @@ class Engine:
         self._stopping = False
         self._kept: List[np.ndarray] = []
         self._fill_counts = np.zeros(len(self.symbols), np.int64)
+        self._trips: List[Any] = []           # BreakerTrip, appended by the persistence thread
 
     # -- lifecycle
     def start(self) -> "Engine":
@@ -342,6 +321,8 @@ class Engine:
         if self.keep_records:
             self._kept.append(recs)
         self._fill_counts += np.bincount(recs["slot"][recs["kind"] == R.OUT_FILL], minlength=len(self.symbols))
+        if (recs["kind"] == R.OUT_BREAKER).any():
+            self._trips.extend(R.breaker_trips(recs, self.instruments))
         acc = recs[recs["kind"] == R.OUT_ACCOUNT]
         if len(acc):                                   # the latest of each instrument only
             _, first_rev = np.unique(acc["slot"][::-1], return_index=True)
@@ -438,6 +419,17 @@ class Engine:
         for sim, _ in self._parts:
             sim.risk.reset_kill()
 
+    def breaker_trips(self) -> List[Any]:
+        """Circuit breaker trips so far (records.BreakerTrip: ts, symbol, breaker, value, limit,
+        why, position), as the out ring delivered them (any thread)."""
+        return list(self._trips)
+
+    def risk_rejections(self) -> Dict[str, int]:
+        """Orders the risk gate refused, by reason name, all symbols (any thread: as the loop
+        last published them; final once the run ended)."""
+        from orpflow.backtest import risk_rejections
+        return risk_rejections([self.core.slot_stats(i) for i in range(len(self._parts))])
+
     def snapshot(self, symbol: str) -> Dict[str, Any]:
         """The latest published book snapshot of `symbol` (seqlock read, never blocks the loop)."""
         try:
@@ -460,8 +452,9 @@ class Engine:
             out["market_ring_utilisation"] = len(self.market) / self.market.capacity
             out["out_ring_utilisation"] = len(self.out) / self.out.capacity
         out["records_persisted"] = self.writer.records if self.writer is not None else 0
-        out["positions"] = {self.symbols[s]: float(a["position"]) for s, a in self.last_accounts.items()}
-        out["equity"] = {self.symbols[s]: float(a["equity"]) for s, a in self.last_accounts.items()}
+        accounts = dict(self.last_accounts)     # one C-level copy: the persistence thread adds keys
+        out["positions"] = {self.symbols[s]: float(a["position"]) for s, a in accounts.items()}
+        out["equity"] = {self.symbols[s]: float(a["equity"]) for s, a in accounts.items()}
         out["elapsed_s"] = ((self._t_end or time.perf_counter()) - self._t_start) if self._t_start else 0.0
         return out
 
@@ -512,5 +505,6 @@ class Engine:
                 if not self.running() else {},
                 "fills": {sym: int(self._fill_counts[i]) for i, sym in enumerate(self.symbols)}
                 if not self.running() else {},
+                "risk_rejections": self.risk_rejections(), "breaker_trips": self.breaker_trips(),
                 "database": self.config.persistence.path, "run_id": getattr(self.writer, "run_id", None),
                 "stop_seconds": self.stop_seconds, "restored": bool(self.restored.get("symbols"))}

@@ -12,25 +12,8 @@ import numpy.lib.recfunctions as rfn
 
 from orpflow._core import features as _features
 from orpflow.config import FeatureConfig
+from orpflow.feature_names import FEATURE_GROUP, FEATURE_NAMES
 from orpflow.instrument import Instrument
-
-#: The built-in feature columns, in row order.
-FEATURE_NAMES: Tuple[str, ...] = (
-    "mid", "spread_bps", "imbalance", "weighted_imbalance", "depth_ratio", "bid_pressure",
-    "ask_pressure", "book_pressure", "weighted_mid", "ofi",
-    "volatility", "volatility_z", "momentum", "imbalance_momentum", "imbalance_z",
-    "vwap", "trade_flow", "ofi_window", "imbalance_twa", "price_acceleration", "volume_surge",
-    "toxicity",
-)
-
-#: Which group computes each feature (FeatureConfig.groups switches groups off).
-FEATURE_GROUP: Dict[str, str] = {
-    **{n: "book" for n in FEATURE_NAMES[:10]},
-    **{n: "history" for n in FEATURE_NAMES[10:15]},
-    "vwap": "trades", "trade_flow": "trades", "volume_surge": "trades",
-    "ofi_window": "windows", "imbalance_twa": "windows", "price_acceleration": "windows",
-    "toxicity": "toxicity",
-}
 
 ROW_BOOK = 0
 ROW_TRADE = 1

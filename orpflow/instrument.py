@@ -14,6 +14,8 @@ DecimalLike = Union[str, Decimal, int, float]
 
 def _grid(name: str, value: DecimalLike) -> Tuple[int, int]:
     """A positive decimal as (mantissa, exponent): value == mantissa * 10**-exponent."""
+    if isinstance(value, bool) or not isinstance(value, (str, Decimal, int, float)):
+        raise ValueError(f"{name} must be a decimal number or string, got {type(value).__name__}")
     if isinstance(value, float):
         value = repr(value)          # shortest round-trip text: 0.01 -> "0.01"
     try:
@@ -22,10 +24,14 @@ def _grid(name: str, value: DecimalLike) -> Tuple[int, int]:
         raise ValueError(f"{name}: {value!r} is not a decimal number") from None
     if not d.is_finite() or d <= 0:
         raise ValueError(f"{name} must be a positive finite decimal, got {value!r}")
+    if not -18 <= d.adjusted() <= 18:        # before normalize(), which could overflow
+        raise ValueError(f"{name} {value!r} is outside the supported range (1e-18 .. 9.2e18)")
     sign, digits, exponent = d.normalize().as_tuple()
     assert isinstance(exponent, int)        # finite, checked above
     exp = exponent
     mant = int("".join(map(str, digits)))
+    if exp > 18:                     # before scaling: 1e999999999 would build a huge int
+        raise ValueError(f"{name} {value!r} is outside the supported range (1e-18 .. 9.2e18)")
     if exp > 0:
         mant, exp = mant * 10 ** exp, 0
     if -exp > 18 or mant >= 2 ** 63:
@@ -74,9 +80,9 @@ class Instrument:
     def __post_init__(self) -> None:
         if not isinstance(self.symbol, str) or not self.symbol:
             raise ValueError("symbol must be a non-empty string")
-        if self.venue not in VENUES:
+        if not isinstance(self.venue, str) or self.venue not in VENUES:
             raise ValueError(f"unknown venue {self.venue!r}; expected one of {VENUES}")
-        if not isinstance(self.id, int) or not 0 <= self.id < 2 ** 32:
+        if isinstance(self.id, bool) or not isinstance(self.id, int) or not 0 <= self.id < 2 ** 32:
             raise ValueError(f"id must be an int in [0, 2**32), got {self.id!r}")
         size_inc = DEFAULT_SIZE_INCREMENT if self.size_increment is None else self.size_increment
         object.__setattr__(self, "tick", _grid("tick_size", self.tick_size))

@@ -85,12 +85,14 @@ class EngineCollector:
         rej = CounterMetricFamily("strategy_rejections", "Orders rejected or ended, by reason",
                                   labels=["symbol", "reason"])
         from orpflow.events import Reason
-        for sim, _ in e._parts:
+        # the loop's own counters are read from what it published (seqlock), never directly:
+        # this runs on the HTTP thread while the strategy thread writes them
+        published = [e.core.slot_stats(i) for i in range(len(e._parts))]
+        for (sim, _), rs in zip(e._parts, published):
             sym = sim.instrument.symbol
-            bs = sim.book.stats()
+            bs = rs["book"]
             for k in ("gaps", "resyncs", "desyncs"):
                 book.add_metric([sym, k], bs.get(k, 0))
-            rs = sim.risk_stats()
             merged: Dict[int, int] = {}
             for src in (rs.get("decisions", {}), rs.get("venue", {})):
                 for code, n in src.items():
@@ -105,6 +107,11 @@ class EngineCollector:
                 rej.add_metric([sym, name], n)
         yield book
         yield rej
+        trips = CounterMetricFamily("strategy_breaker_trips", "Circuit breaker trips", labels=["symbol", "breaker"])
+        for (sim, _), rs in zip(e._parts, published):
+            for name, n in rs["trips"].items():
+                trips.add_metric([sim.instrument.symbol, name], n)
+        yield trips
 
 
 class MetricsServer:

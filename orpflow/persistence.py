@@ -69,6 +69,11 @@ CREATE TABLE IF NOT EXISTS signals(
     side INTEGER, reason INTEGER, size_units INTEGER, target_units INTEGER, strength REAL,
     confidence REAL, order_id INTEGER, no_order TEXT,
     PRIMARY KEY(run_id, symbol, event_no)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS breaker_trips(
+    run_id INTEGER NOT NULL, symbol TEXT NOT NULL, event_no INTEGER NOT NULL, breaker TEXT NOT NULL,
+    ts_exch INTEGER, ts_local INTEGER, value REAL, limit_value REAL, position_units INTEGER,
+    on_breaker TEXT, why TEXT, detail TEXT,
+    PRIMARY KEY(run_id, symbol, event_no, breaker)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS performance_metrics(
     run_id INTEGER NOT NULL, symbol TEXT NOT NULL, pnl REAL, realised REAL, fees REAL,
     sharpe REAL, max_drawdown REAL, win_rate REAL, avg_trade REAL, trade_count INTEGER,
@@ -282,7 +287,7 @@ class Writer:
         n = 0
         for kind, fn in ((R.OUT_ORDER, self._orders), (R.OUT_FILL, self._fills),
                          (R.OUT_ACCOUNT, self._accounts), (R.OUT_SIGNAL, self._signals),
-                         (R.OUT_SYNC, self._syncs)):
+                         (R.OUT_SYNC, self._syncs), (R.OUT_BREAKER, self._breakers)):
             sel = kinds == kind
             if sel.any():
                 n += fn(R.select(recs, sel))
@@ -410,6 +415,22 @@ class Writer:
     def _symbols_of(self, rows: np.ndarray) -> List[str]:
         return [self.symbols[i] for i in rows["slot"].tolist()]
 
+    def _breakers(self, sub: np.ndarray) -> int:
+        """One row per circuit breaker trip (rare); detail keeps the exact integers of the record."""
+        from orpflow.config import ON_BREAKER
+        rows = R.breaker_rows(sub, self.insts)
+        trips = R.breaker_trips(sub, self.insts)
+        data = []
+        for t, row, v, value, limit in zip(trips, rows, sub["v"].tolist(), R.money_ints(sub["v"], 2),
+                                           R.money_ints(sub["v"], 4)):
+            mode = ON_BREAKER[v[9]] if 0 <= v[9] < len(ON_BREAKER) else str(v[9])
+            detail = json.dumps({"value": value, "limit": limit, "span_ns": v[6], "window_ns": v[11],
+                                 "trips": v[7], "breakers": v[1], "risk_ts": v[10]})
+            data.append((self.run_id, t.symbol, int(row["event_no"]), t.breaker, t.ts, int(row["ts_local"]),
+                         t.value, t.limit, v[8], mode, t.why, detail))
+        self.conn.executemany("INSERT OR REPLACE INTO breaker_trips VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", data)
+        return len(data)
+
     def close(self, status: str, events: int, performance: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
         """Commit everything, write the run's end and performance metrics, close, and release
         the writer lock. A second call does nothing."""
@@ -443,7 +464,8 @@ class Store:
     ``frame=True``; filters are optional keyword arguments.
     """
 
-    TABLES = ("runs", "orders", "trades", "positions", "performance_metrics", "strategy_snapshots", "signals")
+    TABLES = ("runs", "orders", "trades", "positions", "performance_metrics", "strategy_snapshots", "signals",
+              "breaker_trips")
 
     def __init__(self, path: str) -> None:
         self.path = path
@@ -530,6 +552,11 @@ class Store:
         """Every emitted signal: side, reason, size and target units, strength, confidence, the
         order it placed (0: none) and why not (no_order)."""
         return self._table("signals", frame, "run_id, event_no", run_id=run_id, symbol=symbol)
+
+    def breaker_trips(self, run_id: Optional[int] = None, symbol: Optional[str] = None,
+                      frame: bool = False) -> Any:
+        """Circuit breaker trips: which, when (ts_exch), the value and limit, and why."""
+        return self._table("breaker_trips", frame, "run_id, event_no", run_id=run_id, symbol=symbol)
 
     def integrity_check(self) -> str:
         return str(self.conn.execute("PRAGMA integrity_check").fetchall()[0][0])

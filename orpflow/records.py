@@ -1,13 +1,13 @@
 """The engine's output records (``OUT_DTYPE``, 128 bytes each) decoded into tables.
 
 The compiled loop writes one OutRecord per order state change, fill, emitted signal, book
-sync change and account snapshot (orpflow/_core/engine.pyx says which ``v[]`` field holds
+sync change, circuit breaker trip and account snapshot (orpflow/_core/engine.pyx says which ``v[]`` field holds
 what). Money travels as exact 128-bit integers in the instrument's money unit (MoneyScale):
 ``v[k]`` is the low and ``v[k+1]`` the high 64 bits.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, List, Sequence
+from typing import Any, Dict, List, NamedTuple, Sequence
 
 import numpy as np
 
@@ -15,7 +15,8 @@ from orpflow._core.engine import OUT_DTYPE
 from orpflow.config import MoneyScale
 from orpflow.instrument import Instrument
 
-OUT_ORDER, OUT_FILL, OUT_SIGNAL, OUT_ACCOUNT, OUT_SYNC = 1, 2, 3, 4, 5
+OUT_ORDER, OUT_FILL, OUT_SIGNAL, OUT_ACCOUNT, OUT_SYNC, OUT_BREAKER = 1, 2, 3, 4, 5, 6
+BREAKER_NAMES = ("drawdown", "daily_loss", "consecutive_losses", "reject_storm", "book_desync", "manual")
 NO_ORDER_WHY = ("placed", "warmup", "at_target", "no_price")
 
 ORDER_STATUS = ("Pending", "Accepted", "PartiallyFilled", "Filled", "Cancelled", "Rejected", "Expired")
@@ -23,7 +24,7 @@ ORDER_TYPE = ("market", "limit", "post_only")
 TIF = ("GTC", "IOC", "FOK", "GTD")
 
 __all__ = ["OUT_DTYPE", "money_ints", "money_floats", "select", "order_rows", "fill_rows", "account_rows",
-           "signal_rows"]
+           "signal_rows", "breaker_rows", "breaker_trips", "BreakerTrip"]
 
 
 def money_ints(v: np.ndarray, k: int) -> List[int]:
@@ -172,6 +173,85 @@ def signal_rows(recs: np.ndarray) -> np.ndarray:
     out["holding_ms"] = v[:, 7].view(np.float64)
     out["order"] = v[:, 8]
     out["no_order"] = v[:, 9]
+    return out
+
+
+BREAKER_ROW = np.dtype([
+    ("slot", "<i4"), ("ts_exch", "<i8"), ("ts_local", "<i8"), ("event_no", "<i8"), ("breaker", "<i1"),
+    ("value", "<f8"), ("limit", "<f8"), ("span_ns", "<i8"), ("window_ns", "<i8"), ("trips", "<i8"),
+    ("position_units", "<i8"), ("position", "<f8"), ("on_breaker", "<i1"), ("breakers", "<i8"),
+])
+
+
+def breaker_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
+    """One row per circuit breaker trip. breaker: index into BREAKER_NAMES; value and limit in
+    the breaker's own terms (drawdown: fraction of peak equity; daily_loss: quote currency;
+    the others: counts); span_ns / window_ns: reject_storm's rejections and its window."""
+    r = _of(recs, OUT_BREAKER)
+    v = r["v"]
+    out = np.zeros(len(r), BREAKER_ROW)
+    _fill(out, r, ("slot", "ts_exch", "ts_local", "event_no"),
+          (None, "breakers", None, None, None, None, "span_ns", "trips", "position_units", "on_breaker",
+           None, "window_ns"))
+    bit = v[:, 0]
+    out["breaker"] = np.where(bit > 0, np.log2(np.maximum(bit, 1)).astype(np.int64), -1)
+    value = np.array(money_ints(v, 2), dtype=np.float64)
+    limit = np.array(money_ints(v, 4), dtype=np.float64)
+    dd = out["breaker"] == BREAKER_NAMES.index("drawdown")
+    value[dd] /= 1e9
+    limit[dd] /= 1e9
+    out["value"] = value
+    out["limit"] = limit
+    dl = out["breaker"] == BREAKER_NAMES.index("daily_loss")
+    if dl.any():
+        for s, inst in enumerate(insts):
+            m = dl & (r["slot"] == s)
+            if m.any():
+                scale = MoneyScale(inst)
+                out["value"][m] = money_floats(v[m], 2, scale)
+                out["limit"][m] = money_floats(v[m], 4, scale)
+    _scale_cols(out, r["slot"], insts, {"position": (v[:, 8], "qty")})
+    return out
+
+
+class BreakerTrip(NamedTuple):
+    """One circuit breaker trip: event time (venue ns), instrument, breaker, the value that
+    tripped it and the limit (see breaker_rows for the units), why in words, and the position
+    (base quantity) at that moment."""
+    ts: int
+    symbol: str
+    breaker: str
+    value: float
+    limit: float
+    why: str
+    position: float = 0.0
+
+
+def _why(name: str, row: Any) -> str:
+    value, limit = float(row["value"]), float(row["limit"])
+    if name == "drawdown":
+        return f"drawdown {value * 100:.3f}% of peak equity >= max_drawdown {limit * 100:g}%"
+    if name == "daily_loss":
+        return f"loss today {value:.6g} >= max_daily_loss {limit:g}"
+    if name == "consecutive_losses":
+        return f"{value:.0f} losing round trips in a row >= max_consecutive_losses {limit:.0f}"
+    if name == "reject_storm":
+        return (f"{value:.0f} rejected orders within {int(row['span_ns']) / 1e9:.3f} s "
+                f"(reject_storm {limit:.0f} within {int(row['window_ns']) / 1e9:g} s)")
+    if name == "book_desync":
+        return f"the book lost sync {value:.0f} times >= max_book_desyncs {limit:.0f}"
+    return "tripped by hand"
+
+
+def breaker_trips(recs: np.ndarray, insts: Sequence[Instrument]) -> List[BreakerTrip]:
+    """The trips in `recs` as BreakerTrip tuples, in the order they happened."""
+    rows = breaker_rows(recs, insts)
+    out = []
+    for row in rows:
+        name = BREAKER_NAMES[int(row["breaker"])] if 0 <= row["breaker"] < len(BREAKER_NAMES) else "unknown"
+        out.append(BreakerTrip(int(row["ts_exch"]), insts[int(row["slot"])].symbol, name,
+                               float(row["value"]), float(row["limit"]), _why(name, row),
+                               float(row["position"])))
     return out
 
 

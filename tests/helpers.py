@@ -21,6 +21,12 @@ def _shared_data() -> Path:
 SHARED = _shared_data()
 
 
+def stress(n: int) -> int:
+    """A stress test's count, scaled by ORPFLOW_STRESS_SCALE (default 1). Sanitizer builds run
+    10-50x slower and set it below 1: fewer iterations, the same checks."""
+    return max(1, int(n * float(os.environ.get("ORPFLOW_STRESS_SCALE", "1"))))
+
+
 def shared_file(*parts: str) -> Path:
     """A file under ../shared/data, or skip (a user's clone has no ../shared)."""
     path = SHARED.joinpath(*parts)

@@ -87,11 +87,14 @@ def test_gap_then_resync_on_next_snapshot(book_cls):
     assert (s["gaps"], s["resyncs"], s["snapshots"], s["stale"]) == (1, 1, 2, 1)
 
 
-def test_duplicate_diff_after_sync_is_stale_not_gap(book_cls):
+def test_duplicate_diff_after_sync_is_a_gap(book_cls):
+    """Once a diff is applied, ids that go backwards break the sequence like a jump forward
+    does (a replayed message or a corrupted id): out of sync, never skipped as stale."""
     b = book_cls(SPOT)
     d = diff(101, 102, bids=[(1000, 6)])
     b.apply(events(*snapshot(100, [(1000, 5)], [(1001, 3)]), *d, *d))
-    assert b.in_sync and b.stats()["gaps"] == 0 and b.stats()["stale"] == 1
+    assert not b.in_sync and b.state == "OUT_OF_SYNC"
+    assert b.stats()["gaps"] == 1 and b.stats()["stale"] == 0
 
 
 def test_empty_diff_advances_sequence(book_cls):

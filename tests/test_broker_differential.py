@@ -31,7 +31,7 @@ def scenarios(draw: Any) -> dict:
     for _ in range(draw(st.integers(1, 60))):
         ts += draw(st.integers(0, 400))
         kind = draw(st.sampled_from(["depth", "depth", "depth", "trade", "trade", "submit", "submit", "submit",
-                                     "cancel", "modify", "advance", "snapshot"]))
+                                     "cancel", "modify", "advance", "snapshot", "breaker"]))
         price = MID + draw(st.integers(-6, 6))
         if kind == "depth":
             side = draw(st.sampled_from([F.BID, F.ASK]))
@@ -54,6 +54,8 @@ def scenarios(draw: Any) -> dict:
                           otype, None if otype == "market" else Decimal(price) / 100, tif, expire, ts))
         elif kind == "cancel":
             steps.append(("cancel", draw(st.integers(1, 30)), ts))
+        elif kind == "breaker":
+            steps.append((draw(st.sampled_from(["trip", "trip", "reset"])),))
         elif kind == "modify":
             steps.append(("modify", draw(st.integers(1, 30)), Decimal(price) / 100,
                           Decimal(draw(st.integers(1, 12)) * LOT) / 1000, ts))
@@ -64,7 +66,9 @@ def scenarios(draw: Any) -> dict:
                          max_position=draw(st.sampled_from([None, "0.03", "0.05"])),
                          qty_policy=draw(st.sampled_from(["reject", "clip"])),
                          max_consecutive_losses=draw(st.sampled_from([None, None, 2])),
-                         reject_storm=draw(st.sampled_from([None, None, 3])), reject_storm_window_s=0.001)
+                         reject_storm=draw(st.sampled_from([None, None, 3])), reject_storm_window_s=0.001,
+                         max_drawdown=draw(st.sampled_from([None, None, "0.0001"])),
+                         on_breaker=draw(st.sampled_from(["reduce_only", "halt", "flatten"])))
     broker = dict(cash=draw(st.sampled_from([10_000, "1.5"])), latency=latency,
                   fees=draw(st.sampled_from([("0.0001", "0.0004"), ("-0.00025", "0.00075")])),
                   queue_model=draw(st.sampled_from(QUEUE_MODELS)),
@@ -128,6 +132,10 @@ def run(impl: str, sc: dict, check_each_step: bool = False) -> Any:
             results.append(sim.submit(side, qty, otype, price, tif, expire_at=expire, ts=ts))
         elif kind == "cancel":
             results.append(sim.cancel(step[1], ts=step[2]))
+        elif kind == "trip":
+            sim.trip_breaker()
+        elif kind == "reset":
+            sim.reset_breakers()
         elif kind == "modify":
             try:
                 results.append(sim.modify(step[1], price=step[2], qty=step[3], ts=step[4]))

@@ -51,3 +51,142 @@ def test_signals_linear_and_bad_weight(capsys):
     assert main(["signals", str(SAMPLE), "--generator", "linear", "--weight", "imbalance"]) == 2
     assert main(["signals", str(SAMPLE), "--generator", "linear", "--weight", "nope=1"]) == 2
     assert "unknown feature" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ user errors: one line, exit 2
+
+import gzip
+import shutil
+
+import pytest
+
+
+@pytest.fixture(scope="module")
+def small_gz(tmp_path_factory):
+    """The first 1,000 lines of the bundled sample (a snapshot, then the stream)."""
+    path = tmp_path_factory.mktemp("data") / "small.gz"
+    lines = gzip.decompress(SAMPLE.read_bytes()).splitlines()[:1000]
+    path.write_bytes(gzip.compress(b"".join(l + b"\n" for l in lines)))
+    return path
+
+
+def _config(tmp_path, data, instrument="", body=""):
+    path = tmp_path / "c.toml"
+    path.write_text(f"[[instruments]]\nsymbol = 'BTCUSDT'\npaths = [{str(data)!r}]\n{instrument}{body}")
+    return path
+
+
+def fails(capsys, *argv):
+    """main(argv) exits 2 with exactly one stderr line; that line."""
+    rc = main(list(argv))
+    err = capsys.readouterr().err
+    lines = err.splitlines()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("orpflow: ") and "Traceback" not in err, err
+    return lines[0]
+
+
+@pytest.mark.parametrize("instrument, body, key", [
+    ("", "[features]\ngroups = 0\n", "[features] groups"),
+    ("", "[signal]\npersistence = 18446744073709551616\n", "[signal] persistence"),
+    ("size_increment = true\n", "", "[instruments[0]] size_increment"),
+    ("tick_size = true\n", "", "[instruments[0]] tick_size"),        # True was read as tick 1
+    ("id = true\n", "", "[instruments[0]] id"),
+    ("lot_size = '1e999999999'\n", "", "[instruments[0]] lot_size"),
+    ("", "[broker]\ncash = 1e300\n", "[broker] cash"),
+    ("", "[risk]\nmin_balance = '1e999999999'\n", "[risk] min_balance"),
+    ("", "[risk]\nmax_position = '1e-40'\n", "[risk] max_position"),
+    ("", "[features]\nwindow_ms = 1e300\n", "[features] window_ms"),
+    ("", "[features]\nvpin_bucket_volume = true\n", "[features] vpin_bucket_volume"),
+    ("", "[signal]\nweights = 3\n", "[signal] weights"),
+    ("", "[signal]\nholding_ms = 1e300\n", "[signal] holding_ms"),
+    ("", "[execution]\nwarmup_rows = true\n", "[execution] warmup_rows"),
+    ("paths = 5\n", "", "paths"),
+])
+@pytest.mark.parametrize("command", ["run", "backtest"])
+def test_bad_value_is_one_line_naming_the_key(tmp_path, capsys, small_gz, instrument, body, key, command):
+    if instrument.startswith("paths"):
+        cfg = tmp_path / "c.toml"
+        cfg.write_text("[[instruments]]\nsymbol = 'BTCUSDT'\npaths = 5\n")
+    else:
+        cfg = _config(tmp_path, small_gz, instrument, body)
+    argv = [command, str(cfg)] + (["--no-db"] if command == "run" else [])
+    line = fails(capsys, *argv)
+    assert line.startswith("orpflow: config error: ") and key in line
+
+
+def test_repeat_beyond_memory_names_the_key_and_the_bytes(tmp_path, capsys, small_gz):
+    cfg = _config(tmp_path, small_gz, body="[feed]\nrepeat = 1000000\n")
+    line = fails(capsys, "backtest", str(cfg))
+    assert "[feed] repeat = 1000000 would need" in line and "GiB" in line
+
+
+def test_cli_overrides_name_their_flag(tmp_path, capsys, small_gz):
+    cfg = _config(tmp_path, small_gz)
+    assert "--speed" in fails(capsys, "run", str(cfg), "--no-db", "--speed", "-1")
+    assert "--metrics-port" in fails(capsys, "run", str(cfg), "--no-db", "--metrics-port", "70000")
+    assert "--duration" in fails(capsys, "run", str(cfg), "--no-db", "--duration", "nan")
+
+
+def test_config_path_that_is_a_directory(tmp_path, capsys):
+    (tmp_path / "conf.toml").mkdir()
+    for command in ("run", "backtest"):
+        line = fails(capsys, command, str(tmp_path / "conf.toml"))
+        assert "conf.toml" in line and "directory" in line
+
+
+def test_config_that_is_not_utf8_toml(tmp_path, capsys):
+    cfg = tmp_path / "c.toml"
+    cfg.write_bytes(b"\xff\xfe[feed]\n")
+    assert "not valid TOML" in fails(capsys, "backtest", str(cfg))
+
+
+def test_data_of_another_symbol_names_the_symbol(tmp_path, capsys, small_gz):
+    eth = tmp_path / "eth.gz"
+    eth.write_bytes(gzip.compress(gzip.decompress(small_gz.read_bytes())
+                                  .replace(b"BTCUSDT", b"ETHUSDT").replace(b"btcusdt", b"ethusdt")))
+    cfg = _config(tmp_path, eth)
+    for argv in (["run", str(cfg), "--no-db"], ["backtest", str(cfg)], ["replay", str(eth)],
+                 ["signals", str(eth)]):
+        line = fails(capsys, *argv)
+        assert "no market messages for BTCUSDT" in line and "ETHUSDT" in line and str(eth) in line
+
+
+def test_mixed_symbols_keep_working_and_count_the_others(tmp_path, capsys, small_gz):
+    lines = gzip.decompress(small_gz.read_bytes()).splitlines()
+    other = [l.replace(b"BTCUSDT", b"ETHUSDT").replace(b"btcusdt", b"ethusdt") for l in lines[1:50]]
+    mixed = tmp_path / "mixed.gz"
+    mixed.write_bytes(gzip.compress(b"".join(l + b"\n" for l in lines + other)))
+    rc = main(["replay", str(mixed), "--no-bbo-check"])
+    out = capsys.readouterr().out
+    n_other = sum(b"ETHUSDT" in l for l in other)          # the REST snapshot names no symbol
+    assert rc == 0 and n_other > 40 and f"WRONG_SYMBOL={n_other}" in out
+
+
+def test_truncated_data_in_a_session_is_a_warning(tmp_path, capsys, small_gz):
+    cut = tmp_path / "cut.gz"
+    cut.write_bytes(small_gz.read_bytes()[:20_000])
+    cfg = _config(tmp_path, cut)
+    for argv in (["run", str(cfg), "--no-db"], ["backtest", str(cfg)]):
+        rc = main(argv)
+        err = capsys.readouterr().err.splitlines()
+        assert rc == 0 and len(err) == 1 and err[0].startswith("orpflow: warning: ") and "truncated at line" in err[0]
+
+
+def test_version(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["--version"])
+    assert exc.value.code == 0
+    from importlib.metadata import version
+    assert capsys.readouterr().out.strip() == f"orpflow {version('orpflow')}"
+
+
+def test_data_path_that_is_a_directory(tmp_path, capsys):
+    (tmp_path / "day.gz").mkdir()
+    cfg = _config(tmp_path, tmp_path / "day.gz")
+    for argv in (["run", str(cfg), "--no-db"], ["backtest", str(cfg)], ["replay", str(tmp_path / "day.gz")]):
+        line = fails(capsys, *argv)
+        assert "day.gz" in line and "directory" in line
+
+
+def test_bench_events_out_of_range(capsys):
+    assert "--events" in fails(capsys, "bench", "--events", "0")

@@ -126,3 +126,14 @@ def test_signals_equal_twin_on_real_data(rec):
     # every emitted size is a whole number of lots, and positions add up
     assert (sig["size_units"][emitted] % inst.lot_units == 0).all()
     assert (np.cumsum(sig["side"] * sig["size_units"]) == sig["position_units"]).all()
+
+
+def test_rows_from_a_rest_snapshot_carry_its_receive_time(rec):
+    """A REST snapshot has no exchange time (ts_exch 0): its row is stamped with the receive
+    time, so no row sits at 1970 on a time axis."""
+    inst, cfg, events, f = rec
+    snap = (events["flags"] & (of.flags.SNAPSHOT | of.flags.LAST)) == (of.flags.SNAPSHOT | of.flags.LAST)
+    no_time = snap & (events["ts_exch"] == 0)        # spot snapshots; USD-M ones carry E and T
+    assert no_time.any() or inst.venue != "binance-spot"
+    assert (f["ts_exch"] > 0).all()
+    assert np.isin(events["ts_local"][no_time], f["ts_exch"]).all()

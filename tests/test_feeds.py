@@ -99,3 +99,18 @@ def test_events_roundtrip_through_npy(tmp_path):
     a.apply(ev)
     b.apply(back)           # read-only memory map works as input
     assert a.stats() == b.stats() and np.array_equal(a.levels_raw("bid"), b.levels_raw("bid"))
+
+
+def test_tardis_file_of_another_symbol_names_it(tmp_path):
+    rows = ["deribit,ETH-PERPETUAL,1,2,true,ask,100,1", "deribit,ETH-PERPETUAL,3,4,false,ask,100,1"]
+    with pytest.raises(ValueError, match="no rows for BTC-PERPETUAL; the file has ETH-PERPETUAL"):
+        of.read_tardis(_tardis_file(tmp_path, rows), DERIBIT)
+
+
+def test_binance_file_of_another_symbol_names_it(tmp_path):
+    import gzip
+    lines = gzip.decompress(SAMPLE.read_bytes()).splitlines()[:300]
+    path = tmp_path / "eth.txt"
+    path.write_bytes(b"\n".join(l.replace(b"BTCUSDT", b"ETHUSDT") for l in lines) + b"\n")
+    with pytest.raises(ValueError, match=f"{path}: no market messages for BTCUSDT; the file has ETHUSDT"):
+        of.read_binance(path, SPOT)

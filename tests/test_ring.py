@@ -1,11 +1,13 @@
 """SPSC ring: API behaviour, and two-thread stress (nothing lost, duplicated or reordered)."""
 import threading
+import time
 
 import numpy as np
 import pytest
 
 import orpflow as of
 from orpflow._core import ring as cring
+from helpers import stress
 
 
 def seq_events(start, n):
@@ -79,7 +81,7 @@ def _run_pair(producer, consumer):
 
 def test_stress_ten_million_single_records_nogil():
     """C-level push/pop, one record at a time, producer and consumer on two threads."""
-    n = 10_000_000
+    n = stress(10_000_000)
     r = of.EventRing(1024)
     result = {}
     _run_pair(lambda: cring._produce_sequence(r, n),
@@ -89,7 +91,7 @@ def test_stress_ten_million_single_records_nogil():
 
 def test_stress_ten_million_through_python_api():
     """numpy batches through push/pop (GIL released in the copies), odd batch sizes to wrap."""
-    n, batch = 10_000_000, 3001
+    n, batch = stress(10_000_000), 3001
     r = of.EventRing(8192)
     src = seq_events(0, n)
     state = {"got": 0, "bad": 0}
@@ -97,13 +99,18 @@ def test_stress_ten_million_through_python_api():
     def produce():
         i = 0
         while i < n:
-            i += r.push(src[i:i + batch])
+            k = r.push(src[i:i + batch])
+            i += k
+            if not k:
+                time.sleep(0.0001)     # full: let the consumer have the GIL (and the core)
 
     def consume():
         out = of.empty_events(5000)
         while state["got"] < n:
             k = r.pop_into(out)
-            if k:
+            if not k:
+                time.sleep(0.0001)
+            else:
                 got = out[:k]
                 expect = np.arange(state["got"], state["got"] + k)
                 state["bad"] += int(np.count_nonzero(got["seq"] != expect) + np.count_nonzero(got["price"] != expect * 7))
@@ -118,3 +125,36 @@ def test_drivers_refuse_none_instead_of_crashing():
         cring._produce_sequence(None, 1)
     with pytest.raises(TypeError):
         cring._consume_check(None, 1)
+
+
+def test_size_from_a_third_thread_stays_in_bounds():
+    """len(ring) from a thread that is neither producer nor consumer (Engine.stats(), metrics)
+    races both indices: it must stay within [0, capacity] and never raise, while records move."""
+    n, cap = stress(2_000_000), 64
+    r = of.EventRing(cap)
+    result, sizes = {}, {"calls": 0, "bad": [], "seen": set()}
+    done = threading.Event()
+
+    def consume():
+        try:
+            result["errors"] = cring._consume_check(r, n)
+        finally:
+            done.set()
+
+    def watch():
+        while not done.is_set() or sizes["calls"] < 1000:
+            k = len(r)
+            sizes["calls"] += 1
+            sizes["seen"].add(k)
+            if not 0 <= k <= cap:
+                sizes["bad"].append(k)
+
+    threads = [threading.Thread(target=f, daemon=True)
+               for f in (lambda: cring._produce_sequence(r, n), consume, watch)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=300)
+    assert not any(t.is_alive() for t in threads)
+    assert result["errors"] == 0 and sizes["bad"] == []
+    assert sizes["calls"] >= 1000 and len(r) == 0

@@ -100,6 +100,11 @@ def breakers(sim: Any) -> tuple:
     return s["breakers"], s["trips"]
 
 
+def evidence(sim: Any, name: str) -> dict:
+    """The latest trip of breaker `name`: ts, value, limit, extra (core units)."""
+    return sim.risk_stats()["last_trips"][name]
+
+
 # ------------------------------------------------------------------ pre-trade checks
 
 def test_kill_switch(make_sim):
@@ -134,11 +139,13 @@ def test_book_not_synced_mid_message(make_sim, message):
     ok(sim.submit("buy", "1", price="99.00"))
 
 
-def test_manual_breaker_until_reset(make_sim):
-    sim = make_sim()
+@pytest.mark.parametrize("on_breaker, refused", [("reduce_only", R.RISK_BREAKER_REDUCE_ONLY),
+                                                  ("halt", R.RISK_BREAKER)])
+def test_manual_breaker_until_reset(make_sim, on_breaker, refused):
+    sim = make_sim(on_breaker=on_breaker)
     sim.trip_breaker()
     assert breakers(sim) == (["manual"], {"manual": 1})
-    assert probe(sim) is R.RISK_BREAKER
+    assert probe(sim) is refused                     # flat: nothing can reduce
     sim.reset_breakers()
     assert breakers(sim) == ([], {"manual": 1})      # trips are a history, not a state
     ok(probe(sim))
@@ -322,7 +329,7 @@ CHECKS = [
     ("RISK_KILL_SWITCH", {}, lambda sim: sim.kill()),
     ("RISK_BOOK_NOT_SYNCED", {}, lambda sim: sim.apply(
         events(ev(F.DEPTH | F.BID, 9990, 1000, ts_exch=2, ts_local=2)))),   # message left open
-    ("RISK_BREAKER", {}, lambda sim: sim.trip_breaker()),
+    ("RISK_BREAKER_REDUCE_ONLY", {}, lambda sim: sim.trip_breaker()),     # PROBE buys while flat
     ("RISK_RATE_SECOND", {"rate_per_second": 1}, None),  # the resting sell spent the token
     ("RISK_ORDER_QTY", {"max_order_qty": "0.5"}, None),
     ("RISK_ORDER_NOTIONAL", {"max_order_notional": "99"}, None),       # 1 x 99.90
@@ -364,9 +371,11 @@ def test_drawdown_breaker(make_sim):
     ok(probe(sim))
     sim.apply(quote(9000, 9002, ts=3))                               # equity 9990.00: 0.1% down
     assert breakers(sim) == (["drawdown"], {"drawdown": 1})
-    assert probe(sim) is R.RISK_BREAKER
+    # the evidence: at ts 3, 0.1% (in 1e-9 of peak) against the 0.1% limit
+    assert evidence(sim, "drawdown") == {"ts": 3, "value": 10 ** 6, "limit": 10 ** 6, "extra": 0}
+    assert probe(sim) is R.RISK_BREAKER_REDUCE_ONLY
     sim.apply(quote(9999, 10001, ts=4))                              # recovering does not reset it
-    assert probe(sim) is R.RISK_BREAKER
+    assert probe(sim) is R.RISK_BREAKER_REDUCE_ONLY
     sim.reset_breakers()
     assert breakers(sim) == ([], {"drawdown": 1})
     ok(probe(sim))
@@ -382,8 +391,10 @@ def test_daily_loss_breaker(make_sim):
     ok(probe(sim))
     sim.apply(quote(7200, 7202, ts=DAY + 3))                         # 9972.00: -10.00 today
     assert breakers(sim) == (["daily_loss"], {"daily_loss": 1})
+    e = evidence(sim, "daily_loss")                                  # 10.00 lost = the limit
+    assert e["ts"] == DAY + 3 and e["value"] == e["limit"] > 0
     sim.apply(quote(9999, 10001, ts=2 * DAY + 1))                    # a new day does not reset it
-    assert probe(sim) is R.RISK_BREAKER
+    assert probe(sim) is R.RISK_BREAKER_REDUCE_ONLY
     sim.reset_breakers()
     ok(probe(sim))
 
@@ -411,7 +422,8 @@ def test_consecutive_losses_breaker(make_sim):
     assert (s["breakers"], s["trips"], s["consecutive_losses"]) == (
         ["consecutive_losses"], {"consecutive_losses": 1}, 3)
     assert (sim.account()["round_trips"], sim.account()["losing_round_trips"]) == (6, 5)
-    assert probe(sim) is R.RISK_BREAKER
+    assert evidence(sim, "consecutive_losses") == {"ts": 101, "value": 3, "limit": 3, "extra": 0}
+    assert probe(sim) is R.RISK_BREAKER_REDUCE_ONLY
     sim.reset_breakers()
     assert sim.risk_stats()["consecutive_losses"] == 0
     ok(probe(sim))
@@ -429,7 +441,8 @@ def test_reject_storm_breaker(make_sim):
     ok(probe(sim, ts=T0 + 1300 * ms))
     assert sim.submit("buy", "1", ts=T0 + 1600 * ms) is R.ORDER_BAD_PRICE
     assert breakers(sim) == (["reject_storm"], {"reject_storm": 1})   # the last three: 1.0 s
-    assert probe(sim, ts=T0 + 1700 * ms) is R.RISK_BREAKER
+    assert evidence(sim, "reject_storm") == {"ts": T0 + 1600 * ms, "value": 3, "limit": 3, "extra": 1000 * ms}
+    assert probe(sim, ts=T0 + 1700 * ms) is R.RISK_BREAKER_REDUCE_ONLY
     sim.reset_breakers()
     ok(probe(sim, ts=T0 + 1800 * ms))
     assert sim.submit("buy", "0", price="99.00", ts=T0 + 1900 * ms) is R.ORDER_BAD_QTY
@@ -458,11 +471,86 @@ def test_book_desync_breaker(make_sim):
     ok(probe(sim))
     sim.apply(spot_diff(105, 106, ts=4))                             # a second gap: trips
     assert breakers(sim) == (["book_desync"], {"book_desync": 1})
+    assert evidence(sim, "book_desync") == {"ts": 4, "value": 2, "limit": 2, "extra": 0}
     sim.apply(spot_snapshot(106, ts=5))                              # back in sync, still tripped
-    assert probe(sim) is R.RISK_BREAKER
+    assert probe(sim) is R.RISK_BREAKER_REDUCE_ONLY
     sim.reset_breakers()
     assert sim.risk_stats()["book_desyncs"] == 0
     ok(probe(sim))
+
+
+# ------------------------------------------------------------------ what a tripped breaker lets through
+
+def test_reduce_only_lets_reducing_orders_through(make_sim):
+    sim = make_sim(book=DEEP, fees=NO_FEES)
+    market(sim, "buy", "2")
+    sim.trip_breaker()
+    assert sim.risk_stats()["on_breaker"] == "reduce_only"
+    assert sim.submit("buy", "1", "market") is R.RISK_BREAKER_REDUCE_ONLY       # adds to the long
+    assert sim.submit("buy", "1", price="99.00") is R.RISK_BREAKER_REDUCE_ONLY
+    oid = market(sim, "sell", "0.5")                                           # reduces: passes
+    assert sim.account()["position_units"] == 1500
+    oid = ok(sim.submit("sell", "3", "market"))                                # would go short 1.5:
+    assert qty_units(sim, oid) == 1500                                         # cut to the position
+    sim.advance(sim.now)
+    assert sim.account()["position_units"] == 0
+    assert sim.submit("sell", "0.001", "market") is R.RISK_BREAKER_REDUCE_ONLY  # flat: nothing passes
+    assert sim.submit("buy", "0.001", "market") is R.RISK_BREAKER_REDUCE_ONLY
+    assert decisions(sim)["RISK_CLIPPED"] == 1 and decisions(sim)["RISK_BREAKER_REDUCE_ONLY"] == 4
+    sim.reset_breakers()
+    ok(sim.submit("buy", "1", "market"))
+
+
+def test_reduce_only_counts_open_orders_on_the_closing_side(make_sim):
+    sim = make_sim(book=DEEP, fees=NO_FEES)
+    market(sim, "sell", "1")                                                   # short 1
+    ok(sim.submit("buy", "0.6", price="99.00"))                                # rests below the bid
+    sim.trip_breaker()
+    oid = ok(sim.submit("buy", "1", price="99.50"))                            # only 0.4 can still close
+    assert qty_units(sim, oid) == 400
+    assert sim.submit("buy", "0.001", price="99.50") is R.RISK_BREAKER_REDUCE_ONLY   # covered
+    assert sim.submit("sell", "0.001", price="101.00") is R.RISK_BREAKER_REDUCE_ONLY  # adds
+
+
+def test_reduce_only_cuts_to_whole_lots(make_sim):
+    sim = make_sim(G10, book=DEEP, fees=NO_FEES)                               # lot 0.01
+    market(sim, "buy", "0.05")
+    ok(sim.submit("sell", "0.02", price="101.00"))                             # rests: 0.03 left to close
+    sim.trip_breaker()
+    oid = ok(sim.submit("sell", "0.1", price="101.00"))
+    assert qty_units(sim, oid) == 30
+
+
+def test_reducing_orders_still_face_the_other_checks(make_sim):
+    sim = make_sim(book=DEEP, fees=NO_FEES, price_band_bps="10", rate_per_second=2)
+    market(sim, "buy", "1")                                                    # one token spent
+    sim.trip_breaker()
+    assert sim.submit("sell", "0.5", price="95.00", ts=sim.now) is R.RISK_PRICE_BAND
+    ok(sim.submit("sell", "0.5", price="99.99", ts=sim.now))                   # the second token
+    assert sim.submit("sell", "0.1", price="99.99", ts=sim.now) is R.RISK_RATE_SECOND
+
+
+def test_halt_blocks_reducing_orders_too(make_sim):
+    sim = make_sim(book=DEEP, fees=NO_FEES, on_breaker="halt")
+    market(sim, "buy", "1")
+    sim.trip_breaker()
+    assert sim.risk_stats()["on_breaker"] == "halt"
+    assert sim.submit("sell", "1", "market") is R.RISK_BREAKER
+    assert sim.account()["position_units"] == 1000
+    sim.reset_breakers()
+    market(sim, "sell", "1")
+
+
+def test_reduce_only_modify(make_sim):
+    """A modify is checked as the order it becomes: growing a closing order past the position
+    is cut back to it."""
+    sim = make_sim(book=DEEP, fees=NO_FEES)
+    market(sim, "buy", "1")
+    oid = ok(sim.submit("sell", "0.5", price="101.00"))
+    sim.trip_breaker()
+    assert sim.modify(oid, qty="2") is True
+    sim.advance(sim.now)
+    assert sim.orders()[oid - 1]["qty"] == 1000
 
 
 # ------------------------------------------------------------------ kill switch across threads
@@ -485,7 +573,7 @@ MIX_LIMITS = dict(max_order_qty="2", qty_policy="clip", max_order_notional="250"
                   max_open_orders=6, rate_per_second=5)
 MIX_DECISIONS = {"OK": 6, "RISK_CLIPPED": 1, "RISK_ORDER_NOTIONAL": 1, "ORDER_BAD_QTY": 1,
                  "ORDER_BAD_PRICE": 1, "RISK_RATE_SECOND": 1, "RISK_OPEN_ORDERS": 1,
-                 "RISK_KILL_SWITCH": 2, "RISK_BREAKER": 1}
+                 "RISK_KILL_SWITCH": 2, "RISK_BREAKER_REDUCE_ONLY": 1}
 
 
 def mixed_orders(sim: Any) -> int:
@@ -548,6 +636,7 @@ def test_decisions_identical_between_compiled_and_twin():
     (dict(rate_per_minute="60"), TypeError, "rate_per_minute"),
     (dict(reject_storm_window_s=0), ValueError, "reject_storm_window_s"),
     (dict(max_book_desyncs=True), TypeError, "max_book_desyncs"),
+    (dict(on_breaker="stop"), ValueError, "on_breaker"),
 ])
 def test_risk_limits_validation(kwargs, error, field):
     with pytest.raises(error, match=field):

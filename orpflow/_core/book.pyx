@@ -381,13 +381,11 @@ cdef int book_depth_action(Book *b, const Event *e) noexcept nogil:
             return A_DROP
         if (e.seq_first <= lid + 1 <= e.seq) if spot else (e.seq_first <= lid <= e.seq):
             return A_APPLY
-    else:  # S_IN_SYNC
+    else:  # S_IN_SYNC: continuity is established, so every diff must continue it
         if (e.seq_first == lid + 1) if spot else (e.seq_prev == lid):
             return A_APPLY
-        if e.seq <= lid:
-            b.c.stale += 1
-            b.msg_drop_reason = R_STALE
-            return A_DROP
+        # u <= lid is no "stale" diff here: after a forward-jumped id every later diff would
+        # look old and the book would stay IN_SYNC while frozen. Any break is a gap.
     # a gap: the book no longer matches the venue; keep this diff, it may follow a new snapshot
     b.c.gaps += 1
     b.state = S_OUT_OF_SYNC
@@ -395,7 +393,11 @@ cdef int book_depth_action(Book *b, const Event *e) noexcept nogil:
 
 
 cdef int book_snapshot_action(Book *b, const Event *e) noexcept nogil:
-    if b.venue != VENUE_GENERIC and book_in_sync(b) and e.seq <= b.last_update_id:
+    # Only a book that has applied a diff since its snapshot ignores an older snapshot. Before
+    # that (AWAIT_FIRST) the newest snapshot received wins whatever its id: the pending one may
+    # carry a corrupted, too-high id that would otherwise drop every diff as stale and refuse
+    # every later snapshot. A genuinely older one costs at worst a gap and a resync.
+    if b.venue != VENUE_GENERIC and b.state == S_IN_SYNC and e.seq <= b.last_update_id:
         b.msg_drop_reason = R_STALE_SNAPSHOT
         return A_DROP
     b.msg_resync = b.state == S_OUT_OF_SYNC

@@ -222,7 +222,7 @@ cdef void end_round_trip(Broker *b) noexcept nogil:
     if b.acct.rt_pnl < 0:
         b.acct.losing_round_trips += 1
     if b.risk != NULL:
-        risk_on_round_trip(b.risk, b.acct.rt_pnl)
+        risk_on_round_trip(b.risk, b.acct.rt_pnl, b.clock)
 
 
 cdef orp_i128 account_fill(Broker *b, int side, int64_t price, int64_t qty, orp_i128 fee) noexcept nogil:
@@ -937,7 +937,7 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
                 on_book_message(b, book)
             mark(b, book, b.clock)
     if book.c.gaps + book.c.desyncs != x.risk.book_losses_seen:
-        risk_on_book(x.risk, book.c.gaps + book.c.desyncs)
+        risk_on_book(x.risk, book.c.gaps + book.c.desyncs, b.clock)
     if e.ts_local > x.now:
         x.now = e.ts_local
 
@@ -1130,7 +1130,8 @@ cdef class ExecutionSim:
         self.risk.reset_breakers()
 
     def trip_breaker(self):
-        self.risk.trip()
+        """Trip the "manual" breaker (at the current venue time)."""
+        self.risk.trip(32, self.x.b.clock)
 
     @property
     def now(self):

@@ -426,6 +426,8 @@ cdef class BinanceConverter:
         if rc == R_OK: rc = self._size(d.get("B"), &bq)
         if rc == R_OK: rc = self._price(d.get("a"), &ap)
         if rc == R_OK: rc = self._size(d.get("A"), &aq)
+        if rc == R_OK and (bp == 0 or ap == 0):
+            rc = R_BAD_NUMBER           # a zero price is no quote (negative ones fail above)
         if rc != R_OK:
             return rc
         e = self.out.add()

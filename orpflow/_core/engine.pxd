@@ -8,6 +8,9 @@ from orpflow._core.broker cimport ExecState
 from orpflow._core.features cimport FeatureState
 from orpflow._core.signals cimport PositionParams, PositionState
 from orpflow._core.snapshot cimport SeqlockSnapshot
+from orpflow._core.book cimport BookCounters
+from orpflow._core.risk cimport BRK_COUNT
+from orpflow._core.types cimport R_COUNT
 
 cdef enum:
     # kinds of OutRecord (stable: persisted)
@@ -16,6 +19,7 @@ cdef enum:
     OUT_SIGNAL = 3             # an emitted signal (side != 0) and the order it led to
     OUT_ACCOUNT = 4            # account snapshot: after fills, periodically, at the end
     OUT_SYNC = 5               # the book's sync state or gap/resync counts changed
+    OUT_BREAKER = 6            # a circuit breaker tripped: which, when, the value and the limit
     OUT_FIELDS = 12
     OUT_SLOTS = 2              # ring slots (Event records) per OutRecord
     MAX_SLOTS = 64             # instruments per engine
@@ -23,6 +27,7 @@ cdef enum:
     HIST_BUCKETS = 976         # values below 16 exact, then up to 2**63 in 6% steps
     BATCH = 256                # records popped from the market ring at a time
     MAX_RESTORE = 256          # open orders a restart re-sends per instrument
+    STATS_EVERY = 4096         # events between two publishes of the per-instrument stats
 
 # One output record: 128 bytes = two ring slots. The meaning of v[] depends on kind
 # (orpflow/engine_records.py names them).
@@ -58,6 +63,24 @@ cdef struct RestoredOrder:
     int64_t client_id          # the previous run's order id
     int64_t expire_at
 
+# What other threads (stats(), metrics) may read about one instrument while the loop runs.
+# The book's, risk gate's and venue's counters are plain fields of the loop's own structs; the
+# strategy thread copies them here under a seqlock when it goes idle, every STATS_EVERY events
+# and at the end of a run, so a reader never races the loop (publish_stats).
+cdef struct SlotStats:
+    int64_t events             # the engine's event counter when published
+    BookCounters book
+    int64_t book_rejects[R_COUNT]
+    int64_t decisions[R_COUNT] # risk decisions by reason (0 = accepted)
+    int64_t venue[R_COUNT]     # venue outcomes by reason
+    int64_t trips[BRK_COUNT]   # breaker trips so far, by breaker
+    int64_t breakers           # breakers tripped now (bits)
+
+cdef struct SeqlockStats:
+    int64_t seq
+    char _pad[56]
+    SlotStats data
+
 cdef struct Slot:
     ExecState *x
     FeatureState *st
@@ -73,8 +96,12 @@ cdef struct Slot:
     int64_t fills_total        # fills written in all (the next fill id - 1)
     int64_t next_account       # event time due for the next periodic account record
     int64_t sync_key[4]        # book state, gaps, resyncs, desyncs last written
+    int64_t trips_seen         # the risk gate's n_trips last looked at
+    int64_t trips_out[8]       # trips of each breaker already written
+    int flatten_pending        # on_breaker = "flatten": close the position at the next row
     RestoredOrder restore[MAX_RESTORE]
     int64_t n_restore
+    SeqlockStats stats
 
 # Written by the strategy thread only (relaxed stores); read by any thread (relaxed loads).
 cdef struct Counters:
@@ -91,6 +118,7 @@ cdef struct Counters:
     int64_t market_waits       # times the market ring was full (back-pressure on the feed)
     int64_t fed                # records pushed by the feed
     int64_t out_lost           # records not written because the consumer aborted
+    int64_t breaker_trips      # circuit breaker trips written (OUT_BREAKER records)
 
 # Thread hand-off flags, each on its own line.
 cdef struct Control:
@@ -118,5 +146,6 @@ cdef struct Core:
     Histogram ingress          # feed push -> order record written
     Histogram feature          # features_update (+ extension) per row
     Histogram handoff          # feed push -> popped by the strategy (first record of each pop)
+    int64_t stats_at           # c.events at the last publish_stats
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil

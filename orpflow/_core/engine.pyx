@@ -4,7 +4,7 @@
 on a row-making record the features, the signal, the position rules, the pre-trade risk gate
 and the order, then on a complete book message the seqlock snapshot (published after the
 order: it serves other threads, not the decision); then every order state change, fill,
-emitted signal, sync change and account snapshot as a fixed-size OutRecord.
+emitted signal, sync change, breaker trip and account snapshot as a fixed-size OutRecord.
 The same function runs in the caller's thread over an array (``run_array``: backtest, records
 collected in a buffer) and in the strategy thread over the `market` ring (``run_ring``: records
 go to the `out` ring, waiting for room rather than dropping). Decisions read event time only,
@@ -41,9 +41,12 @@ from orpflow._core.signals cimport (
     position_params as set_position_params,
 )
 from orpflow._core.snapshot cimport SeqlockSnapshot, MarketSnapshot, snapshot_publish_book
+from orpflow._core.risk cimport RiskState, BRK_COUNT, BRK_REJECT_STORM, ON_BREAKER_FLATTEN
 
 cdef extern from "orp_atomic.h":
     void ORP_sleep_ns(int64_t ns) noexcept nogil
+    void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
+    int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
 
 cdef extern from *:
     """
@@ -248,6 +251,41 @@ cdef void check_sync(Core *c, int32_t slot, Slot *s) noexcept nogil:
     emit(c, &r)
 
 
+cdef void check_breakers(Core *c, int32_t slot, Slot *s) noexcept nogil:
+    """A BREAKER record for each trip since the last look (one compare when there is none):
+    v[0] the breaker's bit, v[1] all tripped now, v[2:4] value and v[4:6] limit (128-bit: the
+    drawdown in 1e-9 of peak, the daily loss in money, else counts), v[6] reject_storm: ns
+    from the first to the last rejection, v[7] its trips so far, v[8] the position, v[9]
+    on_breaker, v[10] the time the risk gate was given, v[11] reject_storm: the window (ns).
+    Under on_breaker = "flatten" the next feature row sends the closing order."""
+    cdef RiskState *r = s.x.risk
+    cdef OutRecord rec
+    cdef int k
+    if r.n_trips == s.trips_seen:
+        return
+    s.trips_seen = r.n_trips
+    for k in range(BRK_COUNT):
+        if r.trips[k] == s.trips_out[k]:
+            continue
+        s.trips_out[k] = r.trips[k]
+        memset(&rec, 0, sizeof(rec))
+        head(&rec, OUT_BREAKER, slot, s.x.b.clock, s.x.now)
+        rec.v[0] = 1 << k
+        rec.v[1] = r.breakers
+        put_i128(&rec.v[2], r.trip_value[k])
+        put_i128(&rec.v[4], r.trip_limit[k])
+        rec.v[6] = r.trip_extra[k]
+        rec.v[7] = r.trips[k]
+        rec.v[8] = s.x.b.acct.position
+        rec.v[9] = r.p.on_breaker
+        rec.v[10] = r.trip_ts[k]
+        rec.v[11] = r.p.reject_storm_window_ns if (1 << k) == BRK_REJECT_STORM else 0
+        emit(c, &rec)
+        bump(&c.c.breaker_trips, 1)
+    if r.p.on_breaker == ON_BREAKER_FLATTEN and r.breakers:
+        s.flatten_pending = 1
+
+
 cdef void forget_written(Slot *s) noexcept nogil:
     """Without keep_history: drop the fills just written, and free chunks of final orders
     (they were written when they became final), so memory does not grow with the run."""
@@ -284,6 +322,7 @@ cdef void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept no
         emit_account(c, slot, s)
         s.next_account = b.clock + s.ep.account_every_ns
     check_sync(c, slot, s)
+    check_breakers(c, slot, s)
     if not s.ep.keep_history:
         forget_written(s)
     if b.failed:
@@ -305,18 +344,11 @@ cdef inline Slot *find_slot(Core *c, uint32_t instrument, int32_t *index) noexce
     return NULL
 
 
-cdef int64_t place(Core *c, Slot *s, const SignalRow *row, int64_t *why) noexcept nogil:
-    """The order that brings position + open orders to the signal's target, if the target
-    lies on the signal's side; its id, -reason if risk rejected it, 0 if none was sent."""
-    cdef Broker *b = s.x.b
+cdef int64_t send_order(Core *c, Slot *s, int32_t side, int64_t qty, int64_t *why) noexcept nogil:
+    """An order of the engine's type (market, or IOC at the opposite best +- slippage) through
+    the risk gate: its id, -reason if risk rejected it, 0 if none was sent (why says so)."""
     cdef const Level *lv
-    cdef int64_t have = b.acct.position + b.open_buy - b.open_sell
-    cdef int64_t delta = row.position_units - have
-    cdef int32_t side = 1 if delta > 0 else -1
     cdef int64_t price = 0, r
-    if delta == 0 or (delta > 0) != (row.side > 0):
-        why[0] = NO_ORDER_AT_TARGET
-        return 0
     if s.ep.order_kind == OT_LIMIT:
         lv = side_best(&s.x.book.ask if side > 0 else &s.x.book.bid)
         if lv == NULL:
@@ -325,13 +357,37 @@ cdef int64_t place(Core *c, Slot *s, const SignalRow *row, int64_t *why) noexcep
         price = (-lv.key + s.ep.slippage_ticks) if side > 0 else (lv.key - s.ep.slippage_ticks)
         if price <= 0:
             price = 1
-    r = exec_submit(s.x, side, s.ep.order_kind, TIF_IOC, price, delta if delta > 0 else -delta,
-                    c.c.events, 0, s.x.now, R_OK)
+    r = exec_submit(s.x, side, s.ep.order_kind, TIF_IOC, price, qty, c.c.events, 0, s.x.now, R_OK)
     bump(&c.c.orders, 1)
     if r < 0:
         bump(&c.c.rejected, 1)
     why[0] = NO_ORDER_PLACED
     return r
+
+
+cdef int64_t place(Core *c, Slot *s, const SignalRow *row, int64_t *why) noexcept nogil:
+    """The order that brings position + open orders to the signal's target, if the target
+    lies on the signal's side; its id, -reason if risk rejected it, 0 if none was sent."""
+    cdef Broker *b = s.x.b
+    cdef int64_t have = b.acct.position + b.open_buy - b.open_sell
+    cdef int64_t delta = row.position_units - have
+    if delta == 0 or (delta > 0) != (row.side > 0):
+        why[0] = NO_ORDER_AT_TARGET
+        return 0
+    return send_order(c, s, 1 if delta > 0 else -1, delta if delta > 0 else -delta, why)
+
+
+cdef void flatten(Core *c, Slot *s) noexcept nogil:
+    """on_breaker = "flatten", at the first feature row after a trip: one order closing the
+    position net of the open orders on the closing side (whole lots), through the risk gate.
+    Whatever becomes of it, reduce_only applies from then on."""
+    cdef Broker *b = s.x.b
+    cdef int64_t pos = b.acct.position, why = 0
+    cdef int64_t qty = (pos - b.open_sell) if pos > 0 else (-pos - b.open_buy)
+    s.flatten_pending = 0
+    qty = qty / b.lot * b.lot
+    if pos != 0 and qty > 0 and s.x.risk.breakers:
+        send_order(c, s, -1 if pos > 0 else 1, qty, &why)
 
 
 cdef void resend_restored(Core *c, Slot *s) noexcept nogil:
@@ -363,6 +419,8 @@ cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
         hist_add(&c.feature, ORP_now_ns() - t1)
     s.rows += 1
     bump(&c.c.rows, 1)
+    if s.flatten_pending:
+        flatten(c, s)
     if s.n_restore and s.rows > s.ep.warmup_rows:
         resend_restored(c, s)
     if (<SignalGenerator>s.generator).evaluate(&s.st.fv, &cand) != 0:
@@ -406,6 +464,27 @@ cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
     flush_slot(c, slot, s, row_maker)
 
 
+cdef void publish_stats(Core *c) noexcept nogil:
+    """Copy every instrument's book, risk and venue counters where other threads may read them
+    (SlotStats, seqlock). The strategy thread calls it when it goes idle, every STATS_EVERY
+    events and at the end: a few hundred word stores, never per event."""
+    cdef SlotStats d
+    cdef Slot *s
+    cdef int64_t i
+    c.stats_at = c.c.events
+    for i in range(c.n_slots):
+        s = &c.slots[i]
+        d.events = c.c.events
+        d.book = s.x.book.c
+        memcpy(d.book_rejects, s.x.book.rejects, sizeof(d.book_rejects))
+        memcpy(d.decisions, s.x.risk.decisions, sizeof(d.decisions))
+        memcpy(d.venue, s.x.b.counts, sizeof(d.venue))
+        memcpy(d.trips, s.x.risk.trips, sizeof(d.trips))
+        d.breakers = s.x.risk.breakers
+        ORP_seqlock_write(&s.stats.seq, <int64_t *>&s.stats.data, <const int64_t *>&d,
+                          sizeof(SlotStats) // 8)
+
+
 cdef void final_accounts(Core *c) noexcept nogil:
     cdef int64_t i
     for i in range(c.n_slots):
@@ -431,6 +510,8 @@ cdef void strategy_loop(Core *c, RingState *market) noexcept nogil:
                     break
                 if idle_since == 0:
                     idle_since = ORP_now_ns()
+                    if c.stats_at != c.c.events:
+                        publish_stats(c)
                 if ORP_now_ns() - idle_since < c.spin_ns:
                     ORP_pause()
                 else:
@@ -443,8 +524,12 @@ cdef void strategy_loop(Core *c, RingState *market) noexcept nogil:
         for i in range(n):
             core_step(c, &buf[i], stamps[i])
             if c.failed:
+                publish_stats(c)
                 return
+        if c.c.events - c.stats_at >= STATS_EVERY:
+            publish_stats(c)
     final_accounts(c)
+    publish_stats(c)
 
 
 cdef inline int64_t message_end(const Event *evs, int64_t i, int64_t n) noexcept nogil:
@@ -523,7 +608,7 @@ cdef int64_t feed_loop(Core *c, RingState *market, const Event *evs, int64_t n, 
 OUT_DTYPE = np.dtype([("kind", "<i4"), ("slot", "<i4"), ("event_no", "<i8"), ("ts_exch", "<i8"),
                       ("ts_local", "<i8"), ("v", "<i8", (OUT_FIELDS,))])
 COUNTER_NAMES = ("events", "rows", "signals", "orders", "rejected", "fills", "out_records",
-                 "out_waits", "unknown", "idle_sleeps", "market_waits", "fed", "out_lost")
+                 "out_waits", "unknown", "idle_sleeps", "market_waits", "fed", "out_lost", "breaker_trips")
 
 
 @cython.auto_pickle(False)
@@ -585,6 +670,9 @@ cdef class EngineCore:
         s.ep.account_every_ns = e["account_every_ns"]
         s.ep.keep_history = 1 if e["keep_history"] else 0
         s.sync_key[0] = -1
+        s.trips_seen = sim.x.risk.n_trips           # trips before the engine are not its news
+        for k in range(BRK_COUNT):
+            s.trips_out[k] = sim.x.risk.trips[k]
         sim.x.b.journal_on = 1
         generator.reset()
         self._keep.append((sim, features, generator, snapshot))
@@ -676,6 +764,7 @@ cdef class EngineCore:
                         break
                 if final and not c.failed:
                     final_accounts(c)
+                publish_stats(c)
         finally:
             self._exit()
         self._raise_failure()
@@ -780,6 +869,31 @@ cdef class EngineCore:
         """The engine's counters (any thread; each value is whole, the set is not atomic)."""
         cdef int64_t *p = &self.c.c.events
         return {name: ORP_load_relaxed(&p[i]) for i, name in enumerate(COUNTER_NAMES)}
+
+    def slot_stats(self, int slot):
+        """One instrument's book, risk and venue counters as the strategy thread last published
+        them (any thread, lock-free: when it went idle, every 4096 events, at the end):
+        {"events": the engine's event count then, "book": book counters,
+        "book_rejected_by_reason": {reason name: records}, "decisions": {code: n},
+        "venue": {code: n}, "trips": {breaker: n}, "breakers": [tripped now]}."""
+        from orpflow._core.types import REASONS
+        from orpflow._core.risk import BREAKERS
+        cdef SlotStats d
+        if not 0 <= slot < self.n_slots:
+            raise IndexError(f"no instrument slot {slot}")
+        with nogil:
+            ORP_seqlock_read(&self.c.slots[slot].stats.seq, <int64_t *>&d,
+                             <const int64_t *>&self.c.slots[slot].stats.data, sizeof(SlotStats) // 8)
+        return {
+            "events": d.events,
+            "book": d.book,
+            "book_rejected_by_reason": {name: d.book_rejects[code] for name, code in REASONS.items()
+                                        if code and d.book_rejects[code]},
+            "decisions": {k: d.decisions[k] for k in range(R_COUNT) if d.decisions[k]},
+            "venue": {k: d.venue[k] for k in range(R_COUNT) if d.venue[k]},
+            "trips": {k: d.trips[i] for i, k in enumerate(BREAKERS) if d.trips[i]},
+            "breakers": [k for k, bit in BREAKERS.items() if d.breakers & bit],
+        }
 
     def histogram(self, name):
         """(counts per bucket, n, total ns, max ns) of "incore", "ingress", "feature" or

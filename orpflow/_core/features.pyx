@@ -630,13 +630,16 @@ cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcep
     cdef int64_t side
     cdef int32_t g = s.p.groups
     cdef FeatureVector *fv = &s.fv
+    # a record without exchange time (ts_exch 0: a REST snapshot) is stamped with its receive
+    # time, so its row does not sit at 1970 on a time axis
+    cdef int64_t ts = e.ts_exch if e.ts_exch != 0 else e.ts_local
     if f & F_TRADE:
         if (f & ~(F_TRADE | F_BUY | F_SELL | F_LAST)) or (f & F_BUY and f & F_SELL) \
                 or e.qty <= 0 or e.price <= 0 \
                 or e.instrument != b.instrument:
             s.bad_trades += 1
             return 0
-        advance_clock(s, e.ts_exch)
+        advance_clock(s, ts)
         side = 1 if f & F_BUY else (-1 if f & F_SELL else 0)
         if g & G_TRADES:
             trades_push(s, e, side)
@@ -646,12 +649,12 @@ cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcep
         if fv.ofi == fv.ofi:
             fv.ofi = 0.0                 # a trade leaves the quotes as they were
     elif f & F_BOOK_KINDS and f & F_LAST and e.instrument == b.instrument and not b.msg_open:
-        advance_clock(s, e.ts_exch)
+        advance_clock(s, ts)
         fv.kind = ROW_BOOK
         on_book_row(s, b)
     else:
         return 0
-    fv.ts_exch = e.ts_exch
+    fv.ts_exch = ts
     fv.seq = e.seq
     if g & G_TRADES:
         trades_evict(s)

@@ -9,6 +9,7 @@
 #ifndef ORP_ATOMIC_H
 #define ORP_ATOMIC_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
@@ -28,6 +29,18 @@ static inline void ORP_fence_release(void) { __atomic_thread_fence(__ATOMIC_RELE
 static inline void ORP_fence_seq_cst(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 /* Stops the compiler from caching or reordering memory accesses across it (no CPU fence). */
 static inline void ORP_compiler_barrier(void) { __asm__ __volatile__("" ::: "memory"); }
+
+/* Seqlock payloads: copied word by word with relaxed atomics, so a reader that races the
+ * writer performs no C11 data race (Boehm, "Can seqlocks get along with programming language
+ * memory models?", 2012): the fences around the copy order it, and relaxed atomics make the
+ * race defined. A plain memcpy of the payload is a data race, i.e. undefined behaviour, even
+ * where today's compilers happen to emit code that works, and a race detector reports it. */
+static inline void ORP_copy_words_load_relaxed(int64_t *dst, const int64_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = __atomic_load_n(&src[i], __ATOMIC_RELAXED);
+}
+static inline void ORP_copy_words_store_relaxed(int64_t *dst, const int64_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) __atomic_store_n(&dst[i], src[i], __ATOMIC_RELAXED);
+}
 
 static inline void ORP_pause(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -66,11 +79,42 @@ static __forceinline void ORP_fence_acquire(void) { _ReadWriteBarrier(); MemoryB
 static __forceinline void ORP_fence_release(void) { MemoryBarrier(); _ReadWriteBarrier(); }
 static __forceinline void ORP_fence_seq_cst(void) { _ReadWriteBarrier(); MemoryBarrier(); _ReadWriteBarrier(); }
 static __forceinline void ORP_compiler_barrier(void) { _ReadWriteBarrier(); }
+static __forceinline void ORP_copy_words_load_relaxed(int64_t *dst, const int64_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) dst[i] = *(const volatile int64_t *)&src[i];
+}
+static __forceinline void ORP_copy_words_store_relaxed(int64_t *dst, const int64_t *src, size_t n) {
+    for (size_t i = 0; i < n; i++) *(volatile int64_t *)&dst[i] = src[i];
+}
 static __forceinline void ORP_pause(void) { YieldProcessor(); }
 
 #else
 #error "orp_atomic.h: unsupported compiler (need GCC, Clang or MSVC atomics)"
 #endif
+
+/* Seqlock, one writer and any number of readers, over a payload of whole int64 words (the
+ * MarketSnapshot, the engine's published per-instrument stats). Writer: seq odd (relaxed) +
+ * release fence, payload stored with relaxed atomics, seq even (release). Reader: seq
+ * (acquire), payload loaded with relaxed atomics, acquire fence, seq again; retried unless
+ * both are the same even number. Returns the reader's retries. */
+static inline void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) {
+    int64_t s = *seq;                 /* only the writer stores seq: a plain read is exact */
+    ORP_store_relaxed(seq, s + 1);
+    ORP_fence_release();              /* the odd seq is visible before any payload store */
+    ORP_copy_words_store_relaxed(dst, src, words);
+    ORP_store_release(seq, s + 2);    /* ... and the whole payload before the even one */
+}
+static inline int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) {
+    int64_t s1, s2, retries = 0;
+    for (;;) {
+        s1 = ORP_load_acquire(seq);
+        if (s1 & 1) { retries++; ORP_pause(); continue; }
+        ORP_copy_words_load_relaxed(dst, src, words);
+        ORP_fence_acquire();          /* the payload loads complete before seq is read again */
+        s2 = ORP_load_relaxed(seq);
+        if (s1 == s2) return retries;
+        retries++;
+    }
+}
 
 /* Monotonic nanoseconds for latency measurement (vDSO on Linux: no syscall). */
 #if defined(_MSC_VER)

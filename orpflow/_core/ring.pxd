@@ -12,6 +12,7 @@ cdef extern from "orp_atomic.h":
     void ORP_fence_release() noexcept nogil
     void ORP_pause() noexcept nogil
     int64_t ORP_now_ns() noexcept nogil
+    void ORP_sleep_ns(int64_t ns) noexcept nogil
 
 # head/tail are free-running counters (never wrapped); slot = counter & mask.
 # Each side's hot fields share one cache line that only that side writes; the other side's

@@ -117,8 +117,15 @@ cdef int64_t ring_pop_n_stamped(RingState *r, Event *out, int64_t *stamps, int64
 
 
 cdef int64_t ring_size(RingState *r) noexcept nogil:
-    """Records in the ring now (exact from either side's thread, a snapshot from any other)."""
-    return ORP_load_acquire(&r.head) - ORP_load_acquire(&r.tail)
+    """Records in the ring: exact from the producer's or the consumer's thread; from any
+    other thread (stats, metrics) an estimate, always within [0, capacity]. The consumer's
+    index is read first: head only grows and never passes the tail it is read after, so the
+    difference cannot go negative; it can overstate when the consumer moved on in between."""
+    cdef int64_t t = ORP_load_acquire(&r.tail)
+    cdef int64_t n = ORP_load_acquire(&r.head) - t
+    if n < 0:
+        return 0
+    return n if n < r.capacity else r.capacity
 
 
 
@@ -204,8 +211,20 @@ cdef class EventRing:
 
 # ---- stress and latency drivers: whole loops in C, run from Python threads without the GIL ----
 
+cdef int64_t BACKOFF_SPINS = 256       # pauses on a full/empty ring before a driver sleeps
+cdef int64_t BACKOFF_SLEEP_NS = 20000  # so two drivers sharing a core (a loaded machine) both run
+
+
+cdef inline void _back_off(int64_t *spins) noexcept nogil:
+    spins[0] += 1
+    if spins[0] % BACKOFF_SPINS == 0:
+        ORP_sleep_ns(BACKOFF_SLEEP_NS)
+    else:
+        ORP_pause()
+
 def _produce_sequence(EventRing ring not None, int64_t n, int64_t spacing_ns=0):
-    """Push n records one by one with seq = 0..n-1 and ts_local = now; spins while full.
+    """Push n records one by one with seq = 0..n-1 and ts_local = now; spins (then sleeps)
+    while full; returns how often it found the ring full.
     spacing_ns > 0 paces pushes (for hand-off latency, not queueing delay)."""
     cdef Event ev
     cdef int64_t i = 0, full_spins = 0, next_t = 0
@@ -222,8 +241,7 @@ def _produce_sequence(EventRing ring not None, int64_t n, int64_t spacing_ns=0):
             if ring_push(ring.state, &ev):
                 i += 1
             else:
-                full_spins += 1
-                ORP_pause()
+                _back_off(&full_spins)
     return full_spins
 
 
@@ -231,7 +249,7 @@ def _consume_check(EventRing ring not None, int64_t n, int64_t[::1] latencies=No
     """Pop n records one by one; returns how many broke the sequence (lost, duplicated,
     reordered or torn). With `latencies`, stores pop time - push time of each record (ns)."""
     cdef Event ev
-    cdef int64_t i = 0, errors = 0, nlat = 0
+    cdef int64_t i = 0, errors = 0, nlat = 0, empty_spins = 0
     cdef int64_t *lat = NULL
     if latencies is not None:
         nlat = latencies.shape[0]
@@ -246,5 +264,5 @@ def _consume_check(EventRing ring not None, int64_t n, int64_t[::1] latencies=No
                     lat[i] = ORP_now_ns() - ev.ts_local
                 i += 1
             else:
-                ORP_pause()
+                _back_off(&empty_spins)
     return errors

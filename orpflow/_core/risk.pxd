@@ -11,6 +11,10 @@ cdef enum:
     BRK_BOOK_DESYNC = 16
     BRK_MANUAL = 32
     BRK_COUNT = 6
+    # what a tripped breaker lets through (RiskParams.on_breaker)
+    ON_BREAKER_REDUCE_ONLY = 0     # only orders that bring the position toward zero
+    ON_BREAKER_HALT = 1            # nothing
+    ON_BREAKER_FLATTEN = 2         # the engine closes the position, then reduce_only
 
 # Limits in core units (sizes: size units, prices: ticks, money: MoneyScale units); -1 = off.
 cdef struct RiskParams:
@@ -31,6 +35,7 @@ cdef struct RiskParams:
     int64_t reject_storm
     int64_t reject_storm_window_ns
     int64_t max_book_desyncs
+    int on_breaker
 
 # What one check reads: the order and the account/book state it would join.
 cdef struct OrderContext:
@@ -56,6 +61,12 @@ cdef struct RiskState:
     int tat_set[3]
     int64_t decisions[R_COUNT]
     int64_t trips[BRK_COUNT]
+    int64_t n_trips                # all trips so far: the engine writes a record per new one
+    # the latest trip of each breaker: when (the time its evidence carried), what tripped it
+    int64_t trip_ts[BRK_COUNT]
+    orp_i128 trip_value[BRK_COUNT] # drawdown: 1e-9 of peak; daily_loss: money; others: counts
+    orp_i128 trip_limit[BRK_COUNT]
+    int64_t trip_extra[BRK_COUNT]  # reject_storm: ns between the first and last rejection
     int64_t consecutive_losses
     int64_t *rejects               # ring of the last reject_storm reject times
     int64_t rej_n
@@ -72,9 +83,10 @@ cdef int risk_check(RiskState *r, const OrderContext *c, int64_t *qty) noexcept 
 cdef void risk_count(RiskState *r, int reason) noexcept nogil
 cdef void risk_on_reject(RiskState *r, int64_t now) noexcept nogil
 cdef void risk_on_mark(RiskState *r, orp_i128 equity, int64_t now) noexcept nogil
-cdef void risk_on_round_trip(RiskState *r, orp_i128 pnl) noexcept nogil
-cdef void risk_on_book(RiskState *r, int64_t losses_total) noexcept nogil
-cdef void risk_trip(RiskState *r, int64_t bit) noexcept nogil
+cdef void risk_on_round_trip(RiskState *r, orp_i128 pnl, int64_t now) noexcept nogil
+cdef void risk_on_book(RiskState *r, int64_t losses_total, int64_t now) noexcept nogil
+cdef void risk_trip(RiskState *r, int64_t bit, int64_t now, orp_i128 value, orp_i128 limit,
+                    int64_t extra) noexcept nogil
 
 cdef class RiskGate:
     cdef RiskState *r

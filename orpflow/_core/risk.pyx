@@ -2,7 +2,8 @@
 
 ``risk_check`` runs DESIGN's checks in order; the first failure is the order's reason code.
 Breakers trip from the account marks, round trips, rejections and book sync losses the broker
-reports, and stay tripped until ``reset_breakers``. The kill switch is one atomic word any
+reports, and stay tripped until ``reset_breakers``; while one is, ``on_breaker`` decides what
+passes (by default only orders that reduce the position). Each trip keeps when and why. The kill switch is one atomic word any
 thread may set. The plain-Python twin is orpflow/reference/risk.py; the rules: docs/risk.md.
 """
 
@@ -10,10 +11,11 @@ from libc.stdint cimport int64_t
 from libc.stdlib cimport calloc, free
 
 from orpflow._core.types cimport (
-    orp_i128, i128_from_py, debug_count_alloc, MONEY_PER_TICK_UNIT, R_COUNT, R_OK, R_RISK_KILL_SWITCH,
+    orp_i128, i128_from_py, i128_to_py, debug_count_alloc, MONEY_PER_TICK_UNIT, R_COUNT, R_OK, R_RISK_KILL_SWITCH,
     R_RISK_BOOK_NOT_SYNCED, R_RISK_BREAKER, R_RISK_RATE_SECOND, R_RISK_ORDER_QTY,
     R_RISK_ORDER_NOTIONAL, R_RISK_POSITION, R_RISK_GROSS_EXPOSURE, R_RISK_PRICE_BAND,
     R_RISK_OPEN_ORDERS, R_RISK_MIN_BALANCE, R_RISK_NO_PRICE, R_RISK_CLIPPED,
+    R_RISK_BREAKER_REDUCE_ONLY,
 )
 
 cimport cython
@@ -25,6 +27,7 @@ cdef extern from "orp_atomic.h":
 BREAKERS = {"drawdown": BRK_DRAWDOWN, "daily_loss": BRK_DAILY_LOSS,
             "consecutive_losses": BRK_CONSECUTIVE_LOSSES, "reject_storm": BRK_REJECT_STORM,
             "book_desync": BRK_BOOK_DESYNC, "manual": BRK_MANUAL}
+ON_BREAKER = ("reduce_only", "halt", "flatten")     # RiskLimits.on_breaker, by its C value
 
 cdef int64_t[3] RATE_WINDOWS_NS = [1000000000, 60000000000, 3600000000000]
 cdef int64_t DAY_NS = 86400000000000
@@ -72,6 +75,21 @@ cdef void risk_count(RiskState *r, int reason) noexcept nogil:
     r.decisions[reason] += 1
 
 
+cdef int reduce_only(const RiskParams *p, const OrderContext *c, int64_t *qty) noexcept nogil:
+    """With a breaker tripped: the order must be against the position, and it is cut (whole
+    lots) so that it and the open orders on its side together cannot take |position| past zero."""
+    cdef int64_t pos = c.position * c.side, same = c.open_buy if c.side > 0 else c.open_sell
+    cdef int64_t room
+    if pos >= 0:                                # flat, or the order would add to the position
+        return R_RISK_BREAKER_REDUCE_ONLY
+    room = (-pos - same) / p.lot * p.lot
+    if room <= 0:
+        return R_RISK_BREAKER_REDUCE_ONLY
+    if qty[0] > room:
+        qty[0] = room
+    return R_OK
+
+
 cdef int check_order(RiskState *r, const OrderContext *c, int64_t *qty) noexcept nogil:
     cdef const RiskParams *p = &r.p
     cdef int64_t ref, same, room, s
@@ -82,7 +100,11 @@ cdef int check_order(RiskState *r, const OrderContext *c, int64_t *qty) noexcept
     if not c.book_usable:
         return R_RISK_BOOK_NOT_SYNCED
     if r.breakers:
-        return R_RISK_BREAKER
+        if p.on_breaker == ON_BREAKER_HALT:
+            return R_RISK_BREAKER
+        reason = reduce_only(p, c, qty)
+        if reason != R_OK:
+            return reason
     reason = rate_reason(r, c.now)
     if reason != R_OK:
         return reason
@@ -137,12 +159,20 @@ cdef int risk_check(RiskState *r, const OrderContext *c, int64_t *qty) noexcept 
     return reason
 
 
-cdef void risk_trip(RiskState *r, int64_t bit) noexcept nogil:
+cdef void risk_trip(RiskState *r, int64_t bit, int64_t now, orp_i128 value, orp_i128 limit,
+                    int64_t extra) noexcept nogil:
+    """Trip `bit` (a tripped one stays as it is): count it and keep its evidence."""
     cdef int k
-    if not (r.breakers & bit):
-        for k in range(BRK_COUNT):
-            if bit == (1 << k):
-                r.trips[k] += 1
+    if r.breakers & bit:
+        return
+    for k in range(BRK_COUNT):
+        if bit == (1 << k):
+            r.trips[k] += 1
+            r.n_trips += 1
+            r.trip_ts[k] = now
+            r.trip_value[k] = value
+            r.trip_limit[k] = limit
+            r.trip_extra[k] = extra
     r.breakers |= bit
 
 
@@ -157,7 +187,7 @@ cdef void risk_on_reject(RiskState *r, int64_t now) noexcept nogil:
     if r.rej_n == n:
         oldest = r.rejects[r.rej_head]          # the ring is full: head is the oldest
         if now - oldest <= r.p.reject_storm_window_ns:
-            risk_trip(r, BRK_REJECT_STORM)
+            risk_trip(r, BRK_REJECT_STORM, now, n, n, now - oldest)
 
 
 cdef void risk_on_mark(RiskState *r, orp_i128 equity, int64_t now) noexcept nogil:
@@ -171,23 +201,23 @@ cdef void risk_on_mark(RiskState *r, orp_i128 equity, int64_t now) noexcept nogi
         r.day_open_equity = equity
     if r.p.max_drawdown_e9 >= 0 and r.peak > 0 and \
             (r.peak - equity) * 1000000000 >= <orp_i128>r.p.max_drawdown_e9 * r.peak:
-        risk_trip(r, BRK_DRAWDOWN)
+        risk_trip(r, BRK_DRAWDOWN, now, (r.peak - equity) * 1000000000 / r.peak, r.p.max_drawdown_e9, 0)
     if r.p.max_daily_loss >= 0 and r.day_open_equity - equity >= r.p.max_daily_loss:
-        risk_trip(r, BRK_DAILY_LOSS)
+        risk_trip(r, BRK_DAILY_LOSS, now, r.day_open_equity - equity, r.p.max_daily_loss, 0)
 
 
-cdef void risk_on_round_trip(RiskState *r, orp_i128 pnl) noexcept nogil:
+cdef void risk_on_round_trip(RiskState *r, orp_i128 pnl, int64_t now) noexcept nogil:
     r.consecutive_losses = r.consecutive_losses + 1 if pnl < 0 else 0
     if 0 < r.p.max_consecutive_losses <= r.consecutive_losses:
-        risk_trip(r, BRK_CONSECUTIVE_LOSSES)
+        risk_trip(r, BRK_CONSECUTIVE_LOSSES, now, r.consecutive_losses, r.p.max_consecutive_losses, 0)
 
 
-cdef void risk_on_book(RiskState *r, int64_t losses_total) noexcept nogil:
+cdef void risk_on_book(RiskState *r, int64_t losses_total, int64_t now) noexcept nogil:
     """losses_total: the book's gaps + desyncs so far."""
     if losses_total > r.book_losses_seen:
         r.desyncs += losses_total - r.book_losses_seen
         if 0 < r.p.max_book_desyncs <= r.desyncs:
-            risk_trip(r, BRK_BOOK_DESYNC)
+            risk_trip(r, BRK_BOOK_DESYNC, now, r.desyncs, r.p.max_book_desyncs, 0)
     r.book_losses_seen = losses_total
 
 
@@ -229,6 +259,7 @@ cdef class RiskGate:
         rp.reject_storm = p["reject_storm"]
         rp.reject_storm_window_ns = p["reject_storm_window_ns"]
         rp.max_book_desyncs = p["max_book_desyncs"]
+        rp.on_breaker = p["on_breaker"]
         if rp.reject_storm > 0:
             self.r.rejects = <int64_t *>calloc(rp.reject_storm, sizeof(int64_t))
             if self.r.rejects == NULL:
@@ -255,11 +286,11 @@ cdef class RiskGate:
     def killed(self):
         return bool(ORP_load_acquire(&self.r.kill))
 
-    def trip(self, int bit=BRK_MANUAL):
-        """Trip a breaker by hand (BREAKERS["manual"] by default)."""
+    def trip(self, int bit=BRK_MANUAL, int64_t ts=0):
+        """Trip a breaker by hand (BREAKERS["manual"] by default) at time ts."""
         if bit not in BREAKERS.values():
             raise ValueError(f"unknown breaker bit {bit}; expected one of {BREAKERS}")
-        risk_trip(self.r, bit)
+        risk_trip(self.r, bit, ts, 0, 0, 0)
 
     def reset_breakers(self):
         """Clear every breaker and the evidence that tripped them (peak restarts at the next mark)."""
@@ -278,6 +309,10 @@ cdef class RiskGate:
             "killed": self.killed,
             "breakers": [k for k, v in BREAKERS.items() if self.r.breakers & v],
             "trips": {k: self.r.trips[i] for i, k in enumerate(BREAKERS) if self.r.trips[i]},
+            "last_trips": {k: {"ts": self.r.trip_ts[i], "value": i128_to_py(self.r.trip_value[i]),
+                               "limit": i128_to_py(self.r.trip_limit[i]), "extra": self.r.trip_extra[i]}
+                           for i, k in enumerate(BREAKERS) if self.r.trips[i]},
+            "on_breaker": ON_BREAKER[self.r.p.on_breaker],
             "consecutive_losses": self.r.consecutive_losses,
             "book_desyncs": self.r.desyncs,
         }

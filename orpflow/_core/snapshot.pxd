@@ -25,8 +25,8 @@ cdef struct SeqlockSnapshot:
     char _pad[56]            # readers spin on `seq`: keep the payload off its cache line
     SnapshotData data
 
-cdef void snapshot_write_begin(SeqlockSnapshot *s) noexcept nogil
-cdef void snapshot_write_end(SeqlockSnapshot *s) noexcept nogil
+# Publish d as one seqlock write section (sets d.version); one writer thread only.
+cdef void snapshot_write(SeqlockSnapshot *s, SnapshotData *d) noexcept nogil
 cdef void snapshot_publish_book(SeqlockSnapshot *s, const Book *b) noexcept nogil
 cdef int64_t snapshot_read(const SeqlockSnapshot *s, SnapshotData *out) noexcept nogil
 

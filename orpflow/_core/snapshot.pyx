@@ -1,13 +1,17 @@
-"""Seqlock-protected MarketSnapshot (DESIGN §5).
+"""Seqlock-protected MarketSnapshot (DESIGN §5); the protocol itself is ORP_seqlock_* in
+orp_atomic.h.
 
-Writer: seq -> odd (relaxed) + release fence, write the payload, seq -> even (release).
-Reader: seq (acquire); copy; acquire fence; seq again; retry unless both reads are the same
-even number. Readers never block the writer and never see a mix of two publishes — unlike
-per-field atomics, where a reader can pair one update's bid with another's ask.
+Writer: seq -> odd (relaxed) + release fence, store the payload word by word (relaxed atomics),
+seq -> even (release). Reader: seq (acquire); load the payload word by word (relaxed atomics);
+acquire fence; seq again (relaxed); retry unless both reads are the same even number. Readers
+never block the writer and never see a mix of two publishes — unlike per-field atomics, where
+a reader can pair one update's bid with another's ask. The payload words are atomics, not a
+memcpy, so the reader's race with the writer is defined behaviour in the C11 model (Boehm 2012)
+and a race detector has nothing to report.
 """
 from cpython.mem cimport PyMem_RawMalloc, PyMem_RawFree
 from libc.stdint cimport int64_t, uintptr_t
-from libc.string cimport memcpy, memset
+from libc.string cimport memset
 
 import numpy as np
 
@@ -16,22 +20,21 @@ from orpflow._core.book cimport Book, BookMetrics, BookSide, OrderBook, book_usa
 
 cdef extern from "orp_atomic.h":
     int64_t ORP_load_acquire(const int64_t *p) noexcept nogil
-    int64_t ORP_load_relaxed(const int64_t *p) noexcept nogil
     void ORP_store_release(int64_t *p, int64_t v) noexcept nogil
-    void ORP_store_relaxed(int64_t *p, int64_t v) noexcept nogil
-    void ORP_fence_acquire() noexcept nogil
-    void ORP_fence_release() noexcept nogil
     void ORP_pause() noexcept nogil
+    int64_t ORP_now_ns() noexcept nogil
+    void ORP_copy_words_load_relaxed(int64_t *dst, const int64_t *src, size_t n) noexcept nogil
+    void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
+    int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
+
+# the payload is copied as int64 words (checked when a MarketSnapshot is made)
+cdef size_t PAYLOAD_WORDS = sizeof(SnapshotData) // 8
 
 
-cdef void snapshot_write_begin(SeqlockSnapshot *s) noexcept nogil:
-    ORP_store_relaxed(&s.seq, s.seq + 1)
-    ORP_fence_release()   # the odd seq is visible before any payload store
-
-
-cdef void snapshot_write_end(SeqlockSnapshot *s) noexcept nogil:
-    s.data.version += 1
-    ORP_store_release(&s.seq, s.seq + 1)
+cdef void snapshot_write(SeqlockSnapshot *s, SnapshotData *d) noexcept nogil:
+    """Publish d (its version is set here) as one write section: the only writer's call."""
+    d.version = s.data.version + 1        # only this thread writes the payload: exact
+    ORP_seqlock_write(&s.seq, <int64_t *>&s.data, <const int64_t *>d, PAYLOAD_WORDS)
 
 
 cdef inline void _copy_side(const BookSide *side, bint is_ask, int64_t *px, int64_t *qty,
@@ -40,41 +43,29 @@ cdef inline void _copy_side(const BookSide *side, bint is_ask, int64_t *px, int6
     if is_ask:
         for i in range(n):
             px[i] = -px[i]        # ask keys are negated prices
+    for i in range(n, SNAPSHOT_LEVELS):
+        px[i] = 0                 # no stale levels past n (the whole payload is published)
+        qty[i] = 0
     n_out[0] = n
 
 
 cdef void snapshot_publish_book(SeqlockSnapshot *s, const Book *b) noexcept nogil:
     """Publish the book's top levels and metrics as one consistent snapshot."""
-    cdef BookMetrics m
-    book_metrics(b, &m)           # computed before the write section keeps it short
-    snapshot_write_begin(s)
-    s.data.book_seq = b.last_update_id
-    s.data.ts_exch = b.ts_exch
-    s.data.ts_local = b.ts_local
-    s.data.in_sync = book_usable(b)
-    s.data.crossed = b.crossed_now
-    _copy_side(&b.bid, False, s.data.bid_px, s.data.bid_qty, &s.data.n_bid)
-    _copy_side(&b.ask, True, s.data.ask_px, s.data.ask_qty, &s.data.n_ask)
-    s.data.metrics = m
-    snapshot_write_end(s)
+    cdef SnapshotData d           # built outside the write section keeps the section short
+    book_metrics(b, &d.metrics)
+    d.book_seq = b.last_update_id
+    d.ts_exch = b.ts_exch
+    d.ts_local = b.ts_local
+    d.in_sync = book_usable(b)
+    d.crossed = b.crossed_now
+    _copy_side(&b.bid, False, d.bid_px, d.bid_qty, &d.n_bid)
+    _copy_side(&b.ask, True, d.ask_px, d.ask_qty, &d.n_ask)
+    snapshot_write(s, &d)
 
 
 cdef int64_t snapshot_read(const SeqlockSnapshot *s, SnapshotData *out) noexcept nogil:
     """Copy a consistent snapshot into out; returns how many retries it took."""
-    cdef int64_t s1, s2, retries = 0
-    while True:
-        s1 = ORP_load_acquire(&s.seq)
-        if s1 & 1:
-            retries += 1
-            ORP_pause()
-            continue
-        memcpy(out, &s.data, sizeof(SnapshotData))
-        ORP_fence_acquire()      # the payload loads complete before seq is read again
-        s2 = ORP_load_relaxed(&s.seq)
-        if s1 == s2:
-            return retries
-        retries += 1
-
+    return ORP_seqlock_read(&s.seq, <int64_t *>out, <const int64_t *>&s.data, PAYLOAD_WORDS)
 
 
 cdef class MarketSnapshot:
@@ -84,6 +75,8 @@ cdef class MarketSnapshot:
     """
 
     def __cinit__(self):
+        if sizeof(SnapshotData) % 8 != 0:       # the seqlock copies whole int64 words
+            raise SystemError("SnapshotData is not a whole number of 8-byte words")
         cdef size_t nbytes = sizeof(SeqlockSnapshot) + 64
         self._block = PyMem_RawMalloc(nbytes)
         if self._block == NULL:
@@ -135,6 +128,8 @@ cdef inline void _fill_from_counter(SnapshotData *d, int64_t k) noexcept nogil:
     d.book_seq = k
     d.ts_exch = 3 * k
     d.ts_local = 5 * k
+    d.in_sync = k & 1
+    d.crossed = (k >> 1) & 1
     d.n_bid = SNAPSHOT_LEVELS
     d.n_ask = SNAPSHOT_LEVELS
     for i in range(SNAPSHOT_LEVELS):
@@ -142,59 +137,80 @@ cdef inline void _fill_from_counter(SnapshotData *d, int64_t k) noexcept nogil:
         d.bid_qty[i] = 2 * k + i
         d.ask_px[i] = k + 1 + i
         d.ask_qty[i] = 7 * k + i
+    memset(&d.metrics, 0, sizeof(BookMetrics))
     d.metrics.mid = <double>k + 0.5
     d.metrics.imbalance = <double>k
+    d.metrics.weighted_mid = <double>(3 * k)
 
 
 cdef inline bint _consistent(const SnapshotData *d) noexcept nogil:
-    cdef int64_t i, k = d.book_seq
-    if d.ts_exch != 3 * k or d.ts_local != 5 * k:
-        return False
-    if d.metrics.mid != <double>k + 0.5 or d.metrics.imbalance != <double>k:
-        return False
+    """Every word of d derives from one publish k (its book_seq), or d is the never-published
+    all-zero state. (The version word is the writer's own count and is checked by the caller.)"""
+    cdef SnapshotData want
+    cdef int64_t k = d.book_seq, i
+    cdef const int64_t *a = <const int64_t *>d
+    cdef const int64_t *b = <const int64_t *>&want
     if k == 0:
-        return True          # never published: all zero
-    if d.n_bid != SNAPSHOT_LEVELS or d.n_ask != SNAPSHOT_LEVELS:
-        return False
-    for i in range(SNAPSHOT_LEVELS):
-        if d.bid_px[i] != k - i or d.bid_qty[i] != 2 * k + i:
-            return False
-        if d.ask_px[i] != k + 1 + i or d.ask_qty[i] != 7 * k + i:
+        memset(&want, 0, sizeof(SnapshotData))
+    else:
+        _fill_from_counter(&want, k)
+    want.version = d.version
+    for i in range(<int64_t>PAYLOAD_WORDS):
+        if a[i] != b[i]:
             return False
     return True
 
 
-def _stress_write(MarketSnapshot snap not None, int64_t n, int64_t gap_pauses=0):
-    """Publish n snapshots whose every field derives from one counter, with gap_pauses pause
-    instructions between publishes (a writer that never pauses starves seqlock readers)."""
-    cdef int64_t k, j
+def _stress_write(MarketSnapshot snap not None, int64_t n, int64_t gap_pauses=0,
+                  int64_t[::1] stop=None):
+    """Publish up to n snapshots whose every word derives from one counter k = 1, 2, ...,
+    with gap_pauses pause instructions between publishes (a writer that never pauses starves
+    seqlock readers); ends early once stop[0] != 0. Returns the number published."""
+    cdef SnapshotData d
+    cdef int64_t k = 0, j
+    cdef int64_t *flag = &stop[0] if stop is not None and stop.shape[0] > 0 else NULL
+    memset(&d, 0, sizeof(SnapshotData))
     with nogil:
-        for k in range(1, n + 1):
-            snapshot_write_begin(snap.snap)
-            _fill_from_counter(&snap.snap.data, k)
-            snapshot_write_end(snap.snap)
+        while k < n:
+            if flag != NULL and ORP_load_acquire(flag) != 0:
+                break
+            k += 1
+            _fill_from_counter(&d, k)
+            snapshot_write(snap.snap, &d)
             for j in range(gap_pauses):
                 ORP_pause()
+    return k
 
 
-def _stress_read(MarketSnapshot snap not None, int64_t n, int64_t until_version=-1):
-    """Read at least n snapshots, and (if until_version >= 0) on until one shows
-    book_seq == until_version; returns
-    (torn reads, reads that saw the version go backwards, retries, distinct versions seen)."""
+def _stress_read(MarketSnapshot snap not None, int64_t n, int64_t until_version=-1,
+                 int64_t min_distinct=0, double timeout_s=0.0, int64_t[::1] stop=None):
+    """Read at least n snapshots; then go on until one shows book_seq == until_version (if
+    >= 0) and at least min_distinct distinct versions were seen, or timeout_s (if > 0) passes.
+    Sets stop[0] = 1 when done (so a writer given the same flag ends). Returns
+    (torn reads, reads that saw a version go backwards, retries, distinct versions, reads)."""
     cdef SnapshotData d
     cdef int64_t i = 0, torn = 0, backwards = 0, retries = 0, last = -1, distinct = 0
+    cdef int64_t last_version = -1
+    cdef int64_t *flag = &stop[0] if stop is not None and stop.shape[0] > 0 else NULL
+    cdef int64_t deadline = ORP_now_ns() + <int64_t>(timeout_s * 1e9) if timeout_s > 0 else 0
     with nogil:
-        while i < n or (until_version >= 0 and last != until_version):
+        while (i < n or (until_version >= 0 and last != until_version) or distinct < min_distinct):
+            if deadline and (i & 1023) == 0 and ORP_now_ns() > deadline:
+                break
             i += 1
             retries += snapshot_read(snap.snap, &d)
-            if not _consistent(&d):
+            # version counts publishes: with the stress writer it must equal the counter
+            if not _consistent(&d) or d.version != d.book_seq:
                 torn += 1
-            if d.book_seq < last:
+            if d.book_seq < last or d.version < last_version:
                 backwards += 1
             elif d.book_seq != last:
                 distinct += 1
             last = d.book_seq
-    return torn, backwards, retries, distinct
+            last_version = d.version
+        if flag != NULL:
+            ORP_store_release(flag, 1)
+    return torn, backwards, retries, distinct, i
 
 
 def _bench_read(MarketSnapshot snap not None, int64_t n):
@@ -208,20 +224,27 @@ def _bench_read(MarketSnapshot snap not None, int64_t n):
 
 
 def _tear_for_test(MarketSnapshot snap not None):
-    """Overwrite half the payload without the seqlock protocol (tests the torn-read check)."""
+    """Overwrite one payload word without the seqlock protocol (tests the torn-read check)."""
     snap.snap.data.ts_exch += 1
 
 
-def _stress_read_unprotected(MarketSnapshot snap not None, int64_t n, int64_t until_version):
-    """Like _stress_read but copying without the seqlock protocol: shows that the stress
-    test's writer and reader really race (this one is expected to see torn snapshots)."""
+def _stress_read_unprotected(MarketSnapshot snap not None, int64_t n, double timeout_s,
+                             int64_t[::1] stop=None):
+    """Like _stress_read but copying without the seqlock protocol (no seq check, no retry):
+    shows that the stress test's writer and reader really race. Reads until n torn
+    snapshots were seen or timeout_s passes; sets stop[0] = 1 when done; returns torn reads."""
     cdef SnapshotData d
-    cdef int64_t i = 0, torn = 0, last = -1
+    cdef int64_t i = 0, torn = 0
+    cdef int64_t *flag = &stop[0] if stop is not None and stop.shape[0] > 0 else NULL
+    cdef int64_t deadline = ORP_now_ns() + <int64_t>(timeout_s * 1e9)
     with nogil:
-        while i < n or last != until_version:
+        while torn < n:
+            if (i & 1023) == 0 and ORP_now_ns() > deadline:
+                break
             i += 1
-            memcpy(&d, &snap.snap.data, sizeof(SnapshotData))
-            if not _consistent(&d):
+            ORP_copy_words_load_relaxed(<int64_t *>&d, <const int64_t *>&snap.snap.data, PAYLOAD_WORDS)
+            if not _consistent(&d) or d.version != d.book_seq:
                 torn += 1
-            last = d.book_seq
+        if flag != NULL:
+            ORP_store_release(flag, 1)
     return torn

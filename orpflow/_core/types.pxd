@@ -84,7 +84,7 @@ cdef enum:
     # -- orders: pre-trade risk, checked in this order, first failure wins --
     R_RISK_KILL_SWITCH = 36    # the kill switch is set
     R_RISK_BOOK_NOT_SYNCED = 37  # the instrument's book is not in sync (or mid-message)
-    R_RISK_BREAKER = 38        # a circuit breaker is tripped (until reset)
+    R_RISK_BREAKER = 38        # a circuit breaker is tripped (until reset), on_breaker = "halt"
     R_RISK_RATE_SECOND = 39    # order rate limit: per-second bucket empty
     R_RISK_RATE_MINUTE = 40    # ... per-minute bucket
     R_RISK_RATE_HOUR = 41      # ... per-hour bucket
@@ -109,7 +109,8 @@ cdef enum:
     R_CANCELLED = 59           # cancelled on request
     R_CANCEL_REJECTED = 60     # cancel for an order the venue does not hold open (unknown or done)
     R_MODIFY_REJECTED = 61     # modify for an order not open, to a qty <= filled, or post-only crossing
-    R_RISK_CLIPPED = 62        # accepted with its quantity clipped (qty_policy="clip")
+    R_RISK_CLIPPED = 62        # accepted with its quantity clipped (qty_policy="clip" or reduce-only)
+    R_RISK_BREAKER_REDUCE_ONLY = 63  # a breaker is tripped and the order cannot reduce the position
     R_COUNT = 64               # size of per-reason counter arrays (codes stay below it)
 
 # The account's money unit (config.MoneyScale): 1 tick x 1 size unit = 1e8 money, so fees at

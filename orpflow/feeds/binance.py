@@ -1,12 +1,14 @@
 """Binance recordings (``<local_recv_ns> <json>`` per line) -> Event arrays."""
 from __future__ import annotations
 
+import re
 import warnings
-from typing import Optional, Sequence, Union
+from typing import List, Optional, Sequence, Union
 
 import numpy as np
 
 from orpflow._core.convert import BinanceConverter
+from orpflow._core.types import FLAGS, REASONS
 from orpflow.feeds._io import PathLike, as_paths, check_exists, read_lines
 from orpflow.feeds.report import FeedReport
 from orpflow.instrument import Instrument
@@ -38,6 +40,9 @@ def read_binance(paths: Union[PathLike, Sequence[PathLike]], instrument: Instrum
     ------
     FileNotFoundError
         A path does not exist.
+    ValueError
+        A file named .gz is not gzip, or none of a file's market messages (depth, trade,
+        bookTicker) is for ``instrument.symbol`` (the message names the symbols found).
     """
     files = as_paths(paths)
     check_exists(files)
@@ -45,8 +50,12 @@ def read_binance(paths: Union[PathLike, Sequence[PathLike]], instrument: Instrum
     parts = []
     for path in files:
         conv = BinanceConverter(instrument)
-        conv.feed_lines(read_lines(path))
+        lines = read_lines(path, report)
+        conv.feed_lines(lines)
         events = conv.out.take()
+        if conv.rejected().get(REASONS["WRONG_SYMBOL"]) and not np.any(events["flags"] & _STREAM):
+            raise ValueError(f"{path}: no market messages for {instrument.symbol}; the file has "
+                             f"{', '.join(symbols_in(lines))}")
         parts.append(events)
         report.lines += conv.lines
         report.messages += conv.messages
@@ -54,6 +63,21 @@ def read_binance(paths: Union[PathLike, Sequence[PathLike]], instrument: Instrum
         report.add_rejects(conv.rejected(), conv.examples, str(path))
     _warn_rejects(report)
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
+
+
+_STREAM = FLAGS["DEPTH"] | FLAGS["TRADE"] | FLAGS["BBO"]
+_SYMBOL = re.compile(rb'"s"\s*:\s*"([^"]{1,40})"')
+
+
+def symbols_in(lines: Sequence[bytes], most: int = 5) -> List[str]:
+    """The symbols named by stream messages, most frequent first (for error messages)."""
+    from collections import Counter
+    found: Counter = Counter()
+    for line in lines:
+        m = _SYMBOL.search(line)
+        if m:
+            found[m.group(1).decode("utf-8", "replace")] += 1
+    return [s for s, _ in found.most_common(most)] or ["no symbol"]
 
 
 def _warn_rejects(report: FeedReport) -> None:

@@ -68,8 +68,8 @@ def read_cryptofeed(ws_path: PathLike, http_path: PathLike, instrument: Instrume
     files = as_paths([ws_path, http_path])
     check_exists(files)
     report = report if report is not None else FeedReport()
-    ws, malformed = _ws_messages(read_lines(files[0]), instrument.symbol)
-    snaps = _http_snapshots(read_lines(files[1]), instrument.symbol)
+    ws, malformed = _ws_messages(read_lines(files[0], report), instrument.symbol)
+    snaps = _http_snapshots(read_lines(files[1], report), instrument.symbol)
     # stable merge by receive time: a snapshot goes after stream messages received before it
     merged = sorted([(ns, 0, p) for ns, p in ws] + [(ns, 1, p) for ns, p in snaps],
                     key=lambda t: (t[0], t[1]))

@@ -11,6 +11,8 @@ class FeedReport:
 
     ``rejected`` maps reason names (see ``orpflow.Reason``) to the number of messages refused;
     ``examples`` holds the first few refusals as (file, line number, reason name).
+    ``truncated`` lists damaged .gz files as (file, first line not read, why): every complete
+    line before the damage was read.
     """
 
     lines: int = 0
@@ -18,6 +20,7 @@ class FeedReport:
     records: int = 0
     rejected: Dict[str, int] = field(default_factory=dict)
     examples: List[Tuple[str, int, str]] = field(default_factory=list)
+    truncated: List[Tuple[str, int, str]] = field(default_factory=list)
 
     @property
     def rejected_total(self) -> int:
@@ -32,7 +35,16 @@ class FeedReport:
             if len(self.examples) < 20:
                 self.examples.append((source, line_no, Reason(code).name))
 
+    def note_truncated(self, source: str, line_no: int, why: str) -> None:
+        self.truncated.append((source, line_no, why))
+
+    def warnings(self) -> List[str]:
+        """One line per damaged file, for the CLI."""
+        return [f"{src}: truncated at line {n} ({why}); the {n - 1:,} lines before it were read"
+                for src, n, why in self.truncated]
+
     def summary(self) -> str:
         rej = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
+        cut = "".join(f"; {src} truncated at line {n}" for src, n, _ in self.truncated)
         return (f"{self.lines} lines, {self.messages} messages -> {self.records} records; "
-                f"rejected: {rej}")
+                f"rejected: {rej}{cut}")

@@ -129,7 +129,7 @@ def read_tardis(path: PathLike, instrument: Instrument,
     (file,) = as_paths(path)
     check_exists([file])
     report = report if report is not None else FeedReport()
-    text = b"\n".join(read_lines(file)).decode("utf-8", errors="replace")
+    text = b"\n".join(read_lines(file, report)).decode("utf-8", errors="replace")
     reader = csv.DictReader(io.StringIO(text))
     columns = set(reader.fieldnames or ())
     rows = list(reader)
@@ -141,6 +141,9 @@ def read_tardis(path: PathLike, instrument: Instrument,
     for i in others:
         w.reject(2 + i, "WRONG_SYMBOL")
     line_of = [i for i, r in enumerate(rows) if (r.get("symbol") or "").upper() == symbol]
+    if others and not line_of:
+        found = sorted({(rows[i].get("symbol") or "") for i in others})
+        raise ValueError(f"{file}: no rows for {instrument.symbol}; the file has {', '.join(found[:5])}")
     rows = [rows[i] for i in line_of]
     if _BOOK_COLUMNS <= columns:
         _book(rows, w, line_of)

@@ -131,19 +131,16 @@ class OrderBook:
                 return A_DROP
             if (seq_first <= lid + 1 <= seq) if spot else (seq_first <= lid <= seq):
                 return A_APPLY
-        else:
+        else:   # IN_SYNC: every diff must continue the sequence (u <= lid included)
             if (seq_first == lid + 1) if spot else (seq_prev == lid):
                 return A_APPLY
-            if seq <= lid:
-                self.c["stale"] += 1
-                self._msg_drop_reason = REASONS["STALE"]
-                return A_DROP
         self.c["gaps"] += 1
         self._state = OUT_OF_SYNC
         return A_BUFFER
 
     def _snapshot_action(self, e: Record) -> int:
-        if self.venue != "generic" and self._in_sync() and e[2] <= self._lid:
+        # AWAIT_FIRST: the newest snapshot wins whatever its id (the pending one may be corrupt)
+        if self.venue != "generic" and self._state == IN_SYNC and e[2] <= self._lid:
             self._msg_drop_reason = REASONS["STALE_SNAPSHOT"]
             return A_DROP
         self._msg_resync = self._state == OUT_OF_SYNC

@@ -244,7 +244,7 @@ class PaperBroker:
         if pnl < 0:
             self.losing_round_trips += 1
         if self.risk is not None:
-            self.risk.on_round_trip(pnl)
+            self.risk.on_round_trip(pnl, self.clock)
 
     def equity_money(self, mid2: int) -> int:
         """cash + position x mid, in money units (mid2 = bid + ask in ticks)."""
@@ -593,7 +593,7 @@ class ExecutionSim:
         self.risk.reset_breakers()
 
     def trip_breaker(self) -> None:
-        self.risk.trip(32)
+        self.risk.trip(32, self.broker.clock)
 
     @property
     def venue_time(self) -> int:
@@ -637,7 +637,7 @@ class ExecutionSim:
             if book._in_sync():
                 b.on_book_message(book)
                 b.mark(book, b.clock)
-        self.risk.on_book(book.c["gaps"] + book.c["desyncs"])
+        self.risk.on_book(book.c["gaps"] + book.c["desyncs"], b.clock)
         self.now = max(self.now, ts_local)
 
     # ------------------------------------------------------------ views

@@ -231,6 +231,8 @@ class BinanceConverter:
         proto[0] = self._exch_ts(d)
         bp, bq = self._price(d.get("b")), self._size(d.get("B"))
         ap, aq = self._price(d.get("a")), self._size(d.get("A"))
+        if bp == 0 or ap == 0:
+            raise _Reject("BAD_NUMBER")
         self._emit(proto, FLAGS["BBO"] | FLAGS["BID"], bp, bq)
         self._emit(proto, FLAGS["BBO"] | FLAGS["ASK"] | FLAGS["LAST"], ap, aq)
 

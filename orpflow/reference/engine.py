@@ -15,9 +15,10 @@ from orpflow._core.types import FLAGS
 from orpflow.config import EngineConfig
 from orpflow.events import Reason
 from orpflow.instrument import Instrument
-from orpflow.records import OUT_ACCOUNT, OUT_DTYPE, OUT_FILL, OUT_SIGNAL, OUT_SYNC
+from orpflow.records import OUT_ACCOUNT, OUT_BREAKER, OUT_DTYPE, OUT_FILL, OUT_SIGNAL, OUT_SYNC
 from orpflow.reference.broker import ExecutionSim, PaperBroker, _exact
 from orpflow.reference.features import FeatureTwin
+from orpflow.reference.risk import BREAKERS
 from orpflow.reference.signals import PositionRules, make_rule
 
 TRADE, LAST = FLAGS["TRADE"], FLAGS["LAST"]
@@ -51,6 +52,9 @@ class _Slot:
         self.fills_out = 0
         self.next_account = 0
         self.sync_key: Tuple[int, ...] = (-1, 0, 0, 0)
+        self.trips_seen = 0
+        self.trips_out = {name: 0 for name in BREAKERS}
+        self.flatten_pending = False
 
 
 class EngineTwin:
@@ -62,6 +66,7 @@ class EngineTwin:
         self.slots = [_Slot(config, i) for i in self.insts]
         self.events = 0
         self.unknown = 0
+        self.breaker_trips = 0
         self.out: List[Tuple[Any, ...]] = []
 
     def _emit(self, kind: int, slot: int, ts_exch: int, ts_local: int, v: Sequence[int]) -> None:
@@ -100,6 +105,8 @@ class EngineTwin:
         if row is None:
             return
         s.rows += 1
+        if s.flatten_pending:
+            self._flatten(s)
         d = dict(s.features.row)
         d["ts_exch"], d["seq"] = row[0], row[1]
         sig = s.rules.decide(d, s.rule(d))
@@ -114,24 +121,37 @@ class EngineTwin:
                     result, why, s.rows))
 
     def _place(self, s: _Slot, side: int, target: int) -> Tuple[int, int]:
-        b, inst = s.sim.broker, s.inst
+        b = s.sim.broker
         buy, sell, _ = b.open_exposure()
         delta = target - (b.position + buy - sell)
         if delta == 0 or (delta > 0) != (side > 0):
             return 0, NO_ORDER_AT_TARGET
-        oside = "buy" if delta > 0 else "sell"
-        qty = inst.units_to_size(abs(delta))
+        return self._send(s, 1 if delta > 0 else -1, abs(delta))
+
+    def _send(self, s: _Slot, side: int, units: int) -> Tuple[int, int]:
+        inst = s.inst
+        oside = "buy" if side > 0 else "sell"
+        qty = inst.units_to_size(units)
         if s.ep["order_type"] == "ioc":
             book = s.sim.book
-            levels = book.asks if delta > 0 else book.bids
+            levels = book.asks if side > 0 else book.bids
             if not levels:
                 return 0, NO_ORDER_NO_PRICE
             slip = s.ep["slippage_ticks"]
-            ticks = (min(levels) + slip) if delta > 0 else (max(levels) - slip)
+            ticks = (min(levels) + slip) if side > 0 else (max(levels) - slip)
             r = s.sim.submit(oside, qty, "ioc", inst.ticks_to_price(max(ticks, 1)), client_id=self.events)
         else:
             r = s.sim.submit(oside, qty, "market", client_id=self.events)
         return (-int(r) if isinstance(r, Reason) else r), NO_ORDER_PLACED
+
+    def _flatten(self, s: _Slot) -> None:
+        b, lot = s.sim.broker, s.inst.lot_units
+        s.flatten_pending = False
+        buy, sell, _ = b.open_exposure()
+        pos = b.position
+        qty = (pos - sell if pos > 0 else -pos - buy) // lot * lot
+        if pos != 0 and qty > 0 and s.sim.risk.breakers:
+            self._send(s, -1 if pos > 0 else 1, qty)
 
     def _flush(self, i: int, s: _Slot, row_maker: bool) -> None:
         b = s.sim.broker
@@ -155,6 +175,26 @@ class EngineTwin:
             s.sync_key = key
             self._emit(OUT_SYNC, i, b.clock, s.sim.now,
                        key + (int(book._in_sync()), book.last_update_id))
+        self._breakers(i, s)
+
+    def _breakers(self, i: int, s: _Slot) -> None:
+        r, b = s.sim.risk, s.sim.broker
+        if r.n_trips == s.trips_seen:
+            return
+        s.trips_seen = r.n_trips
+        for name, bit in BREAKERS.items():
+            n = r.trips.get(name, 0)
+            if n == s.trips_out[name]:
+                continue
+            s.trips_out[name] = n
+            t = r.last_trips[name]
+            window = r.p["reject_storm_window_ns"] if name == "reject_storm" else 0
+            self._emit(OUT_BREAKER, i, b.clock, s.sim.now,
+                       (bit, r.breakers) + _i128(t["value"]) + _i128(t["limit"])
+                       + (t["extra"], n, b.position, r.p["on_breaker"], t["ts"], window))
+            self.breaker_trips += 1
+        if r.p["on_breaker"] == 2 and r.breakers:
+            s.flatten_pending = True
 
     def _account(self, i: int, s: _Slot) -> None:
         b = s.sim.broker

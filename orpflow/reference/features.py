@@ -273,6 +273,8 @@ class FeatureTwin:
 
     def update(self, rec: Tuple[int, ...]) -> Optional[Tuple[Any, ...]]:
         ts, seq, price, qty, f, inst_id = rec[0], rec[2], rec[5], rec[6], rec[7], rec[8]
+        if ts == 0:
+            ts = rec[1]         # no exchange time (a REST snapshot): the receive time
         if f & TRADE:
             if (f & ~(TRADE | BUY | SELL | LAST) or (f & BUY and f & SELL) or qty <= 0
                     or price <= 0 or inst_id != self.inst.id):

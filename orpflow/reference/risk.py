@@ -14,6 +14,7 @@ from orpflow.config import FEE_SCALE
 R = REASONS
 BREAKERS = {"drawdown": 1, "daily_loss": 2, "consecutive_losses": 4, "reject_storm": 8,
             "book_desync": 16, "manual": 32}
+ON_BREAKER = ("reduce_only", "halt", "flatten")
 RATE_WINDOWS_NS = (10 ** 9, 60 * 10 ** 9, 3600 * 10 ** 9)
 RATE_REASONS = (R["RISK_RATE_SECOND"], R["RISK_RATE_MINUTE"], R["RISK_RATE_HOUR"])
 DAY_NS = 86400 * 10 ** 9
@@ -42,6 +43,8 @@ class RiskGate:
         self.tat: List[Optional[int]] = [None, None, None]   # GCRA theoretical arrival, scaled
         self.decisions: Dict[int, int] = {}
         self.trips: Dict[str, int] = {}
+        self.n_trips = 0
+        self.last_trips: Dict[str, Dict[str, int]] = {}       # the latest trip of each breaker
         self.consecutive_losses = 0
         self.rejects: List[int] = []                         # times of the last reject_storm rejects
         self.desyncs = 0
@@ -61,12 +64,15 @@ class RiskGate:
     def killed(self) -> bool:
         return self._kill.is_set()
 
-    def trip(self, bit: int = 32) -> None:
+    def trip(self, bit: int = 32, ts: int = 0, value: int = 0, limit: int = 0, extra: int = 0) -> None:
         if bit not in BREAKERS.values():
             raise ValueError(f"unknown breaker bit {bit}; expected one of {BREAKERS}")
-        if not self.breakers & bit:
-            name = next(k for k, v in BREAKERS.items() if v == bit)
-            self.trips[name] = self.trips.get(name, 0) + 1
+        if self.breakers & bit:
+            return
+        name = next(k for k, v in BREAKERS.items() if v == bit)
+        self.trips[name] = self.trips.get(name, 0) + 1
+        self.n_trips += 1
+        self.last_trips[name] = {"ts": ts, "value": value, "limit": limit, "extra": extra}
         self.breakers |= bit
 
     def reset_breakers(self) -> None:
@@ -117,7 +123,17 @@ class RiskGate:
         if not c.book_usable:
             return R["RISK_BOOK_NOT_SYNCED"], qty
         if self.breakers:
-            return R["RISK_BREAKER"], qty
+            if p["on_breaker"] == 1:                          # halt
+                return R["RISK_BREAKER"], qty
+            # reduce-only: against the position, cut so that it and the open orders on its side
+            # cannot take |position| past zero
+            same = c.open_buy if c.side > 0 else c.open_sell
+            if c.position * c.side >= 0:
+                return R["RISK_BREAKER_REDUCE_ONLY"], qty
+            room = (abs(c.position) - same) // self.lot * self.lot
+            if room <= 0:
+                return R["RISK_BREAKER_REDUCE_ONLY"], qty
+            qty = min(qty, room)
         r = self._rate_reason(c.now)
         if r:
             return r, qty
@@ -165,7 +181,7 @@ class RiskGate:
         if len(self.rejects) > n:
             self.rejects.pop(0)
         if len(self.rejects) == n and now - self.rejects[0] <= self.p["reject_storm_window_ns"]:
-            self.trip(BREAKERS["reject_storm"])
+            self.trip(BREAKERS["reject_storm"], now, n, n, now - self.rejects[0])
 
     def on_mark(self, equity: int, now: int) -> None:
         if self.peak is None or equity > self.peak:
@@ -175,24 +191,24 @@ class RiskGate:
             self.day, self.day_open_equity = day, equity
         dd = self.p["max_drawdown_e9"]
         if dd >= 0 and self.peak > 0 and (self.peak - equity) * 10 ** 9 >= dd * self.peak:
-            self.trip(BREAKERS["drawdown"])
+            self.trip(BREAKERS["drawdown"], now, (self.peak - equity) * 10 ** 9 // self.peak, dd)
         dl = self.p["max_daily_loss"]
         if dl >= 0 and self.day_open_equity - equity >= dl:
-            self.trip(BREAKERS["daily_loss"])
+            self.trip(BREAKERS["daily_loss"], now, self.day_open_equity - equity, dl)
 
-    def on_round_trip(self, pnl: int) -> None:
+    def on_round_trip(self, pnl: int, now: int) -> None:
         self.consecutive_losses = self.consecutive_losses + 1 if pnl < 0 else 0
         n = self.p["max_consecutive_losses"]
         if 0 < n <= self.consecutive_losses:
-            self.trip(BREAKERS["consecutive_losses"])
+            self.trip(BREAKERS["consecutive_losses"], now, self.consecutive_losses, n)
 
-    def on_book(self, losses_total: int) -> None:
+    def on_book(self, losses_total: int, now: int) -> None:
         """losses_total: the book's gaps + desyncs so far."""
         if losses_total > self.book_losses_seen:
             self.desyncs += losses_total - self.book_losses_seen
             n = self.p["max_book_desyncs"]
             if 0 < n <= self.desyncs:
-                self.trip(BREAKERS["book_desync"])
+                self.trip(BREAKERS["book_desync"], now, self.desyncs, n)
         self.book_losses_seen = losses_total
 
     def stats(self) -> Dict[str, Any]:
@@ -201,6 +217,8 @@ class RiskGate:
             "killed": self.killed,
             "breakers": [k for k, v in BREAKERS.items() if self.breakers & v],
             "trips": dict(self.trips),
+            "last_trips": {k: dict(self.last_trips[k]) for k in BREAKERS if k in self.last_trips},
+            "on_breaker": ON_BREAKER[self.p["on_breaker"]],
             "consecutive_losses": self.consecutive_losses,
             "book_desyncs": self.desyncs,
         }
