@@ -86,8 +86,11 @@ def _legacy_ids(path: str) -> "tuple[int, int]":
     """An SQLite file without application id: orpflow before version 2 kept its schema
     version in a meta table. Read (read-only) whether it has one."""
     import apsw
+    from urllib.parse import quote
     try:
-        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+        # immutable: no lock, no -wal/-shm created or read, nothing at all written beside it
+        conn = apsw.Connection(f"file:{quote(os.path.abspath(path))}?immutable=1",
+                               flags=apsw.SQLITE_OPEN_READONLY | apsw.SQLITE_OPEN_URI)
         try:
             row = conn.execute("SELECT value FROM meta WHERE key='schema_version'").fetchall()
         finally:

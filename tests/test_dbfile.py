@@ -28,8 +28,10 @@ def digest(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def foreign_db(path: Path, app_id: int = 0) -> None:
+def foreign_db(path: Path, app_id: int = 0, wal: bool = False) -> None:
     conn = apsw.Connection(str(path))
+    if wal:
+        conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("CREATE TABLE notes(x TEXT); INSERT INTO notes VALUES('mine')")
     if app_id:
         conn.execute(f"PRAGMA application_id={app_id}")
@@ -65,14 +67,14 @@ def test_an_empty_file_becomes_a_database(tmp_path: Path) -> None:
         assert len(s.runs()) == 1
 
 
-@pytest.mark.parametrize("kind", ["text", "foreign", "other-app", "orpflow-v1"])
+@pytest.mark.parametrize("kind", ["text", "foreign", "foreign-wal", "other-app", "orpflow-v1"])
 def test_other_files_are_never_modified(tmp_path: Path, kind: str) -> None:
     db = tmp_path / "x.db"
     if kind == "text":
         db.write_text("just some notes, not a database\n" * 10)
         message = "not an SQLite database"
-    elif kind == "foreign":
-        foreign_db(db)
+    elif kind in ("foreign", "foreign-wal"):
+        foreign_db(db, wal=kind == "foreign-wal")
         message = "another application"
     elif kind == "other-app":
         foreign_db(db, app_id=0x12345678)
