@@ -48,4 +48,7 @@ def run_engine(data_paths: Sequence[str], quick: bool, add: Callable) -> Dict[st
     add("engine backtest", "M events/s", out["backtest_events_per_s"] / 1e6, note="orpflow bench table above")
     add("engine threaded, full speed", "M events/s", out["threaded_events_per_s"] / 1e6)
     add("engine RSS growth, long replay", "MB", out["rss_growth_mb"], note="busy rules, keep_history=false")
+    add("persistence, synchronous=NORMAL", "rows/s", out["persistence_rows_per_s_normal"],
+        note=f"{out['persistence_records_per_s_normal']:,.0f} records/s; the Writer alone")
+    add("engine stop(), largest rings full", "ms", out["stop_s"] * 1e3, note="database on; budget 1 s")
     return out

@@ -22,10 +22,11 @@ SECONDS_PER_YEAR = 365 * 24 * 3600          # crypto trades around the clock
 PROGRESS_CHUNK = 1 << 20                    # events per nogil call when reporting progress
 
 
-def statistics(fills: np.ndarray, account: Dict[str, Any], equity: Optional[np.ndarray]) -> Dict[str, Any]:
+def statistics(fills: Union[np.ndarray, int], account: Dict[str, Any], equity: Optional[np.ndarray]) -> Dict[str, Any]:
     """Performance of one instrument: PnL (realised - fees + unrealised at the last mark),
     Sharpe of 1-second equity changes (annualised, 24/7), max drawdown (fraction of peak,
-    every mark), win rate and average net PnL per round trip, fill count."""
+    every mark), win rate and average net PnL per round trip, fill count (`fills`: the
+    fills, or just their number)."""
     realised = float(account["realised_pnl"])
     fees = float(account["fees"])
     pnl = realised - fees + float(account["unrealised_pnl"])
@@ -46,7 +47,7 @@ def statistics(fills: np.ndarray, account: Dict[str, Any], equity: Optional[np.n
         "max_drawdown": float(account["max_drawdown"]),
         "win_rate": (rt - int(account["losing_round_trips"])) / rt if rt else float("nan"),
         "avg_trade": (realised - fees) / rt if rt else float("nan"),
-        "trade_count": int(len(fills)), "round_trips": rt,
+        "trade_count": fills if isinstance(fills, int) else int(len(fills)), "round_trips": rt,
         "final_position": float(account["position"]), "final_equity": float(account["equity"]),
     }
 

@@ -194,23 +194,22 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     row(f"feed push -> popped, paced {speed:g}x", _lat(lat["handoff"]), "the ring hand-off alone")
     row(f"tick-to-trade in-core, paced {speed:g}x", _lat(lat["incore"]))
 
-    # 5. persistence
-    many = repeat_events(events, 2 if quick else 5)
+    # 5. persistence: the writer alone over many records, then a graceful stop with the
+    # largest rings the config allows, both rings full
+    many = repeat_events(events, 5 if quick else 20)
     recs = backtest(many, cfg, measure=False).records
     for sync in ("NORMAL", "FULL"):
-        with tempfile.TemporaryDirectory() as d:
-            from orpflow.persistence import Writer
-            pc = of.config.PersistenceConfig(path=os.path.join(d, "b.db"), synchronous=sync)
-            w = Writer(pc.path, pc, "bench", cfg.make_instruments(), "{}", [0])
-            t = time.perf_counter()
-            for i in range(0, len(recs), 4096):
-                w.write(recs[i:i + 4096])
-            w.commit()
-            dt = time.perf_counter() - t
-            rows_written = w.rows_written
-            w.close("finished", 0)
-        row(f"persistence, synchronous={sync}", f"{rows_written / dt:,.0f} rows/s",
-            f"{len(recs):,} records -> {rows_written:,} rows, {w.commits} commits")
+        p = persistence_rate(recs, cfg, sync, reps)
+        row(f"persistence, synchronous={sync}", f"{p['rows_per_s']:,.0f} rows/s ({p['records_per_s']:,.0f} records/s)",
+            f"{len(recs):,} records -> {p['rows']:,} rows, {p['commits']} commits; CPU {p['cpu_rows_per_s']:,.0f} rows/s")
+        results[f"persistence_rows_per_s_{sync.lower()}"] = p["rows_per_s"]
+        results[f"persistence_records_per_s_{sync.lower()}"] = p["records_per_s"]
+    st = stop_time(events, cfg, reps)
+    row("stop() with the largest rings, both full", f"{st['stop_s'] * 1e3:,.0f} ms (max of {reps}: "
+        f"{st['max_s'] * 1e3:,.0f} ms)", f"rings {st['market_ring']:,} + {st['out_ring']:,}; "
+        f"{st['records']:,.0f} records written during the stop; rings {st['market_fill']:.0%} / "
+        f"{st['out_fill']:.0%} full at stop()")
+    results["stop_s"] = st["stop_s"]
 
     # 6. memory over a long replay, in a fresh interpreter (the sample repeated; the feed
     # shifts the copies as it pushes them, so no big array is built)
@@ -235,6 +234,61 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     if out is not None:
         out.update(results)
     return 0
+
+
+def persistence_rate(recs: np.ndarray, cfg: EngineConfig, synchronous: str = "NORMAL",
+                     reps: int = 3) -> Dict[str, Any]:
+    """The Writer alone (decode + SQLite) over `recs` in pops of 4096, as the persistence
+    thread does: medians of rows/s and records/s (wall clock), and CPU-time rows/s."""
+    import orpflow as of
+    from orpflow.persistence import Writer
+    walls, cpus = [], []
+    rows = commits = 0
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory() as d:
+            pc = of.config.PersistenceConfig(path=os.path.join(d, "b.db"), synchronous=synchronous)
+            w = Writer(pc.path, pc, "bench", cfg.make_instruments(), "{}", [0])
+            t, c = time.perf_counter(), time.process_time()
+            for i in range(0, len(recs), 4096):
+                w.write(recs[i:i + 4096])
+            w.commit()
+            walls.append(time.perf_counter() - t)
+            cpus.append(time.process_time() - c)
+            rows, commits = w.rows_written, w.commits
+            w.close("finished", 0)
+    wall, cpu = statistics.median(walls), statistics.median(cpus)
+    return {"rows": rows, "commits": commits, "rows_per_s": rows / wall, "records_per_s": len(recs) / wall,
+            "cpu_rows_per_s": rows / cpu}
+
+
+def stop_time(events: np.ndarray, cfg: EngineConfig, reps: int = 3) -> Dict[str, Any]:
+    """engine.stop() of a full-speed run with the database on and the largest rings the
+    config allows, once the market ring is full (the out ring then is too, or the writer
+    keeps up): median and max seconds, and the records written during the stop."""
+    import orpflow as of
+    from orpflow.config import MARKET_RING_MAX, OUT_RING_MAX
+    from orpflow.engine import Engine
+    times, written, fill = [], [], []
+    feed = dataclasses.replace(cfg.feed, repeat=1000, market_ring=MARKET_RING_MAX, out_ring=OUT_RING_MAX)
+    for _ in range(reps):
+        with tempfile.TemporaryDirectory() as d:
+            c = dataclasses.replace(cfg, feed=feed, persistence=of.config.PersistenceConfig(
+                path=os.path.join(d, "stop.db")))
+            e = Engine(c, events=events).start()
+            deadline = time.perf_counter() + 10     # both full, unless the writer keeps up
+            while time.perf_counter() < deadline and (len(e.market) < e.market.capacity * 0.99 or
+                                                      len(e.out) < e.out.capacity * 0.99):
+                time.sleep(0.01)
+            fill.append((len(e.market) / e.market.capacity, len(e.out) / e.out.capacity))
+            before = e.writer.records
+            t = time.perf_counter()
+            e.stop(timeout=30)
+            times.append(time.perf_counter() - t)
+            written.append(e.writer.records - before)
+            e.close()
+    return {"stop_s": statistics.median(times), "max_s": max(times), "records": statistics.median(written),
+            "market_ring": MARKET_RING_MAX, "out_ring": OUT_RING_MAX,
+            "market_fill": statistics.median(f[0] for f in fill), "out_fill": statistics.median(f[1] for f in fill)}
 
 
 def _memory_subprocess(paths: Sequence[str], repeat: int, rules: str, keep: bool) -> Dict[str, Any]:

@@ -298,7 +298,12 @@ def run(args: argparse.Namespace) -> int:
         if stop or (args.duration is not None and time.perf_counter() - t0 >= args.duration):
             break
         time.sleep(0.02)
-    summary = engine.stop(timeout=5.0) if (stop or engine.running()) else (engine.wait(), engine.summary())[1]
+    try:
+        summary = engine.stop(timeout=5.0) if (stop or engine.running()) else (engine.wait(), engine.summary())[1]
+    except TimeoutError as exc:            # a stalled disk: everything is still written first
+        print(f"orpflow: {exc}; waiting", file=sys.stderr, flush=True)
+        engine.wait()
+        summary = engine.summary()
     st = summary["stats"]
     if feed is not None and feed.lines:
         print(f"feed         {feed.summary()}")

@@ -723,6 +723,10 @@ class MetricsConfig:
         _check_int("port", self.port, 0, 65535)
 
 
+MARKET_RING_MAX = 1 << 18            # events; why: FeedConfig.__post_init__
+OUT_RING_MAX = 1 << 15               # records
+
+
 @dataclass(frozen=True)
 class FeedConfig:
     """Replay of the instruments' files: speed 0 = as fast as the engine takes them (the
@@ -737,8 +741,20 @@ class FeedConfig:
     def __post_init__(self) -> None:
         _check_float("speed", self.speed, 0.0, 1e9)
         _check_int("repeat", self.repeat, 1, 10 ** 6)
-        _check_int("market_ring", self.market_ring, 1024, 1 << 26)
-        _check_int("out_ring", self.out_ring, 1024, 1 << 26)
+        # stop() must drain both rings within 1 s: the strategy works through a full market
+        # ring (>= ~1.2 M events/s with the database on, on a loaded 2-core VM: 2^18 in ~0.2
+        # s) while the persistence thread writes a full out ring and what those events make
+        # (~0.1 record/event; >= ~150 k records/s there: 2^15 + ~26 k in <= ~0.4 s; margin for
+        # the machine's stalls: 2^16 took 1.2 s once in five on a busy VM). `orpflow
+        # bench` measures stop() at these maxima.
+        for name, value, top, why in (
+                ("market_ring", self.market_ring, MARKET_RING_MAX, "the strategy drains at least "
+                 "~1 M events/s, and stop() drains this ring within its 1 s budget"),
+                ("out_ring", self.out_ring, OUT_RING_MAX, "the persistence thread writes at least "
+                 "~150 k records/s, and stop() writes this ring within its 1 s budget")):
+            _check_int(name, value, 1024)
+            if value > top:
+                raise ValueError(f"{name} must be in [1024, {top}], got {value}: {why}")
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ reads snapshots, counters and latency histograms lock-free and flips the kill sw
 """
 from __future__ import annotations
 
+import atexit
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -134,6 +135,22 @@ def latency_percentiles(core: EngineCore, name: str,
     return out
 
 
+def _start_metrics(engine: Any, cfg: EngineConfig) -> Any:
+    """The Prometheus endpoint; a port in use is a config error naming the key."""
+    import errno
+    from orpflow.metrics import MetricsServer
+    m = cfg.metrics
+    try:
+        return MetricsServer(engine, m.host, m.port)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            raise ConfigError(f"[metrics] port {m.port} is already in use on {m.host} (another "
+                              "orpflow run or program); choose another port, or 0 for any free "
+                              "one") from None
+        raise ConfigError(f"[metrics] cannot listen on {m.host}:{m.port}: "
+                          f"{exc.strerror or exc}") from None
+
+
 # ------------------------------------------------------------------ the engine
 
 class Engine:
@@ -176,6 +193,7 @@ class Engine:
         self.keep_records = keep_records
         self._stopping = False
         self._kept: List[np.ndarray] = []
+        self._fill_counts = np.zeros(len(self.symbols), np.int64)
         self._trips: List[Any] = []           # BreakerTrip, appended by the persistence thread
 
     # -- lifecycle
@@ -183,17 +201,25 @@ class Engine:
         if self._state != "new":
             raise RuntimeError(f"an Engine starts once (it is {self._state})")
         cfg = self.config
+        if cfg.persistence.path is not None:          # refuse early, before loading any data
+            from orpflow.persistence import check_writable
+            check_writable(cfg.persistence.path)
         if self._events is None:
             self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths)
         from orpflow.events import check_event_array
         check_event_array(self._events)
-        if cfg.persistence.path is not None:
-            self._open_store()
-        if cfg.metrics.enabled:
-            from orpflow.metrics import MetricsServer
-            self.metrics = MetricsServer(self, cfg.metrics.host, cfg.metrics.port)
         self.market = EventRing(cfg.feed.market_ring)
         self.out = EventRing(2 * cfg.feed.out_ring)
+        if cfg.metrics.enabled:
+            self.metrics = _start_metrics(self, cfg)
+        try:
+            if cfg.persistence.path is not None:
+                self._open_store()
+        except BaseException:
+            self._close_metrics()
+            if self.writer is not None:           # opened, then the restore failed
+                self.writer.close("failed", 0)
+            raise
         self.core.reset_control()
         self._state = "running"
         self._t_start = time.perf_counter()
@@ -202,6 +228,10 @@ class Engine:
             "strategy": threading.Thread(target=self._strategy, name="orpflow-strategy", daemon=True),
             "feed": threading.Thread(target=self._feed, name="orpflow-feed", daemon=True),
         }
+        # the threads are daemons (an abandoned engine must not keep the interpreter alive for a
+        # whole replay), so at exit a running engine is stopped and drained here, before
+        # daemon threads are frozen: whatever reached the out ring is written, the run marked
+        atexit.register(self._at_exit)
         for t in self._threads.values():
             t.start()
         return self
@@ -262,23 +292,41 @@ class Engine:
                 if w is not None:
                     w.commit_if_due()
                 time.sleep(0.001)
-            if w is not None:
-                w.commit()
         except BaseException as exc:
             self.error = self.error or exc
             self.core.abort_out()          # the strategy must not wait for a consumer that is gone
             self.core.stop_feed()
+        if w is not None:
+            self._close_store(w)
+
+    def _close_store(self, w: Any) -> None:
+        """The run's end, written by the thread that wrote its records (whoever waits for it,
+        or nobody): everything committed, the true status, performance, the lock released.
+        If even that fails the run stays 'running' and the next start marks it 'crashed'."""
+        if not self._strategy_done.is_set():
+            self._strategy_done.wait(5.0)     # after an abort the strategy stops without waiting
+        try:
+            status = "failed" if self.error is not None else "stopped" if self._stopping else "finished"
+            perf = self.performance() if self.error is None else None
+            w.close(status, self.core.counters()["events"], perf)
+        except BaseException as exc:
+            self.error = self.error or exc
+            try:
+                w.lock.release()
+            except Exception:             # pragma: no cover - defensive
+                pass
 
     def _note(self, recs: np.ndarray) -> None:
         from orpflow import records as R
         if self.keep_records:
             self._kept.append(recs)
+        self._fill_counts += np.bincount(recs["slot"][recs["kind"] == R.OUT_FILL], minlength=len(self.symbols))
         if (recs["kind"] == R.OUT_BREAKER).any():
             self._trips.extend(R.breaker_trips(recs, self.instruments))
         acc = recs[recs["kind"] == R.OUT_ACCOUNT]
-        if len(acc):
-            rows = R.account_rows(acc, self.instruments)
-            for a in rows:
+        if len(acc):                                   # the latest of each instrument only
+            _, first_rev = np.unique(acc["slot"][::-1], return_index=True)
+            for a in R.account_rows(acc[len(acc) - 1 - first_rev], self.instruments):
                 self.last_accounts[int(a["slot"])] = a
 
     def running(self) -> bool:
@@ -294,44 +342,66 @@ class Engine:
             t.join(None if deadline is None else max(0.0, deadline - time.perf_counter()))
             if t.is_alive():
                 return False
-        self._finish("stopped" if self._stopping else "finished")
+        self._finish()
         return True
 
     def stop(self, timeout: float = 1.0) -> Dict[str, Any]:
         """Graceful stop: the feed stops at the next message boundary, the strategy drains the
         market ring, the persistence thread drains the out ring and commits; then the run's
-        end and performance metrics are written and the database closed. Returns summary()."""
+        end and performance metrics are written, the database closed (its writer lock
+        released) and the metrics endpoint shut. Returns summary().
+
+        Raises
+        ------
+        TimeoutError
+            If that took longer than `timeout` s (a stalled disk). The threads go on: every
+            record is still written and the run marked 'stopped' when they are done (call
+            ``wait()``), at the latest when the interpreter exits.
+        """
         if self._state == "new":
             raise RuntimeError("the engine was not started")
         t0 = time.perf_counter()
-        self.core.stop_feed()
         self._stopping = True
+        self.core.stop_feed()
         if not self.wait(timeout):
-            raise TimeoutError(f"the engine did not stop within {timeout} s")
-        self.stop_seconds = time.perf_counter() - t0
+            pending = len(self.out) // 2 if self._state == "running" else 0
+            raise TimeoutError(f"the engine did not stop within {timeout} s; it goes on writing "
+                               f"({pending:,} records still in the out ring): wait() for it, or "
+                               "let the interpreter exit, which waits")
+        if self.stop_seconds is None:
+            self.stop_seconds = time.perf_counter() - t0
         return self.summary()
 
-    def _finish(self, status: str) -> None:
+    def _finish(self) -> None:
         if self._state != "running":
             return
         self._state = "stopped"
-        counters = self.core.counters()
-        if self.writer is not None:
-            perf = self.performance() if self.error is None else None
-            self.writer.close("failed" if self.error else status, counters["events"], perf)
+        atexit.unregister(self._at_exit)
+        self._close_metrics()
         if self.error is not None:
             raise self.error
 
+    def _at_exit(self) -> None:
+        if self._state == "running":
+            self._stopping = True
+            self.core.stop_feed()
+            try:
+                self.wait()
+            except BaseException:          # exiting anyway; the database says 'failed'
+                pass
+
+    def _close_metrics(self) -> None:
+        if self.metrics is not None:
+            self.metrics.close()
+            self.metrics = None
+
     def close(self) -> None:
-        """Stop (if running) and shut the metrics endpoint (kept up after a run ends, so a
-        last scrape sees the final counts)."""
+        """Stop (if running); the metrics endpoint is shut when the run ends."""
         try:
             if self._state == "running":
                 self.stop(timeout=5.0)
         finally:
-            if self.metrics is not None:
-                self.metrics.close()
-                self.metrics = None
+            self._close_metrics()
 
     def __enter__(self) -> "Engine":
         return self.start()
@@ -422,7 +492,9 @@ class Engine:
 
     def performance(self) -> Dict[str, Dict[str, Any]]:
         from orpflow.backtest import statistics
-        return {sym: statistics(self._parts[i][0].fills(), self._parts[i][0].account(), None)
+        # the fill count from the records (building the fill arrays costs ~10 us a fill: far
+        # too slow for the end of a long run, which stop() must write within its budget)
+        return {sym: statistics(int(self._fill_counts[i]), self._parts[i][0].account(), None)
                 for i, sym in enumerate(self.symbols)}
 
     def summary(self) -> Dict[str, Any]:
@@ -431,7 +503,7 @@ class Engine:
         return {"stats": s, "latency": self.latency(),
                 "accounts": {sym: self._parts[i][0].account() for i, sym in enumerate(self.symbols)}
                 if not self.running() else {},
-                "fills": {sym: int(self._parts[i][0].fills().shape[0]) for i, sym in enumerate(self.symbols)}
+                "fills": {sym: int(self._fill_counts[i]) for i, sym in enumerate(self.symbols)}
                 if not self.running() else {},
                 "risk_rejections": self.risk_rejections(), "breaker_trips": self.breaker_trips(),
                 "database": self.config.persistence.path, "run_id": getattr(self.writer, "run_id", None),

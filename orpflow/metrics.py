@@ -141,7 +141,7 @@ class MetricsServer:
         self.server = make_server(host, port, app, handler_class=Quiet)
         self.port = self.server.server_port
         self.host = host
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.2},
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
                                        name="orpflow-metrics", daemon=True)
         self.thread.start()
 

@@ -1,7 +1,9 @@
 """SQLite persistence (apsw, WAL) for the engine: the writer the persistence thread runs, the
 recovery read at start-up, and ``Store``, the read API.
 
-The persistence thread is the only writer. Records from the `out` ring are written in batched
+One process writes a database at a time (an OS lock on ``<db>.lock``, see orpflow.dbfile,
+which also checks the file is an orpflow database before anything changes it); readers
+(``Store``) are always allowed. Records from the `out` ring are written in batched
 transactions (every ``batch_rows`` records or ``batch_ms``); writes are idempotent, keyed by
 (run, symbol, id), so replaying a batch changes nothing. Money is stored exactly as the
 integer money unit (TEXT, it can exceed 64 bits) beside a float in quote currency.
@@ -23,9 +25,15 @@ import numpy as np
 from orpflow.config import FEE_SCALE, MoneyScale, PersistenceConfig
 from orpflow.instrument import Instrument
 from orpflow import records as R
+from orpflow.dbfile import (APPLICATION_ID, DatabaseLocked, PersistenceError, WriterLock,
+                            check_database, create_private)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2          # PRAGMA user_version; 2: WITHOUT ROWID tables, typed signals table
 
+# Keys are the natural (run, symbol, id) ones and the tables are clustered on them (WITHOUT
+# ROWID): one B-tree per table, appended to in key order, and no secondary index to update
+# per row. Nothing orpflow reads needs another index (recovery reads the last run's orders
+# by key range); a reader wanting one can build it on a copy.
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT);
 CREATE TABLE IF NOT EXISTS runs(
@@ -38,15 +46,13 @@ CREATE TABLE IF NOT EXISTS orders(
     filled REAL, price_ticks INTEGER, qty_units INTEGER, filled_units INTEGER,
     ts_request INTEGER, ts_arrival INTEGER, ts_done INTEGER, expire_at INTEGER,
     fees REAL, fees_money TEXT, event_no INTEGER,
-    PRIMARY KEY(run_id, symbol, order_id));
-CREATE INDEX IF NOT EXISTS orders_status ON orders(run_id, status);
+    PRIMARY KEY(run_id, symbol, order_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS trades(
     run_id INTEGER NOT NULL, symbol TEXT NOT NULL, fill_id INTEGER NOT NULL, order_id INTEGER,
     client_id INTEGER, side INTEGER, liquidity TEXT, price REAL, qty REAL, price_ticks INTEGER,
     qty_units INTEGER, fee REAL, fee_money TEXT, realised REAL, realised_money TEXT,
     position_units INTEGER, ts_exch INTEGER, ts_local INTEGER, event_no INTEGER,
-    PRIMARY KEY(run_id, symbol, fill_id));
-CREATE INDEX IF NOT EXISTS trades_time ON trades(symbol, ts_exch);
+    PRIMARY KEY(run_id, symbol, fill_id)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS positions(
     strategy_id TEXT NOT NULL, symbol TEXT NOT NULL, initial_cash_money TEXT NOT NULL,
     run_id INTEGER, ts_exch INTEGER, position_units INTEGER, position REAL, cash REAL,
@@ -57,13 +63,17 @@ CREATE TABLE IF NOT EXISTS strategy_snapshots(
     run_id INTEGER NOT NULL, symbol TEXT NOT NULL, kind TEXT NOT NULL, event_no INTEGER NOT NULL,
     ts_exch INTEGER, ts_local INTEGER, position_units INTEGER, cash REAL, equity REAL,
     realised REAL, fees REAL, detail TEXT,
-    PRIMARY KEY(run_id, symbol, kind, event_no));
-CREATE INDEX IF NOT EXISTS snapshots_time ON strategy_snapshots(run_id, kind, ts_exch);
+    PRIMARY KEY(run_id, symbol, kind, event_no)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS signals(
+    run_id INTEGER NOT NULL, symbol TEXT NOT NULL, event_no INTEGER NOT NULL, ts_exch INTEGER,
+    side INTEGER, reason INTEGER, size_units INTEGER, target_units INTEGER, strength REAL,
+    confidence REAL, order_id INTEGER, no_order TEXT,
+    PRIMARY KEY(run_id, symbol, event_no)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS breaker_trips(
     run_id INTEGER NOT NULL, symbol TEXT NOT NULL, event_no INTEGER NOT NULL, breaker TEXT NOT NULL,
     ts_exch INTEGER, ts_local INTEGER, value REAL, limit_value REAL, position_units INTEGER,
     on_breaker TEXT, why TEXT, detail TEXT,
-    PRIMARY KEY(run_id, symbol, event_no, breaker));
+    PRIMARY KEY(run_id, symbol, event_no, breaker)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS performance_metrics(
     run_id INTEGER NOT NULL, symbol TEXT NOT NULL, pnl REAL, realised REAL, fees REAL,
     sharpe REAL, max_drawdown REAL, win_rate REAL, avg_trade REAL, trade_count INTEGER,
@@ -81,25 +91,50 @@ def _apsw() -> Any:
 
 
 def connect(path: str, synchronous: str = "NORMAL", readonly: bool = False) -> Any:
+    """A read-only connection (readers), or the writer's: the file checked to be an orpflow
+    database of this schema (or absent/empty: then created mode 0600 and stamped with the
+    application id and schema version before anything else) and switched to WAL. The
+    caller holds the writer lock (``Writer`` does)."""
     apsw = _apsw()
-    d = os.path.dirname(os.path.abspath(path))
-    if not readonly and not os.path.isdir(d):
-        raise FileNotFoundError(f"database folder does not exist: {d}")
     if readonly:
         if not os.path.exists(path):
             raise FileNotFoundError(f"no database at {path}")
-        conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
-    else:
-        conn = apsw.Connection(path)
-    conn.set_busy_timeout(5000)
-    if not readonly:
+        if check_database(path, SCHEMA_VERSION):
+            raise PersistenceError(f"{path} is empty: not an orpflow database yet")
+        try:
+            conn = apsw.Connection(path, flags=apsw.SQLITE_OPEN_READONLY)
+            conn.set_busy_timeout(5000)
+        except apsw.Error as exc:
+            raise PersistenceError(f"{path}: cannot open it read-only ({exc})") from None
+        return conn
+    new = check_database(path, SCHEMA_VERSION)
+    if new:
+        create_private(path)
+    conn = apsw.Connection(path)
+    try:
+        conn.set_busy_timeout(5000)
+        if new:
+            # stamped while still in rollback-journal mode, so the file header carries them at
+            # once; 16 KiB pages: fewer page splits and WAL frames per row than 4 KiB
+            conn.execute(f"PRAGMA page_size=16384; PRAGMA application_id={APPLICATION_ID}; "
+                         f"PRAGMA user_version={SCHEMA_VERSION}")
         mode = conn.execute("PRAGMA journal_mode=WAL").fetchall()[0][0]
         if str(mode).lower() != "wal":
-            raise RuntimeError(f"{path}: SQLite refused WAL mode ({mode})")
+            raise PersistenceError(f"{path}: SQLite refused WAL mode ({mode})")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute(SCHEMA)
         conn.execute("INSERT OR IGNORE INTO meta VALUES('schema_version', ?)", (str(SCHEMA_VERSION),))
+    except BaseException:
+        conn.close()
+        raise
     return conn
+
+
+def check_writable(path: str) -> None:
+    """Raise PersistenceError (DatabaseLocked) now if a Writer on `path` would be refused:
+    not an orpflow database of this schema, or another process writing it."""
+    check_database(path, SCHEMA_VERSION)
+    WriterLock(path).release()
 
 
 # ------------------------------------------------------------------ recovery
@@ -148,9 +183,39 @@ def restore_state(conn: Any, strategy_id: str, insts: Sequence[Instrument]) -> D
 
 # ------------------------------------------------------------------ the writer
 
+# Rows go to SQLite as multi-row INSERTs of ROWS_PER_STATEMENT rows: one statement step per
+# 64 rows instead of per row (the per-row cost of executemany is the statement, not the
+# binding). A batch's remainder uses statements of 32, 16, ..., 1 rows, all prepared once
+# (apsw's statement cache).
+ROWS_PER_STATEMENT = 64
+
+
+def _objects(cols: Sequence[Any], n: int) -> List[Any]:
+    """Row-major flat list of Python values from numpy columns (or lists, or one value for
+    every row): the parameters of a multi-row INSERT, built without a per-row Python loop."""
+    a = np.empty((n, len(cols)), dtype=object)
+    for j, c in enumerate(cols):
+        a[:, j] = c
+    return a.ravel().tolist()
+
+
+def _money(v: np.ndarray, k: int) -> Any:
+    """The 128-bit money at v[:, k] (low), v[:, k+1] (high) for a TEXT column: Python ints
+    where the low word holds the whole value (SQLite writes their decimal text itself), exact
+    decimal strings (Python's big ints) only for the rows that need more than 64 bits."""
+    lo = v[:, k]
+    big = v[:, k + 1] != (lo >> 63)
+    if not big.any():
+        return lo
+    out = lo.astype(object)
+    out[big] = [str(x) for x in R.money_ints(v[big], k)]
+    return out
+
+
 class Writer:
     """The persistence thread's end of the `out` ring: decodes records and writes them in
-    batched transactions. Not thread-safe: one thread owns it."""
+    batched transactions. Not thread-safe: one thread owns it. Holds the database's writer
+    lock (orpflow.dbfile) from construction to close()."""
 
     def __init__(self, path: str, config: PersistenceConfig, strategy_id: str,
                  insts: Sequence[Instrument], config_text: str, initial_cash: Sequence[int]) -> None:
@@ -158,17 +223,30 @@ class Writer:
         self.config = config
         self.insts = list(insts)
         self.symbols = [i.symbol for i in insts]
+        self._symbol_objs = np.array(self.symbols, dtype=object)
         self.scales = [MoneyScale(i) for i in insts]
         self.strategy_id = strategy_id
-        self.conn = connect(path, config.synchronous)
-        self.restored = restore_state(self.conn, strategy_id, insts)
-        with self.conn:
-            self.conn.execute("INSERT INTO runs(strategy_id, started_ns, status, config) VALUES(?,?,?,?)",
-                              (strategy_id, time.time_ns(), "running", config_text))
-            self.run_id = self.conn.last_insert_rowid()
-            for sym, cash in zip(self.symbols, initial_cash):
-                self.conn.execute("INSERT OR IGNORE INTO positions(strategy_id, symbol, initial_cash_money) "
-                                  "VALUES(?,?,?)", (strategy_id, sym, str(cash)))
+        self.closed = False
+        check_database(path, SCHEMA_VERSION)          # a foreign file: refuse before any lock file
+        self.lock = WriterLock(path)
+        try:
+            self.conn = connect(path, config.synchronous)
+            try:
+                self.restored = restore_state(self.conn, strategy_id, insts)
+                with self.conn:
+                    self.conn.execute("INSERT INTO runs(strategy_id, started_ns, status, config) "
+                                      "VALUES(?,?,?,?)", (strategy_id, time.time_ns(), "running", config_text))
+                    self.run_id = self.conn.last_insert_rowid()
+                    for sym, cash in zip(self.symbols, initial_cash):
+                        self.conn.execute("INSERT OR IGNORE INTO positions(strategy_id, symbol, "
+                                          "initial_cash_money) VALUES(?,?,?)", (strategy_id, sym, str(cash)))
+            except BaseException:
+                self.conn.close()
+                raise
+        except BaseException:
+            self.lock.release()
+            raise
+        self.lock.set_run(self.run_id)
         self.records = 0
         self.rows_written = 0
         self.commits = 0
@@ -176,6 +254,7 @@ class Writer:
         self._pending = 0
         self._open = False
         self._last_commit = time.perf_counter()
+        self._sql: Dict[Tuple[str, int], str] = {}
 
     # -- batching
     def _begin(self) -> None:
@@ -206,79 +285,100 @@ class Writer:
         self._begin()
         kinds = recs["kind"]
         n = 0
-        if (kinds == R.OUT_ORDER).any():
-            n += self._orders(recs)
-        if (kinds == R.OUT_FILL).any():
-            n += self._fills(recs)
-        if (kinds == R.OUT_ACCOUNT).any():
-            n += self._accounts(recs)
-        if ((kinds == R.OUT_SIGNAL) | (kinds == R.OUT_SYNC)).any():
-            n += self._events(recs)
-        if (kinds == R.OUT_BREAKER).any():
-            n += self._breakers(recs)
+        for kind, fn in ((R.OUT_ORDER, self._orders), (R.OUT_FILL, self._fills),
+                         (R.OUT_ACCOUNT, self._accounts), (R.OUT_SIGNAL, self._signals),
+                         (R.OUT_SYNC, self._syncs), (R.OUT_BREAKER, self._breakers)):
+            sel = kinds == kind
+            if sel.any():
+                n += fn(R.select(recs, sel))
         self.records += len(recs)
         self.rows_written += n
         self._pending += len(recs)
         self.write_s += time.perf_counter() - t
         self.commit_if_due()
 
-    def _cols(self, rows: np.ndarray, names: Sequence[str]) -> List[List[Any]]:
-        """Columns as Python lists (one .tolist() per column: far cheaper than per-row access)."""
-        return [rows[n].tolist() for n in names]
+    def _insert(self, table: str, head: str, row: str, tail: str, flat: List[Any], n: int) -> None:
+        """INSERT `n` rows (flat, row-major) as multi-row statements: head + row,row,... + tail."""
+        if n == 0:
+            return
+        width = len(flat) // n
+        k = ROWS_PER_STATEMENT
+        done = 0
+        while done < n:
+            while k > n - done:
+                k //= 2
+            sql = self._sql.get((table, k))
+            if sql is None:
+                sql = self._sql[(table, k)] = head + ",".join([row] * k) + tail
+            full = (n - done) // k * k
+            if full == k:
+                self.conn.execute(sql, flat[done * width:(done + k) * width])
+            else:
+                self.conn.executemany(sql, (flat[i * width:(i + k) * width]
+                                            for i in range(done, done + full, k)))
+            done += full
 
-    def _symbols(self, rows: np.ndarray) -> List[str]:
-        syms = self.symbols
-        return [syms[i] for i in rows["slot"].tolist()]
+    def _head(self, slots: np.ndarray) -> Tuple[str, List[Any]]:
+        """The run id and symbol SQL of a row: one instrument's symbol is a literal (a
+        parameter fewer per row), several bind theirs."""
+        if len(self.symbols) == 1:
+            return f"{self.run_id},'{self.symbols[0].replace(chr(39), chr(39) * 2)}'", []
+        return f"{self.run_id},?", [self._symbol_objs[slots]]
 
-    def _orders(self, recs: np.ndarray) -> int:
-        rows = R.order_rows(recs, self.insts)
-        fees = [str(f) for f in R.money_ints(recs[recs["kind"] == R.OUT_ORDER]["v"], 8)]
+    def _orders(self, r: np.ndarray) -> int:
+        # an order changes state several times per batch (pending, accepted, filled): only its
+        # last state in the batch is upserted, the one the table would hold after all of them
+        key = (r["slot"].astype(np.int64) << 48) | r["v"][:, 0]
+        _, first_rev = np.unique(key[::-1], return_index=True)
+        if len(first_rev) < len(r):
+            r = r[np.sort(len(r) - 1 - first_rev)]
+        rows = R.order_rows(r, self.insts)
         n = len(rows)
-        types = [R.ORDER_TYPE[t] for t in rows["type"].tolist()]
-        tifs = [R.TIF[t] for t in rows["tif"].tolist()]
-        status = [R.ORDER_STATUS[t] for t in rows["status"].tolist()]
-        c = self._cols(rows, ("order_id", "client_id", "side", "reason", "price", "qty", "filled", "price_ticks",
-                              "qty_units", "filled_units", "ts_request", "ts_arrival", "ts_done", "expire_at",
-                              "fees", "event_no"))
-        data = list(zip([self.run_id] * n, self._symbols(rows), c[0], c[1], c[2], types, tifs, status, *c[3:15],
-                        fees, c[15]))
-        self.conn.executemany(
-            "INSERT INTO orders VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-            "ON CONFLICT(run_id, symbol, order_id) DO UPDATE SET status=excluded.status, "
-            "reason=excluded.reason, price=excluded.price, qty=excluded.qty, filled=excluded.filled, "
-            "price_ticks=excluded.price_ticks, qty_units=excluded.qty_units, "
-            "filled_units=excluded.filled_units, ts_arrival=excluded.ts_arrival, "
-            "ts_done=excluded.ts_done, fees=excluded.fees, fees_money=excluded.fees_money, "
-            "event_no=excluded.event_no WHERE excluded.event_no >= orders.event_no", data)
+        types = np.array(R.ORDER_TYPE, dtype=object)[rows["type"]]
+        tifs = np.array(R.TIF, dtype=object)[rows["tif"]]
+        status = np.array(R.ORDER_STATUS, dtype=object)[rows["status"]]
+        head, sym = self._head(rows["slot"])
+        flat = _objects(sym + [rows["order_id"], rows["client_id"], rows["side"], types,
+                         tifs, status, rows["reason"], rows["price"], rows["qty"], rows["filled"],
+                         rows["price_ticks"], rows["qty_units"], rows["filled_units"], rows["ts_request"],
+                         rows["ts_arrival"], rows["ts_done"], rows["expire_at"], rows["fees"],
+                         _money(r["v"], 8), rows["event_no"]], n)
+        self._insert("orders", "INSERT INTO orders VALUES",
+                     f"({head},?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                     " ON CONFLICT(run_id, symbol, order_id) DO UPDATE SET status=excluded.status, "
+                     "reason=excluded.reason, price=excluded.price, qty=excluded.qty, filled=excluded.filled, "
+                     "price_ticks=excluded.price_ticks, qty_units=excluded.qty_units, "
+                     "filled_units=excluded.filled_units, ts_arrival=excluded.ts_arrival, "
+                     "ts_done=excluded.ts_done, fees=excluded.fees, fees_money=excluded.fees_money, "
+                     "event_no=excluded.event_no WHERE excluded.event_no >= orders.event_no", flat, n)
         return n
 
-    def _fills(self, recs: np.ndarray) -> int:
-        sub = recs[recs["kind"] == R.OUT_FILL]
-        rows = R.fill_rows(recs, self.insts)
+    def _fills(self, r: np.ndarray) -> int:
+        rows = R.fill_rows(r, self.insts)
         n = len(rows)
-        fee = [str(x) for x in R.money_ints(sub["v"], 6)]
-        rea = [str(x) for x in R.money_ints(sub["v"], 8)]
-        liq = ["taker" if x else "maker" for x in rows["liquidity"].tolist()]
-        c = self._cols(rows, ("fill_id", "order_id", "client_id", "side", "price", "qty", "price_ticks",
-                              "qty_units", "fee", "realised", "position_units", "ts_exch", "ts_local", "event_no"))
-        data = list(zip([self.run_id] * n, self._symbols(rows), c[0], c[1], c[2], c[3], liq, c[4], c[5], c[6],
-                        c[7], c[8], fee, c[9], rea, c[10], c[11], c[12], c[13]))
-        self.conn.executemany("INSERT OR IGNORE INTO trades VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", data)
+        liq = np.array(("maker", "taker"), dtype=object)[(rows["liquidity"] != 0).astype(np.intp)]
+        head, sym = self._head(rows["slot"])
+        flat = _objects(sym + [rows["fill_id"], rows["order_id"], rows["client_id"],
+                         rows["side"], liq, rows["price"], rows["qty"], rows["price_ticks"], rows["qty_units"],
+                         rows["fee"], _money(r["v"], 6), rows["realised"], _money(r["v"], 8),
+                         rows["position_units"], rows["ts_exch"], rows["ts_local"], rows["event_no"]], n)
+        self._insert("trades", "INSERT OR IGNORE INTO trades VALUES",
+                     f"({head},?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", "", flat, n)
         return n
 
-    def _accounts(self, recs: np.ndarray) -> int:
-        sub = recs[recs["kind"] == R.OUT_ACCOUNT]
-        rows = R.account_rows(recs, self.insts)
+    def _accounts(self, r: np.ndarray) -> int:
+        rows = R.account_rows(r, self.insts)
         n = len(rows)
-        c = self._cols(rows, ("event_no", "ts_exch", "ts_local", "position_units", "cash", "equity", "realised",
-                              "fees"))
-        data = list(zip([self.run_id] * n, self._symbols(rows), ["account"] * n, *c, [None] * n))
-        self.conn.executemany("INSERT OR REPLACE INTO strategy_snapshots VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", data)
+        head, sym = self._head(rows["slot"])
+        flat = _objects(sym + [rows["event_no"], rows["ts_exch"], rows["ts_local"],
+                         rows["position_units"], rows["cash"], rows["equity"], rows["realised"], rows["fees"]], n)
+        self._insert("account", "INSERT OR REPLACE INTO strategy_snapshots VALUES",
+                     f"({head},'account',?,?,?,?,?,?,?,?,NULL)", "", flat, n)
         slots = rows["slot"].tolist()
         last = {slot: i for i, slot in enumerate(slots)}          # the latest row of each instrument
         for slot, i in last.items():
             a = rows[i]
-            cash = R.money_ints(sub["v"][i:i + 1], 0)[0]
+            cash = R.money_ints(r["v"][i:i + 1], 0)[0]
             self.conn.execute(
                 "UPDATE positions SET run_id=?, ts_exch=?, position_units=?, position=?, cash=?, "
                 "cash_money=?, realised=?, fees=?, equity=?, round_trips=?, losing_round_trips=? "
@@ -288,31 +388,36 @@ class Writer:
                  int(a["losing_round_trips"]), self.strategy_id, self.symbols[slot]))
         return n + len(last)
 
-    def _events(self, recs: np.ndarray) -> int:
-        run = self.run_id
-        sig = R.signal_rows(recs)
-        c = self._cols(sig, ("side", "reason", "size_units", "position_units", "strength", "confidence",
-                             "order", "no_order", "event_no", "ts_exch"))
-        why = R.NO_ORDER_WHY
-        data: List[Tuple[Any, ...]] = [
-            (run, sym, "signal", ev, ts, None, pos, None, None, None, None,
-             f'{{"side": {side}, "reason": {reason}, "size_units": {size}, "target_units": {pos}, '
-             f'"strength": {strength!r}, "confidence": {conf!r}, "order": {order}, "no_order": "{why[no]}"}}')
-            for sym, side, reason, size, pos, strength, conf, order, no, ev, ts
-            in zip(self._symbols(sig), *c)]
-        sync = recs[recs["kind"] == R.OUT_SYNC]
-        for sym, r in zip(self._symbols(sync), sync.tolist()):
-            v = r[5]
+    def _signals(self, r: np.ndarray) -> int:
+        sig = R.signal_rows(r)
+        n = len(sig)
+        why = np.array(R.NO_ORDER_WHY, dtype=object)[np.clip(sig["no_order"], 0, len(R.NO_ORDER_WHY) - 1)]
+        head, sym = self._head(sig["slot"])
+        flat = _objects(sym + [sig["event_no"], sig["ts_exch"], sig["side"], sig["reason"],
+                         sig["size_units"], sig["position_units"], sig["strength"], sig["confidence"],
+                         sig["order"], why], n)
+        self._insert("signals", "INSERT OR REPLACE INTO signals VALUES",
+                     f"({head},?,?,?,?,?,?,?,?,?,?)", "", flat, n)
+        return n
+
+    def _syncs(self, sync: np.ndarray) -> int:
+        """Book sync changes (rare): a JSON detail each."""
+        data = []
+        for sym, rec in zip(self._symbols_of(sync), sync.tolist()):
+            v = rec[5]
             detail = json.dumps({"state": int(v[0]), "gaps": int(v[1]), "resyncs": int(v[2]),
                                  "desyncs": int(v[3]), "in_sync": bool(v[4]), "update_id": int(v[5])})
-            data.append((run, sym, "sync", int(r[2]), int(r[3]), int(r[4]), None, None, None, None, None, detail))
+            data.append((self.run_id, sym, "sync", int(rec[2]), int(rec[3]), int(rec[4]), None, None, None, None,
+                         None, detail))
         self.conn.executemany("INSERT OR REPLACE INTO strategy_snapshots VALUES(?,?,?,?,?,?,?,?,?,?,?,?)", data)
         return len(data)
 
-    def _breakers(self, recs: np.ndarray) -> int:
-        """One row per circuit breaker trip; detail keeps the exact integers of the record."""
+    def _symbols_of(self, rows: np.ndarray) -> List[str]:
+        return [self.symbols[i] for i in rows["slot"].tolist()]
+
+    def _breakers(self, sub: np.ndarray) -> int:
+        """One row per circuit breaker trip (rare); detail keeps the exact integers of the record."""
         from orpflow.config import ON_BREAKER
-        sub = recs[recs["kind"] == R.OUT_BREAKER]
         rows = R.breaker_rows(sub, self.insts)
         trips = R.breaker_trips(sub, self.insts)
         data = []
@@ -327,18 +432,27 @@ class Writer:
         return len(data)
 
     def close(self, status: str, events: int, performance: Optional[Dict[str, Dict[str, Any]]] = None) -> None:
-        """Commit everything, write the run's end and performance metrics, and close."""
-        self.commit()
-        with self.conn:
-            for sym, p in (performance or {}).items():
-                self.conn.execute(
-                    "INSERT OR REPLACE INTO performance_metrics VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (self.run_id, sym, p["pnl"], p["realised"], p["fees"], p["sharpe"], p["max_drawdown"],
-                     p["win_rate"], p["avg_trade"], p["trade_count"], p["round_trips"],
-                     p["final_position"], p["final_equity"]))
-            self.conn.execute("UPDATE runs SET ended_ns=?, status=?, events=?, records=? WHERE run_id=?",
-                              (time.time_ns(), status, int(events), self.records, self.run_id))
-        self.conn.close()
+        """Commit everything, write the run's end and performance metrics, close, and release
+        the writer lock. A second call does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.commit()
+            with self.conn:
+                for sym, p in (performance or {}).items():
+                    self.conn.execute(
+                        "INSERT OR REPLACE INTO performance_metrics VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                        (self.run_id, sym, p["pnl"], p["realised"], p["fees"], p["sharpe"], p["max_drawdown"],
+                         p["win_rate"], p["avg_trade"], p["trade_count"], p["round_trips"],
+                         p["final_position"], p["final_equity"]))
+                self.conn.execute("UPDATE runs SET ended_ns=?, status=?, events=?, records=? WHERE run_id=?",
+                                  (time.time_ns(), status, int(events), self.records, self.run_id))
+        finally:
+            try:
+                self.conn.close()
+            finally:
+                self.lock.release()
 
 
 # ------------------------------------------------------------------ the read API
@@ -350,7 +464,7 @@ class Store:
     ``frame=True``; filters are optional keyword arguments.
     """
 
-    TABLES = ("runs", "orders", "trades", "positions", "performance_metrics", "strategy_snapshots",
+    TABLES = ("runs", "orders", "trades", "positions", "performance_metrics", "strategy_snapshots", "signals",
               "breaker_trips")
 
     def __init__(self, path: str) -> None:
@@ -433,6 +547,11 @@ class Store:
                   symbol: Optional[str] = None, frame: bool = False) -> Any:
         return self._table("strategy_snapshots", frame, "run_id, event_no", run_id=run_id, kind=kind,
                            symbol=symbol)
+
+    def signals(self, run_id: Optional[int] = None, symbol: Optional[str] = None, frame: bool = False) -> Any:
+        """Every emitted signal: side, reason, size and target units, strength, confidence, the
+        order it placed (0: none) and why not (no_order)."""
+        return self._table("signals", frame, "run_id, event_no", run_id=run_id, symbol=symbol)
 
     def breaker_trips(self, run_id: Optional[int] = None, symbol: Optional[str] = None,
                       frame: bool = False) -> Any:

@@ -62,7 +62,7 @@ def same_fills(db: np.ndarray, fills: np.ndarray) -> None:
 
 def test_run_persists_every_order_and_fill(tmp_path: Path, sample_events: np.ndarray) -> None:
     path = tmp_path / "run.db"
-    e = Engine(db_config(path), events=sample_events).start()
+    e = Engine(db_config(path), events=sample_events, keep_records=True).start()
     assert e.wait(60)
     e.close()
     fills, orders = e.fills(), e.orders()
@@ -85,12 +85,23 @@ def test_run_persists_every_order_and_fill(tmp_path: Path, sample_events: np.nda
         assert pos["position_units"][0] == acct["position_units"]
         snaps = s.snapshots(run_id=1, kind="account")
         assert len(snaps) > 10
-        sig = s.snapshots(run_id=1, kind="signal")
+        sig = s.signals(run_id=1)
         assert sig.shape[0] == e.core.counters()["signals"]
-        import json
-        details = [json.loads(d) for d in sig["detail"]]
-        assert {d["no_order"] for d in details} <= set(R.NO_ORDER_WHY)
-        assert sum(d["order"] != 0 for d in details) == len(e.orders())     # every order has its signal
+        assert set(sig["no_order"]) <= set(R.NO_ORDER_WHY)
+        assert (sig["order_id"] != 0).sum() == len(e.orders())     # every order has its signal
+        assert ((sig["order_id"] != 0) == (sig["no_order"] == "placed")).all()
+        recs = e.records()
+        assert np.array_equal(sig["strength"], R.signal_rows(recs)["strength"])
+        # money is exact text of the 128-bit ints, also where they exceed 64 bits
+        fill_recs = recs[recs["kind"] == R.OUT_FILL]
+        db = s.trades(run_id=1)
+        assert list(db["fee_money"]) == [str(x) for x in R.money_ints(fill_recs["v"], 6)]
+        assert list(db["realised_money"]) == [str(x) for x in R.money_ints(fill_recs["v"], 8)]
+        last = R.final_state(R.order_rows(recs, e.instruments))
+        order_recs = recs[recs["kind"] == R.OUT_ORDER]
+        by_id = {int(o): str(m) for o, m in zip(order_recs["v"][:, 0], R.money_ints(order_recs["v"], 8))}
+        assert list(s.orders(run_id=1)["fees_money"]) == [by_id[int(o)] for o in last["order_id"]]
+        assert any(abs(int(x)) >= 2 ** 63 for x in by_id.values()), "the sample has >64-bit money"
         assert s.integrity_check() == "ok"
 
 
@@ -98,15 +109,46 @@ def test_writes_are_idempotent(tmp_path: Path, sample_events: np.ndarray) -> Non
     cfg = db_config(tmp_path / "x.db")
     res = backtest(sample_events, cfg)
     insts = cfg.make_instruments()
+    tables = ("orders", "trades", "signals", "strategy_snapshots", "positions")
+
+    def contents() -> dict:
+        with Store(str(tmp_path / "x.db")) as s:
+            return {t: repr(s.query(f"SELECT * FROM {t} ORDER BY 1, 2, 3, 4").tolist()) for t in tables}  # NaN-safe
+
     w = Writer(str(tmp_path / "x.db"), cfg.persistence, "s", insts, "{}", [0])
     w.write(res.records)
+    w.commit()
+    once = contents()
     w.write(res.records)             # a replayed batch changes nothing
+    w.commit()
+    assert contents() == once
     w.write(res.records[:50])
     w.close("finished", 0)
     with Store(str(tmp_path / "x.db")) as s:
         assert len(s.trades()) == res.counters["fills"]
         assert len(s.orders()) == len(res.orders["BTCUSDT"])
-        assert len(s.snapshots(kind="signal")) == res.counters["signals"]
+        assert len(s.signals()) == res.counters["signals"]
+
+
+def test_two_instruments_each_under_its_symbol(tmp_path: Path, sample_events: np.ndarray) -> None:
+    cfg = db_config(tmp_path / "two.db")
+    two = dataclasses.replace(cfg, instruments=(
+        cfg.instruments[0], dataclasses.replace(cfg.instruments[0], symbol="BTC'2", id=7)))
+    other = sample_events.copy()
+    other["instrument"] = 7
+    merged = np.concatenate([sample_events, other[: len(other) // 2]])
+    merged = merged[np.argsort(merged["ts_local"], kind="stable")]
+    res = backtest(merged, two)
+    w = Writer(str(tmp_path / "two.db"), two.persistence, "s", two.make_instruments(), "{}", [0, 0])
+    w.write(res.records)
+    w.close("finished", 0)
+    with Store(str(tmp_path / "two.db")) as s:
+        for sym in ("BTCUSDT", "BTC'2"):
+            db = s.trades(symbol=sym)
+            assert len(db) == len(res.fills[sym]) > 0
+            assert np.array_equal(db["qty_units"], res.fills[sym]["qty"])
+            assert len(s.orders(symbol=sym)) == len(res.orders[sym])
+            assert len(s.signals(symbol=sym)) == (res.signals["slot"] == (0 if sym == "BTCUSDT" else 1)).sum()
 
 
 def test_store_frames(tmp_path: Path, sample_events: np.ndarray) -> None:
@@ -141,6 +183,51 @@ def test_graceful_stop_mid_replay_loses_nothing(tmp_path: Path, sample_events: n
         assert s.runs()["status"][0] == "stopped"
         db = s.orders(run_id=1)
         assert np.array_equal(db["filled_units"], e.orders()["filled"])
+
+
+STALL_SCRIPT = """
+import sys, time
+import orpflow.persistence as P
+from orpflow.engine import Engine
+write = P.Writer.write
+def slow(self, recs):                 # a stalled disk
+    time.sleep(0.05)
+    write(self, recs)
+P.Writer.write = slow
+e = Engine(sys.argv[1]).start()
+while e.core.counters()["fills"] < 5:
+    time.sleep(0.01)
+try:
+    e.stop(timeout=0.05)
+    print("no timeout")
+except TimeoutError as exc:
+    print("timeout:", exc)
+e._strategy_done.wait(30)
+c = e.core.counters()
+print(c["out_records"], c["fills"], flush=True)
+sys.exit(0)                           # leave without wait(): the exit must finish the writing
+"""
+
+
+def test_a_stop_timeout_still_writes_everything_before_exit(tmp_path: Path) -> None:
+    db = tmp_path / "t.db"
+    cfg = write_toml(tmp_path, db)
+    script = tmp_path / "stall.py"
+    script.write_text(STALL_SCRIPT)
+    r = subprocess.run([sys.executable, str(script), str(cfg)], capture_output=True, text=True, timeout=120,
+                       cwd=str(tmp_path))
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.strip().splitlines()
+    assert lines[0].startswith("timeout:") and "goes on writing" in lines[0]
+    out_records, fills = map(int, lines[1].split())
+    with Store(str(db)) as s:
+        runs = s.runs()
+        assert list(runs["status"]) == ["stopped"]
+        assert runs["records"][0] == out_records
+        assert len(s.trades()) == fills > 0
+    assert Path(str(db) + ".lock").exists()
+    again = cli("run", str(cfg), "--duration", "0.1", cwd=tmp_path)      # and the lock is free
+    assert again.returncode == 0, again.stderr
 
 
 # ------------------------------------------------------------------ recovery
@@ -252,6 +339,12 @@ def test_sigkill_then_restart(tmp_path: Path) -> None:
             time.sleep(0.05)
         assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
         assert n >= 5
+        # a second writer is refused while the first runs: one line naming it, nothing changed
+        second = cli("run", str(cfg), cwd=tmp_path)
+        assert second.returncode == 2, second.stderr
+        lines = second.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"pid {proc.pid}" in lines[0] and "started" in lines[0], second.stderr
+        assert "Traceback" not in second.stderr
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -309,6 +402,10 @@ def test_cli_stops_gracefully_on_a_signal(tmp_path: Path, sig: int) -> None:
         n = int(re.search(r"(\d[\d,]*) fills in", out).group(1).replace(",", ""))
         assert len(trades) == n > 0             # every fill the strategy made is in the database
         assert s.integrity_check() == "ok"
+    again = cli("run", str(cfg), "--duration", "0.2", cwd=tmp_path)       # the lock went with it
+    assert again.returncode == 0, again.stderr
+    with Store(str(db)) as s:
+        assert len(s.runs()) == 2
 
 
 # ------------------------------------------------------------------ metrics
@@ -319,6 +416,13 @@ def _get(url: str) -> tuple:
             return r.status, r.read().decode()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode()
+
+
+def free_port() -> int:
+    import socket
+    with socket.socket() as sk:
+        sk.bind(("127.0.0.1", 0))
+        return sk.getsockname()[1]
 
 
 def test_metrics_endpoint(sample_events: np.ndarray) -> None:
@@ -332,8 +436,8 @@ def test_metrics_endpoint(sample_events: np.ndarray) -> None:
     deadline = time.perf_counter() + 30
     while e.core.counters()["orders"] < 3 and time.perf_counter() < deadline:
         time.sleep(0.01)
-    e.stop()
     code, text = _get(url + "/metrics")
+    e.stop()
     assert code == 200
     values = {}
     for line in text.splitlines():
@@ -351,9 +455,31 @@ def test_metrics_endpoint(sample_events: np.ndarray) -> None:
     assert 'strategy_channel_utilization_ratio{channel="market"}' in values
     assert any(k.startswith("strategy_book_events_total") for k in values)
     assert any(k.startswith("strategy_rejections_total") for k in values) or e.core.counters()["rejected"] == 0
-    code, _ = _get(url + "/health")
-    assert code == 503
+    assert e.metrics is None                       # stop() shut the endpoint
+    with pytest.raises(urllib.error.URLError):
+        _get(url + "/health")
     e.close()
+
+
+def test_metrics_port_is_released_at_stop(sample_events: np.ndarray) -> None:
+    """Two engines on the same fixed port, one after the other, in one process (a notebook);
+    a port in use is a config error naming the key."""
+    pytest.importorskip("prometheus_client")
+    port = free_port()
+    cfg = dataclasses.replace(sample_config(feed={"speed": 10.0}),
+                              metrics=of.config.MetricsConfig(enabled=True, port=port))
+    first = Engine(cfg, events=sample_events[:20000]).start()
+    assert first.metrics.port == port
+    with pytest.raises(of.config.ConfigError, match=rf"\[metrics\] port {port} is already in use"):
+        Engine(cfg, events=sample_events[:20000]).start()
+    first.stop()
+    second = Engine(cfg, events=sample_events[:20000]).start()      # the port is free again
+    assert _get(second.metrics.url + "/health")[0] == 200
+    assert second.wait(60)                          # a run that ends by itself frees it too
+    third = Engine(cfg, events=sample_events[:2000]).start()
+    third.stop()
+    for e in (first, second, third):
+        e.close()
 
 
 def test_import_stays_light() -> None:
@@ -377,6 +503,8 @@ def cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     ("[persistence]\nsynchronous = 'OFF'\n", "[persistence] synchronous"),
     ("[nonsense]\na = 1\n", "unknown section [nonsense]"),
     ("[feed\n", "not valid TOML"),
+    ("[feed]\nmarket_ring = 1048576\n", "[feed] market_ring must be in [1024, 262144], got 1048576"),
+    ("[feed]\nout_ring = 65536\n", "out_ring must be in [1024, 32768], got 65536: the persistence thread"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path: Path, body: str, message: str) -> None:
     cfg = tmp_path / "c.toml"
@@ -401,6 +529,29 @@ def test_bad_data_paths_are_clear_errors(tmp_path: Path) -> None:
     assert r.returncode == 2 and "Traceback" not in r.stderr
     r = cli("run", str(cfg), "--db", str(tmp_path / "no" / "such" / "dir.db"), cwd=tmp_path)
     assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("directory", "is a directory"), ("text", "not an SQLite database"), ("foreign", "another application"),
+])
+def test_cli_refuses_what_is_not_its_database(tmp_path: Path, kind: str, message: str) -> None:
+    import apsw
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(f"[[instruments]]\nsymbol = 'BTCUSDT'\npaths = [{str(SAMPLE)!r}]\n")
+    db = tmp_path / "target"
+    if kind == "directory":
+        db.mkdir()
+    elif kind == "text":
+        db.write_text("notes\n")
+    else:
+        conn = apsw.Connection(str(db))
+        conn.execute("CREATE TABLE t(x)")
+        conn.close()
+    before = sorted(p.name for p in tmp_path.iterdir())
+    r = cli("run", str(cfg), "--db", str(db), cwd=tmp_path)
+    assert r.returncode == 2 and message in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
 
 
 def test_cli_run_and_backtest(tmp_path: Path) -> None:
