@@ -57,7 +57,7 @@ def test_unpublished_snapshot_is_consistent():
     assert snap.read()["version"] == 0
 
 
-@pytest.mark.parametrize("gap_pauses,min_distinct", [(20, 2_000), (0, 20)])
+@pytest.mark.parametrize("gap_pauses,min_distinct", [(20, 2_000), (0, 5)])
 def test_no_torn_reads_under_continuous_writes(gap_pauses, min_distinct):
     """The reader runs until it has seen min_distinct different publishes (bounded at 120 s),
     whatever else the machine is doing: the pass condition is the count of versions observed,
