@@ -2,6 +2,7 @@
 # Run orpflow's tests on a sanitizer build and fail on any report.
 #
 #   tools/sanitize.sh thread  [pytest args]   ThreadSanitizer: rings, snapshot, threaded engine
+#                                             (persistence thread, metrics server, CLI children)
 #   tools/sanitize.sh address [pytest args]   AddressSanitizer + UBSan: the compiled core's tests
 #
 # Builds the package with ORPFLOW_SANITIZE=<kind> into .venv-<kind> (reused when it exists;
@@ -21,7 +22,7 @@ case "$kind" in
   thread)
     runtime=$("$CC" -print-file-name=libtsan.so)
     tests=(tests/test_ring.py tests/test_snapshot.py tests/test_book_threads.py
-           tests/test_engine.py tests/test_engine_control.py)
+           tests/test_engine.py tests/test_engine_control.py tests/test_engine_persistence.py)
     export TSAN_OPTIONS="halt_on_error=0 log_path=$logs/report second_deadlock_stack=1"
     ;;
   address)
