@@ -27,14 +27,15 @@ def test_publish_and_read_book():
     assert s["metrics"] == book.metrics()
 
 
-def _race(read, gap_pauses, max_writes=200_000_000):
+def _race(read, gap_pauses, max_writes=200_000_000, burst=0, burst_sleep_ns=0):
     """A writer thread publishing continuously (until the reader is done) against `read`,
     run in another thread with the shared stop flag; returns the reader's result. Both loops
     run without the GIL; the reader bounds the run in time, so nothing waits on luck."""
     stop = np.zeros(1, np.int64)
     out = {}
     writer = threading.Thread(target=lambda: out.setdefault(
-        "w", csnap._stress_write(out["snap"], max_writes, gap_pauses, stop)), daemon=True)
+        "w", csnap._stress_write(out["snap"], max_writes, gap_pauses, stop, burst, burst_sleep_ns)),
+        daemon=True)
     reader = threading.Thread(target=lambda: out.setdefault("r", read(out["snap"], stop)), daemon=True)
     out["snap"] = of.MarketSnapshot()
     writer.start()
@@ -57,14 +58,20 @@ def test_unpublished_snapshot_is_consistent():
     assert snap.read()["version"] == 0
 
 
-@pytest.mark.parametrize("gap_pauses,min_distinct", [(20, 2_000), (0, 5)])
-def test_no_torn_reads_under_continuous_writes(gap_pauses, min_distinct):
+@pytest.mark.parametrize("gap_pauses,burst,min_distinct", [(20, 100, 2_000), (0, 1_000, 200)],
+                         ids=["paced", "back-to-back-bursts"])
+def test_no_torn_reads_under_continuous_writes(gap_pauses, burst, min_distinct):
     """The reader runs until it has seen min_distinct different publishes (bounded at 120 s),
     whatever else the machine is doing: the pass condition is the count of versions observed,
-    never the luck of how the two threads were scheduled."""
+    never the luck of how the two threads were scheduled. Both writers publish in bursts and
+    sleep 20 us after each (100 publishes ~20 pause instructions apart; 1,000 back to back, where
+    a reader that starts a copy inside a burst keeps retrying), so readers get through between
+    bursts on an idle machine too, not only when the scheduler happens to preempt the writer. (The reader's time bound is checked between
+    reads, and a starved reader completes none: progress must never depend on preemption.)"""
     min_distinct = stress(min_distinct)
     result, published, snap = _race(
-        lambda snap, stop: csnap._stress_read(snap, stress(200_000), -1, min_distinct, 120.0, stop), gap_pauses)
+        lambda snap, stop: csnap._stress_read(snap, stress(200_000), -1, min_distinct, 120.0, stop),
+        gap_pauses, max_writes=20_000_000, burst=burst, burst_sleep_ns=20_000)
     torn, backwards, retries, distinct, reads = result
     assert torn == 0 and backwards == 0, result
     assert distinct >= min_distinct, (
@@ -90,7 +97,8 @@ def test_same_race_without_seqlock_does_tear():
     """Control for the stress test above: the identical race, read without the seqlock's
     retry, observes torn snapshots — otherwise 'zero torn reads' would prove nothing. The
     reader runs until it has seen 10 torn copies (bounded at 120 s)."""
-    torn, published, _ = _race(lambda snap, stop: csnap._stress_read_unprotected(snap, 10, 120.0, stop), 20)
+    torn, published, _ = _race(lambda snap, stop: csnap._stress_read_unprotected(snap, 10, 120.0, stop), 20,
+                               max_writes=20_000_000, burst=100, burst_sleep_ns=20_000)
     assert torn >= 10, f"no tearing observed in 120 s over {published} publishes"
 
 

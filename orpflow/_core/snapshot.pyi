@@ -28,7 +28,12 @@ class MarketSnapshot:
 
 # stress / benchmark drivers for tests and benchmarks (loops run without the GIL)
 def _stress_write(
-    snap: MarketSnapshot, n: int, gap_pauses: int = 0, stop: NDArray[np.int64] | None = None
+    snap: MarketSnapshot,
+    n: int,
+    gap_pauses: int = 0,
+    stop: NDArray[np.int64] | None = None,
+    burst: int = 0,
+    burst_sleep_ns: int = 0,
 ) -> int: ...
 def _stress_read(
     snap: MarketSnapshot,

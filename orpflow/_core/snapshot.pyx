@@ -23,6 +23,7 @@ cdef extern from "orp_atomic.h":
     void ORP_store_release(int64_t *p, int64_t v) noexcept nogil
     void ORP_pause() noexcept nogil
     int64_t ORP_now_ns() noexcept nogil
+    void ORP_sleep_ns(int64_t ns) noexcept nogil
     void ORP_copy_words_load_relaxed(int64_t *dst, const int64_t *src, size_t n) noexcept nogil
     void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
     int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
@@ -162,10 +163,12 @@ cdef inline bint _consistent(const SnapshotData *d) noexcept nogil:
 
 
 def _stress_write(MarketSnapshot snap not None, int64_t n, int64_t gap_pauses=0,
-                  int64_t[::1] stop=None):
+                  int64_t[::1] stop=None, int64_t burst=0, int64_t burst_sleep_ns=0):
     """Publish up to n snapshots whose every word derives from one counter k = 1, 2, ...,
     with gap_pauses pause instructions between publishes (a writer that never pauses starves
-    seqlock readers); ends early once stop[0] != 0. Returns the number published."""
+    seqlock readers); with burst > 0, sleep burst_sleep_ns after every `burst` publishes (back
+    to back within a burst, yet readers get through between bursts whatever the scheduler
+    does); ends early once stop[0] != 0. Returns the number published."""
     cdef SnapshotData d
     cdef int64_t k = 0, j
     cdef int64_t *flag = &stop[0] if stop is not None and stop.shape[0] > 0 else NULL
@@ -179,6 +182,8 @@ def _stress_write(MarketSnapshot snap not None, int64_t n, int64_t gap_pauses=0,
             snapshot_write(snap.snap, &d)
             for j in range(gap_pauses):
                 ORP_pause()
+            if burst > 0 and k % burst == 0:
+                ORP_sleep_ns(burst_sleep_ns)
     return k
 
 
