@@ -148,6 +148,9 @@ def test_size_from_a_third_thread_stays_in_bounds():
             sizes["seen"].add(k)
             if not 0 <= k <= cap:
                 sizes["bad"].append(k)
+            # let go of the GIL between calls: the debug build's line tracing takes the GIL in
+            # every traced nogil call, so a watcher that never sleeps would starve both sides
+            time.sleep(0.00002)
 
     threads = [threading.Thread(target=f, daemon=True)
                for f in (lambda: cring._produce_sequence(r, n), consume, watch)]
