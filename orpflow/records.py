@@ -12,11 +12,12 @@ from typing import Any, Dict, List, NamedTuple, Sequence
 import numpy as np
 
 from orpflow._core.engine import OUT_DTYPE
+from orpflow._core.risk import BREAKERS
 from orpflow.config import MoneyScale
 from orpflow.instrument import Instrument
 
 OUT_ORDER, OUT_FILL, OUT_SIGNAL, OUT_ACCOUNT, OUT_SYNC, OUT_BREAKER = 1, 2, 3, 4, 5, 6
-BREAKER_NAMES = ("drawdown", "daily_loss", "consecutive_losses", "reject_storm", "book_desync", "manual")
+BREAKER_NAMES = tuple(BREAKERS)          # by bit index: the risk gate's own order
 NO_ORDER_WHY = ("placed", "warmup", "at_target", "no_price")
 
 ORDER_STATUS = ("Pending", "Accepted", "PartiallyFilled", "Filled", "Cancelled", "Rejected", "Expired")

@@ -20,6 +20,8 @@ from orpflow._core.types cimport (
 
 cimport cython
 
+from orpflow.config import ON_BREAKER    # RiskLimits.on_breaker, by its C value
+
 cdef extern from "orp_atomic.h":
     int64_t ORP_load_acquire(const int64_t *p) nogil
     void ORP_store_release(int64_t *p, int64_t v) nogil
@@ -27,7 +29,6 @@ cdef extern from "orp_atomic.h":
 BREAKERS = {"drawdown": BRK_DRAWDOWN, "daily_loss": BRK_DAILY_LOSS,
             "consecutive_losses": BRK_CONSECUTIVE_LOSSES, "reject_storm": BRK_REJECT_STORM,
             "book_desync": BRK_BOOK_DESYNC, "manual": BRK_MANUAL}
-ON_BREAKER = ("reduce_only", "halt", "flatten")     # RiskLimits.on_breaker, by its C value
 
 cdef int64_t[3] RATE_WINDOWS_NS = [1000000000, 60000000000, 3600000000000]
 cdef int64_t DAY_NS = 86400000000000
