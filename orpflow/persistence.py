@@ -419,7 +419,7 @@ class Writer:
         """One row per circuit breaker trip (rare); detail keeps the exact integers of the record."""
         from orpflow.config import ON_BREAKER
         rows = R.breaker_rows(sub, self.insts)
-        trips = R.breaker_trips(sub, self.insts)
+        trips = R.trips_of_rows(rows, self.insts)
         data = []
         for t, row, v, value, limit in zip(trips, rows, sub["v"].tolist(), R.money_ints(sub["v"], 2),
                                            R.money_ints(sub["v"], 4)):

@@ -246,7 +246,11 @@ def _why(name: str, row: Any) -> str:
 
 def breaker_trips(recs: np.ndarray, insts: Sequence[Instrument]) -> List[BreakerTrip]:
     """The trips in `recs` as BreakerTrip tuples, in the order they happened."""
-    rows = breaker_rows(recs, insts)
+    return trips_of_rows(breaker_rows(recs, insts), insts)
+
+
+def trips_of_rows(rows: np.ndarray, insts: Sequence[Instrument]) -> List[BreakerTrip]:
+    """BreakerTrip tuples of breaker_rows() already decoded."""
     out = []
     for row in rows:
         name = BREAKER_NAMES[int(row["breaker"])] if 0 <= row["breaker"] < len(BREAKER_NAMES) else "unknown"
