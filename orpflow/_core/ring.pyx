@@ -119,8 +119,8 @@ cdef int64_t ring_pop_n_stamped(RingState *r, Event *out, int64_t *stamps, int64
 cdef int64_t ring_size(RingState *r) noexcept nogil:
     """Records in the ring: exact from the producer's or the consumer's thread; from any
     other thread (stats, metrics) an estimate, always within [0, capacity]. The consumer's
-    index is read first: head only grows and never passes the tail it is read after, so the
-    difference cannot go negative; it can overstate when the consumer moved on in between."""
+    index is read first: it never passes head, and head only grows, so the head read after it
+    is at least as large; the difference can overstate when the consumer moved on in between."""
     cdef int64_t t = ORP_load_acquire(&r.tail)
     cdef int64_t n = ORP_load_acquire(&r.head) - t
     if n < 0:
