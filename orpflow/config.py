@@ -6,13 +6,14 @@ read a setting differently.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from decimal import Context, Decimal, localcontext
 from typing import Any, Dict, Mapping, Optional, Tuple
 
 from orpflow._core.features import FEATURE_GROUPS as _GROUP_BITS, FeatureExtension
 from orpflow._core.signals import SignalGenerator
+from orpflow.feed_config import FEED_SOURCES, MARKET_RING_MAX, OUT_RING_MAX, FeedConfig, check_live
+from orpflow.validate import INT64_MAX, MAX_MS, _check_cpu, _check_float, _check_int, _ms_to_ns
 from orpflow.feature_names import FEATURE_NAMES
 from orpflow.instrument import DecimalLike, Instrument
 
@@ -20,39 +21,6 @@ from orpflow.instrument import DecimalLike, Instrument
 FEATURE_GROUPS = tuple(_GROUP_BITS)
 MAX_LEVELS = 256
 SIGNAL_GENERATORS = ("imbalance", "linear")
-INT64_MAX = 2 ** 63 - 1
-#: Longest time setting in ms (one year): its nanoseconds stay far inside int64.
-MAX_MS = 365 * 86_400_000.0
-
-
-def _check_int(name: str, value: Any, lo: int, hi: int = INT64_MAX) -> None:
-    """An int (never a bool: True is an int in Python) in [lo, hi]; every int the core reads
-    has an upper bound, so nothing overflows the C integer it lands in."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int, got {type(value).__name__}")
-    if value < lo or value > hi:
-        bound = f">= {lo}" if hi == INT64_MAX else f"in [{lo}, {hi}]"
-        raise ValueError(f"{name} must be {bound}, got {value}")
-
-
-def _check_float(name: str, value: Any, lo: float = -math.inf, hi: float = math.inf,
-                 lo_open: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    v = float(value)
-    if not math.isfinite(v) or v < lo or v > hi or (lo_open and v == lo):
-        op = ">" if lo_open else ">="
-        raise ValueError(f"{name} must be finite, {op} {lo} and <= {hi}, got {value!r}")
-
-
-def _ms_to_ns(name: str, ms: Any) -> int:
-    _check_float(name, ms, 0.0, lo_open=True)
-    ns = Decimal(repr(float(ms))) * 1_000_000
-    if ns != ns.to_integral_value():
-        raise ValueError(f"{name} must be a whole number of nanoseconds, got {ms!r} ms")
-    return int(ns)
-
-
 @dataclass(frozen=True)
 class FeatureConfig:
     """Feature windows and switches (docs/features.md has every formula).
@@ -696,6 +664,7 @@ class PersistenceConfig:
     synchronous: str = "NORMAL"
     batch_rows: int = 5000
     batch_ms: float = 50.0
+    cpu: Optional[int] = None
 
     def __post_init__(self) -> None:
         if self.path is not None and (not isinstance(self.path, str) or not self.path):
@@ -705,6 +674,7 @@ class PersistenceConfig:
         object.__setattr__(self, "synchronous", self.synchronous.upper())
         _check_int("batch_rows", self.batch_rows, 1, 10 ** 7)
         _check_float("batch_ms", self.batch_ms, 0.0, 1e7, lo_open=True)
+        _check_cpu("cpu", self.cpu)
 
 
 @dataclass(frozen=True)
@@ -723,45 +693,12 @@ class MetricsConfig:
         _check_int("port", self.port, 0, 65535)
 
 
-MARKET_RING_MAX = 1 << 18            # events; why: FeedConfig.__post_init__
-OUT_RING_MAX = 1 << 15               # records
-
-
-@dataclass(frozen=True)
-class FeedConfig:
-    """Replay of the instruments' files: speed 0 = as fast as the engine takes them (the
-    market ring back-pressures the feed), 1 = recorded pace, 10 = ten times faster.
-    repeat > 1 replays the recording again, shifted in time (benchmarks)."""
-
-    speed: float = 0.0
-    repeat: int = 1
-    market_ring: int = 16384
-    out_ring: int = 16384
-
-    def __post_init__(self) -> None:
-        _check_float("speed", self.speed, 0.0, 1e9)
-        _check_int("repeat", self.repeat, 1, 10 ** 6)
-        # stop() must drain both rings within 1 s: the strategy works through a full market
-        # ring (>= ~1.2 M events/s with the database on, on a loaded 2-core VM: 2^18 in ~0.2
-        # s) while the persistence thread writes a full out ring and what those events make
-        # (~0.1 record/event; >= ~150 k records/s there: 2^15 + ~26 k in <= ~0.4 s; margin for
-        # the machine's stalls: 2^16 took 1.2 s once in five on a busy VM). `orpflow
-        # bench` measures stop() at these maxima.
-        for name, value, top, why in (
-                ("market_ring", self.market_ring, MARKET_RING_MAX, "the strategy drains at least "
-                 "~1 M events/s, and stop() drains this ring within its 1 s budget"),
-                ("out_ring", self.out_ring, OUT_RING_MAX, "the persistence thread writes at least "
-                 "~150 k records/s, and stop() writes this ring within its 1 s budget")):
-            _check_int(name, value, 1024)
-            if value > top:
-                raise ValueError(f"{name} must be in [1024, {top}], got {value}: {why}")
-
 
 @dataclass(frozen=True)
 class EngineConfig:
     """Everything an Engine or backtest() needs; ``load_config(path)`` reads it from TOML.
 
-    Sections: [strategy] id, spin_us; [[instruments]]; [features]; [signal]; [risk]; [broker];
+    Sections: [strategy] id, spin_us, spin, cpu; [[instruments]]; [features]; [signal]; [risk]; [broker];
     [execution]; [persistence]; [metrics]; [feed]. Every key is a field of the matching
     dataclass (FeatureConfig, SignalConfig, RiskLimits, BrokerConfig, ...).
     """
@@ -776,6 +713,8 @@ class EngineConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     feed: FeedConfig = field(default_factory=FeedConfig)
     spin_us: float = 1000.0           # strategy thread: spin this long when idle, then sleep
+    spin: str = "adaptive"            # "always": the idle strategy thread never sleeps (live)
+    strategy_cpu: Optional[int] = None  # pin the strategy thread to this CPU
     source: Optional[str] = None      # the file it was read from
 
     def __post_init__(self) -> None:
@@ -787,6 +726,9 @@ class EngineConfig:
             raise ValueError("[strategy] id must be a non-empty string")
         try:
             _check_float("spin_us", self.spin_us, 0.0, 1e7)
+            if self.spin not in SPIN_POLICIES:
+                raise ValueError(f"spin must be one of {SPIN_POLICIES}, got {self.spin!r}")
+            _check_cpu("cpu", self.strategy_cpu)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"[strategy] {exc}") from None
         ids = [ic.instrument(i).id for i, ic in enumerate(insts)]
@@ -796,8 +738,14 @@ class EngineConfig:
         if len(set(syms)) != len(syms):
             raise ValueError("[[instruments]]: two instruments share a symbol")
 
+        if self.feed.live:
+            check_live(self)
+
     def make_instruments(self) -> Tuple[Instrument, ...]:
         return tuple(ic.instrument(i) for i, ic in enumerate(self.instruments))
+
+
+SPIN_POLICIES = ("adaptive", "always")
 
 
 _SECTIONS = {
@@ -869,9 +817,10 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
     strategy = data.get("strategy", {})
     if not isinstance(strategy, Mapping):
         raise ConfigError("[strategy] must be a table")
-    if set(strategy) - {"id", "spin_us"}:
-        raise ConfigError(f"[strategy] unknown key(s) {sorted(set(strategy) - {'id', 'spin_us'})}; "
-                          "expected 'id', 'spin_us'")
+    keys = {"id", "spin_us", "spin", "cpu"}
+    if set(strategy) - keys:
+        raise ConfigError(f"[strategy] unknown key(s) {sorted(set(strategy) - keys)}; "
+                          f"expected one of {sorted(keys)}")
     raw_insts = data.get("instruments")
     if not isinstance(raw_insts, list) or not raw_insts:
         raise ConfigError("[[instruments]]: at least one instrument table is needed")
@@ -893,7 +842,9 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
     signal = _build("signal", SignalConfig, data.get("signal", {}), features=features)
     try:
         cfg = EngineConfig(instruments=tuple(insts), strategy_id=strategy.get("id", "default"),
-                           spin_us=strategy.get("spin_us", 1000.0), signal=signal, source=source,
+                           spin_us=strategy.get("spin_us", 1000.0),
+                           spin=strategy.get("spin", "adaptive"), strategy_cpu=strategy.get("cpu"),
+                           signal=signal, source=source,
                            **sections)
     except (TypeError, ValueError) as exc:
         raise ConfigError(_one_line(exc)) from None

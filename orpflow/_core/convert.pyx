@@ -115,10 +115,6 @@ def decimal_to_units(str text, int64_t unit_mant, int unit_exp, what="value"):
 cdef class EventBuffer:
     """Growable event array for converters: records are appended through a C pointer and a
     rejected message is rolled back by resetting the count to where it started."""
-    cdef object arr
-    cdef Event *p
-    cdef int64_t n
-    cdef int64_t cap
 
     def __cinit__(self, int64_t capacity=4096):
         self.n = 0
@@ -135,7 +131,7 @@ cdef class EventBuffer:
         self.cap = cap
         return 0
 
-    cdef inline Event *add(self) except NULL:
+    cdef Event *add(self) except NULL:
         if self.n == self.cap:
             self._grow(self.cap * 2)
         cdef Event *e = &self.p[self.n]

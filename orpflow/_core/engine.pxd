@@ -119,6 +119,7 @@ cdef struct Counters:
     int64_t fed                # records pushed by the feed
     int64_t out_lost           # records not written because the consumer aborted
     int64_t breaker_trips      # circuit breaker trips written (OUT_BREAKER records)
+    int64_t feed_lost          # records a live feed could not push: the strategy had ended
 
 # Thread hand-off flags, each on its own line.
 cdef struct Control:
@@ -128,6 +129,8 @@ cdef struct Control:
     char _p1[56]
     int64_t abort              # the out consumer is gone: do not wait for room
     char _p2[56]
+    int64_t strategy_done      # release-stored by the strategy loop when it returns
+    char _p3[56]
 
 cdef struct Core:
     Slot slots[MAX_SLOTS]
@@ -146,6 +149,9 @@ cdef struct Core:
     Histogram ingress          # feed push -> order record written
     Histogram feature          # features_update (+ extension) per row
     Histogram handoff          # feed push -> popped by the strategy (first record of each pop)
+    Histogram wire             # live: frame received -> order record written (strategy thread)
+    Histogram decode           # live: frame received -> its records pushed (feed thread)
+    int wire_stamps            # the ring's stamps are receive stamps (live feed): `wire`, not `ingress`
     int64_t stats_at           # c.events at the last publish_stats
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil

@@ -40,6 +40,7 @@ from orpflow._core.signals cimport (
     SignalGenerator, SignalCandidate, SignalRow, PositionParams, PositionState, signal_decide,
     position_params as set_position_params,
 )
+from orpflow._core.convert cimport EventBuffer
 from orpflow._core.snapshot cimport SeqlockSnapshot, MarketSnapshot, snapshot_publish_book
 from orpflow._core.risk cimport RiskState, BRK_COUNT, BRK_REJECT_STORM, ON_BREAKER_FLATTEN
 
@@ -438,7 +439,7 @@ cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
             t1 = ORP_now_ns()
             hist_add(&c.incore, t1 - t0)
             if stamp > 0:
-                hist_add(&c.ingress, t1 - stamp)
+                hist_add(&c.wire if c.wire_stamps else &c.ingress, t1 - stamp)
     emit_signal(c, slot, s, &row, result, why)
 
 
@@ -525,11 +526,36 @@ cdef void strategy_loop(Core *c, RingState *market) noexcept nogil:
             core_step(c, &buf[i], stamps[i])
             if c.failed:
                 publish_stats(c)
+                ORP_store_release(&c.ctl.strategy_done, 1)
                 return
         if c.c.events - c.stats_at >= STATS_EVERY:
             publish_stats(c)
     final_accounts(c)
     publish_stats(c)
+    ORP_store_release(&c.ctl.strategy_done, 1)
+
+
+cdef int64_t push_received(Core *c, RingState *market, const Event *evs, int64_t n,
+                           int64_t stamp) noexcept nogil:
+    """Live feed thread: push the records of one received frame (whole messages), stamped with
+    the frame's receive time. A full ring makes the feed wait (counted): the socket backs up
+    and the venue's data waits in the kernel, nothing is dropped. Only if the strategy has
+    ended (it failed) are the records given up, counted as feed_lost."""
+    cdef int64_t i = 0, k
+    while i < n:
+        k = ring_push_n_stamped(market, &evs[i], n - i, stamp)
+        if k == 0:
+            if ORP_load_acquire(&c.ctl.strategy_done):
+                bump(&c.c.feed_lost, n - i)
+                return i
+            bump(&c.c.market_waits, 1)
+            ORP_sleep_ns(FEED_WAIT_NS)
+            continue
+        i += k
+    bump(&c.c.fed, n)
+    if c.measure and n:
+        hist_add(&c.decode, ORP_now_ns() - stamp)
+    return n
 
 
 cdef inline int64_t message_end(const Event *evs, int64_t i, int64_t n) noexcept nogil:
@@ -608,7 +634,8 @@ cdef int64_t feed_loop(Core *c, RingState *market, const Event *evs, int64_t n, 
 OUT_DTYPE = np.dtype([("kind", "<i4"), ("slot", "<i4"), ("event_no", "<i8"), ("ts_exch", "<i8"),
                       ("ts_local", "<i8"), ("v", "<i8", (OUT_FIELDS,))])
 COUNTER_NAMES = ("events", "rows", "signals", "orders", "rejected", "fills", "out_records",
-                 "out_waits", "unknown", "idle_sleeps", "market_waits", "fed", "out_lost", "breaker_trips")
+                 "out_waits", "unknown", "idle_sleeps", "market_waits", "fed", "out_lost", "breaker_trips",
+                 "feed_lost")
 
 
 @cython.auto_pickle(False)
@@ -814,6 +841,26 @@ cdef class EngineCore:
             pushed = feed_loop(self.c, market.state, evs, n, speed, repeat, span_t, span_s)
         return pushed
 
+    def push_received(self, EventRing market not None, EventBuffer buf not None, int64_t stamp):
+        """Live feed thread: push `buf`'s records (one received frame, whole messages) stamped
+        with its receive time (ns, monotonic clock), waiting while the ring is full; empties
+        `buf`. Returns the records pushed (fewer only if the strategy has ended)."""
+        cdef int64_t n
+        with nogil:
+            n = push_received(self.c, market.state, buf.p, buf.n, stamp)
+        buf.n = 0
+        return n
+
+    @property
+    def wire_stamps(self):
+        """True when the market ring's stamps are frame receive stamps (a live feed): the
+        stamp-to-order time then goes to the "wire" histogram instead of "ingress"."""
+        return bool(self.c.wire_stamps)
+
+    @wire_stamps.setter
+    def wire_stamps(self, value):
+        self.c.wire_stamps = 1 if value else 0
+
     def pop_out(self, EventRing out not None, int64_t max_records=4096):
         """Persistence thread: up to max_records OutRecords from the out ring (GIL released)."""
         cdef int64_t avail = ring_size(out.state) // OUT_SLOTS, n
@@ -832,6 +879,7 @@ cdef class EngineCore:
         ORP_store_release(&self.c.ctl.feed_stop, 0)
         ORP_store_release(&self.c.ctl.feed_done, 0)
         ORP_store_release(&self.c.ctl.abort, 0)
+        ORP_store_release(&self.c.ctl.strategy_done, 0)
         for i in range(self.n_slots):
             self.c.slots[i].rows = 0
 
@@ -896,8 +944,8 @@ cdef class EngineCore:
         }
 
     def histogram(self, name):
-        """(counts per bucket, n, total ns, max ns) of "incore", "ingress", "feature" or
-        "handoff"."""
+        """(counts per bucket, n, total ns, max ns) of "incore", "ingress", "feature",
+        "handoff", "wire" or "decode"."""
         cdef Histogram *h
         if name == "incore":
             h = &self.c.incore
@@ -907,6 +955,10 @@ cdef class EngineCore:
             h = &self.c.feature
         elif name == "handoff":
             h = &self.c.handoff
+        elif name == "wire":
+            h = &self.c.wire
+        elif name == "decode":
+            h = &self.c.decode
         else:
             raise ValueError(f"no histogram {name!r}")
         counts = np.empty(HIST_BUCKETS, np.int64)
