@@ -217,11 +217,25 @@ def _ns(v: float) -> str:
 
 def _print_latency(lat: dict) -> None:
     names = {"incore": "tick-to-trade in-core", "ingress": "feed push -> order", "feature": "features per row",
-             "handoff": "feed push -> popped"}
+             "handoff": "feed push -> popped", "wire": "wire -> order (live)",
+             "decode": "wire -> pushed (decode)"}
     for key, d in lat.items():
         if d["count"]:
             print(f"latency      {names[key]:<22} p50 {_ns(d['p50'])}  p99 {_ns(d['p99'])}  "
                   f"p99.9 {_ns(d['p99_9'])}  max {_ns(d['max_ns'])}  (n={d['count']:,})")
+
+
+def _print_live(f: dict) -> None:
+    rej = ", ".join(f"{k} {v:,}" for k, v in f["rejected_by_reason"].items())
+    print(f"feed         {f['frames']:,} messages ({f['bytes'] / 1e6:,.1f} MB), {f['rejected']:,} refused"
+          f"{' (' + rej + ')' if rej else ''}, {f['binary_frames']:,} binary frames skipped; "
+          f"{f['connects']:,} connections ({f['reconnects']:,} reconnects, {f['silent_reconnects']:,} after "
+          f"silence, {f['connect_errors']:,} failed attempts); {f['snapshots']:,} REST snapshots "
+          f"({f['resyncs']:,} for a book out of sync, {f['snapshot_errors']:,} failed requests)")
+    if f.get("recording"):
+        print(f"recording    {f['recorded_lines']:,} lines in {', '.join(f['recording'])}")
+    if f.get("last_error"):
+        print(f"feed         last problem: {f['last_error']}")
 
 
 def _print_accounts(accounts: dict) -> None:
@@ -237,12 +251,15 @@ def _print_risk(rejections: dict, trips: list, on_breaker: str, events: Any) -> 
     n = sum(rejections.values())
     by = ", ".join(f"{k} {v:,}" for k, v in rejections.items())
     print(f"risk         {n:,} orders refused{': ' + by if n else ''}; on a tripped breaker: {on_breaker}")
-    ts = events["ts_exch"][events["ts_exch"] > 0] if len(events) else events["ts_exch"]
-    t0 = int(ts.min()) if len(ts) else 0
+    t0 = None
+    if events is not None and len(events):              # None: a live feed
+        ts = events["ts_exch"][events["ts_exch"] > 0]
+        t0 = int(ts.min()) if len(ts) else None
     for t in trips:
         when = datetime.datetime.fromtimestamp(t.ts / 1e9, datetime.timezone.utc).isoformat(timespec="milliseconds")
-        print(f"breaker      {t.symbol} {t.breaker} tripped at {when.replace('+00:00', 'Z')} "
-              f"({(t.ts - t0) / 1e9:,.1f} s into the data): {t.why}; position then {t.position:g}")
+        into = f" ({(t.ts - t0) / 1e9:,.1f} s into the data)" if t0 is not None else ""
+        print(f"breaker      {t.symbol} {t.breaker} tripped at {when.replace('+00:00', 'Z')}"
+              f"{into}: {t.why}; position then {t.position:g}")
 
 
 def _load_config(path: str, **overrides: Dict[str, Tuple[str, Any]]) -> Any:
@@ -258,7 +275,10 @@ def _load_config(path: str, **overrides: Dict[str, Tuple[str, Any]]) -> Any:
                 part = dataclasses.replace(getattr(cfg, section), **{key: value})
             except (TypeError, ValueError) as exc:
                 raise ConfigError(f"{flag}: {exc}") from None
-            cfg = dataclasses.replace(cfg, **{section: part})
+            try:
+                cfg = dataclasses.replace(cfg, **{section: part})
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"{flag}: {exc}") from None
     return cfg
 
 
@@ -286,8 +306,12 @@ def run(args: argparse.Namespace) -> int:
     _warn_feed(feed)
     insts = ", ".join(f"{i.symbol} ({i.venue})" for i in engine.instruments)
     speed = cfg.feed.speed
-    print(f"run          strategy {cfg.strategy_id!r}: {insts}; {len(engine._events):,} events, "
-          f"replay {'at full speed' if not speed else f'at {speed:g}x recorded pace'}")
+    if engine.live is not None:
+        print(f"run          strategy {cfg.strategy_id!r}: {insts}; live from {engine.live.ws_url}"
+              f"{'; recording to ' + cfg.feed.record if cfg.feed.record else ''}  (Ctrl-C stops)")
+    else:
+        print(f"run          strategy {cfg.strategy_id!r}: {insts}; {len(engine._events):,} events, "
+              f"replay {'at full speed' if not speed else f'at {speed:g}x recorded pace'}")
     if engine.restored.get("symbols"):
         for sym, st in engine.restored["symbols"].items():
             print(f"restored     {sym}: position {st['position']} units from {st['fills']} persisted fills, "
@@ -307,6 +331,8 @@ def run(args: argparse.Namespace) -> int:
     st = summary["stats"]
     if feed is not None and feed.lines:
         print(f"feed         {feed.summary()}")
+    if "feed" in st:
+        _print_live(st["feed"])
     el = st["elapsed_s"]
     print(f"engine       {st['events']:,} events, {st['rows']:,} feature rows, {st['signals']:,} signals, "
           f"{st['orders']:,} orders ({st['rejected']:,} rejected by risk), {st['fills']:,} fills "

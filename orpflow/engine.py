@@ -135,6 +135,31 @@ def latency_percentiles(core: EngineCore, name: str,
     return out
 
 
+def _cpus(cfg: EngineConfig) -> Dict[str, Optional[int]]:
+    return {"strategy": cfg.strategy_cpu, "feed": cfg.feed.cpu, "persistence": cfg.persistence.cpu}
+
+
+def _check_cpus(cfg: EngineConfig) -> None:
+    """Each pinned thread's CPU must be one this process may run on."""
+    import os
+    pins = {k: v for k, v in _cpus(cfg).items() if v is not None}
+    if not pins:
+        return
+    if not hasattr(os, "sched_getaffinity"):                  # pragma: no cover - not Linux
+        raise ConfigError("[strategy]/[feed]/[persistence] cpu: pinning threads needs Linux")
+    allowed = os.sched_getaffinity(0)
+    for name, cpu in pins.items():
+        if cpu not in allowed:
+            raise ConfigError(f"[{name}] cpu = {cpu}: this process may run on CPUs {sorted(allowed)}")
+
+
+def _pin(cpu: Optional[int]) -> None:
+    """Pin the calling thread (Linux: pid 0 is the calling thread) to one CPU."""
+    if cpu is not None:
+        import os
+        os.sched_setaffinity(0, {cpu})
+
+
 def _start_metrics(engine: Any, cfg: EngineConfig) -> Any:
     """The Prometheus endpoint; a port in use is a config error naming the key."""
     import errno
@@ -195,6 +220,10 @@ class Engine:
         self._kept: List[np.ndarray] = []
         self._fill_counts = np.zeros(len(self.symbols), np.int64)
         self._trips: List[Any] = []           # BreakerTrip, appended by the persistence thread
+        self.live: Any = None                 # the LiveFeed when [feed] source = "binance"
+        if self.config.feed.live and (events is not None or paths is not None):
+            raise ValueError("a live feed ([feed] source = \"binance\") reads the venue: "
+                             "no events or paths")
 
     # -- lifecycle
     def start(self) -> "Engine":
@@ -204,11 +233,16 @@ class Engine:
         if cfg.persistence.path is not None:          # refuse early, before loading any data
             from orpflow.persistence import check_writable
             check_writable(cfg.persistence.path)
-        if self._events is None:
-            self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths)
-        from orpflow.events import check_event_array
-        check_event_array(self._events)
-        self.market = EventRing(cfg.feed.market_ring)
+        _check_cpus(cfg)
+        if cfg.feed.live:
+            self.market = EventRing(cfg.feed.market_ring)
+            self._make_live()
+        else:
+            if self._events is None:
+                self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths)
+            from orpflow.events import check_event_array
+            check_event_array(self._events)
+            self.market = EventRing(cfg.feed.market_ring)
         self.out = EventRing(2 * cfg.feed.out_ring)
         if cfg.metrics.enabled:
             self.metrics = _start_metrics(self, cfg)
@@ -236,6 +270,16 @@ class Engine:
             t.start()
         return self
 
+    def _make_live(self) -> None:
+        try:
+            from orpflow.feeds.live import LiveFeed
+        except ImportError as exc:
+            raise ConfigError(f"[feed] source = {self.config.feed.source!r} needs the live extra "
+                              f"(pip install 'orpflow[live]'): {exc}") from None
+        self.live = LiveFeed(self.config.feed, self.instruments, self.core, self.market,
+                             [snap for _, snap in self._parts])
+        self.core.wire_stamps = True
+
     def _open_store(self) -> None:
         import json
         from orpflow.persistence import Writer
@@ -258,7 +302,17 @@ class Engine:
                                              o["qty_units"], o["order_id"], o["expire_at"] or 0)
 
     def _feed(self) -> None:
+        if self.live is not None:
+            try:
+                _pin(self.config.feed.cpu)
+                self.live.run()
+            except BaseException as exc:
+                self.error = self.error or exc
+            finally:
+                self.core.mark_feed_done()
+            return
         try:
+            _pin(self.config.feed.cpu)
             span_t, span_s = repeat_spans(self._events, self.config.feed.repeat)
             self.core.feed(self.market, self._events, self.config.feed.speed, self.config.feed.repeat,
                            span_t, span_s)
@@ -268,10 +322,11 @@ class Engine:
 
     def _strategy(self) -> None:
         try:
+            _pin(self.config.strategy_cpu)
             self.core.run_ring(self.market, self.out)
         except BaseException as exc:
             self.error = self.error or exc
-            self.core.stop_feed()
+            self._stop_feed()
         finally:
             self._t_end = time.perf_counter()
             self._strategy_done.set()
@@ -279,6 +334,7 @@ class Engine:
     def _persist(self) -> None:
         w = self.writer
         try:
+            _pin(self.config.persistence.cpu)
             while True:
                 done = self._strategy_done.is_set()
                 recs = self.core.pop_out(self.out, 4096)
@@ -295,7 +351,7 @@ class Engine:
         except BaseException as exc:
             self.error = self.error or exc
             self.core.abort_out()          # the strategy must not wait for a consumer that is gone
-            self.core.stop_feed()
+            self._stop_feed()
         if w is not None:
             self._close_store(w)
 
@@ -362,7 +418,7 @@ class Engine:
             raise RuntimeError("the engine was not started")
         t0 = time.perf_counter()
         self._stopping = True
-        self.core.stop_feed()
+        self._stop_feed()
         if not self.wait(timeout):
             pending = len(self.out) // 2 if self._state == "running" else 0
             raise TimeoutError(f"the engine did not stop within {timeout} s; it goes on writing "
@@ -384,11 +440,16 @@ class Engine:
     def _at_exit(self) -> None:
         if self._state == "running":
             self._stopping = True
-            self.core.stop_feed()
+            self._stop_feed()
             try:
                 self.wait()
             except BaseException:          # exiting anyway; the database says 'failed'
                 pass
+
+    def _stop_feed(self) -> None:
+        self.core.stop_feed()
+        if self.live is not None:
+            self.live.stop()
 
     def _close_metrics(self) -> None:
         if self.metrics is not None:
@@ -440,9 +501,12 @@ class Engine:
 
     def latency(self) -> Dict[str, Dict[str, Any]]:
         """In-core tick-to-trade, ingress (feed push -> order record), feature-calculation time
-        and the ring hand-off (feed push -> popped by the strategy), as percentiles in ns."""
-        return {name: latency_percentiles(self.core, name)
-                for name in ("incore", "ingress", "feature", "handoff")}
+        and the ring hand-off (feed push -> popped by the strategy), as percentiles in ns.
+        A live feed has "wire" (frame received -> order record) and "decode" (frame received
+        -> its records pushed) instead of ingress, and its hand-off starts at the receive."""
+        names = ("incore", "wire", "decode", "feature", "handoff") if self.live is not None else \
+            ("incore", "ingress", "feature", "handoff")
+        return {name: latency_percentiles(self.core, name) for name in names}
 
     def stats(self) -> Dict[str, Any]:
         """Counters, ring utilisation (0..1), positions and PnL from the last account records."""
@@ -455,6 +519,8 @@ class Engine:
         accounts = dict(self.last_accounts)     # one C-level copy: the persistence thread adds keys
         out["positions"] = {self.symbols[s]: float(a["position"]) for s, a in accounts.items()}
         out["equity"] = {self.symbols[s]: float(a["equity"]) for s, a in accounts.items()}
+        if self.live is not None:
+            out["feed"] = self.live.stats()
         out["elapsed_s"] = ((self._t_end or time.perf_counter()) - self._t_start) if self._t_start else 0.0
         return out
 

@@ -53,10 +53,14 @@ class EngineCollector:
         yield CounterMetricFamily("strategy_signals_generated", "Signals emitted", value=s["signals"])
         yield CounterMetricFamily("strategy_orders_submitted", "Orders sent to the risk gate", value=s["orders"])
         yield CounterMetricFamily("strategy_fills", "Fills", value=s["fills"])
-        for name, key in (("strategy_tick_to_trade_duration_seconds", "incore"),
-                          ("strategy_ingress_to_trade_duration_seconds", "ingress"),
-                          ("strategy_feature_calculation_duration_seconds", "feature"),
-                          ("strategy_channel_handoff_duration_seconds", "handoff")):
+        hists = [("strategy_tick_to_trade_duration_seconds", "incore"),
+                 ("strategy_ingress_to_trade_duration_seconds", "ingress"),
+                 ("strategy_feature_calculation_duration_seconds", "feature"),
+                 ("strategy_channel_handoff_duration_seconds", "handoff")]
+        if e.live is not None:
+            hists += [("strategy_wire_to_trade_duration_seconds", "wire"),
+                      ("feed_decode_duration_seconds", "decode")]
+        for name, key in hists:
             counts, n, total, _ = e.core.histogram(key)
             buckets, total_s = histogram_buckets(counts, total)
             h = HistogramMetricFamily(name, f"Latency: {key}", buckets=buckets, sum_value=total_s)
@@ -112,6 +116,34 @@ class EngineCollector:
             for name, n in rs["trips"].items():
                 trips.add_metric([sim.instrument.symbol, name], n)
         yield trips
+        if e.live is not None:
+            yield from _feed_metrics(s["feed"])
+
+
+_FEED_COUNTERS = (
+    ("frames", "Websocket messages received"),
+    ("bytes", "Bytes of websocket messages received"),
+    ("rejected", "Messages the converter refused (malformed, unsupported, other symbol)"),
+    ("binary_frames", "Binary websocket frames (skipped: the venue sends text)"),
+    ("connects", "Websocket connections made"),
+    ("reconnects", "Websocket reconnections"),
+    ("connect_errors", "Failed connection attempts"),
+    ("silent_reconnects", "Reconnections after a silent socket"),
+    ("closes_received", "Close frames received from the venue"),
+    ("snapshot_requests", "REST depth snapshot requests"),
+    ("snapshots", "REST depth snapshots received and pushed to the book"),
+    ("snapshot_errors", "REST depth snapshot requests that failed"),
+    ("resyncs", "Snapshots requested because a book was out of sync"),
+    ("rest_waits", "Times a snapshot waited for the venue's request-weight budget"),
+)
+
+
+def _feed_metrics(f: Dict[str, Any]) -> Iterator[Any]:
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    for key, text in _FEED_COUNTERS:
+        yield CounterMetricFamily(f"feed_{key}", text, value=f[key])
+    yield GaugeMetricFamily("feed_connected", "1 while the websocket is connected",
+                            value=1.0 if f["connected"] else 0.0)
 
 
 class MetricsServer:

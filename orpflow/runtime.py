@@ -28,7 +28,9 @@ def make_broker(config: EngineConfig, inst: Instrument) -> PaperBroker:
 def build_core(config: EngineConfig, insts: Sequence[Instrument]) -> Tuple[EngineCore, List[Any]]:
     """The compiled engine with one slot per instrument: (core, [(sim, snapshot), ...])."""
     core = EngineCore()
-    core.spin_ns = int(config.spin_us * 1000)
+    # "always": the idle strategy thread never sleeps (a live feed's latency is then not set
+    # by a wake-up); only this thread may spin
+    core.spin_ns = 2 ** 62 if config.spin == "always" else int(config.spin_us * 1000)
     parts = []
     fcfg = config.signal.features
     for inst in insts:
