@@ -4,6 +4,8 @@ from collections.abc import Iterable
 
 import numpy as np
 from numpy.typing import NDArray
+from typing import final
+
 from typing_extensions import Self, disjoint_base
 
 from orpflow.instrument import Instrument
@@ -15,7 +17,7 @@ def decimal_to_units(
     text: str, unit_mant: int, unit_exp: int, what: str = "value"
 ) -> int: ...
 
-@disjoint_base
+@final
 class EventBuffer:
     def __new__(cls, capacity: int = 4096) -> Self: ...
     def __len__(self) -> int: ...

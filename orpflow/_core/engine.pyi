@@ -7,6 +7,7 @@ from numpy.typing import NDArray
 from typing_extensions import disjoint_base
 
 from orpflow._core.broker import ExecutionSim
+from orpflow._core.convert import EventBuffer
 from orpflow._core.features import FeatureEngine
 from orpflow._core.ring import EventRing
 from orpflow._core.signals import SignalGenerator
@@ -21,6 +22,7 @@ class EngineCore:
     def n_slots(self) -> int: ...
     measure: bool
     spin_ns: int
+    wire_stamps: bool
     def __new__(cls) -> EngineCore: ...
     def add(
         self,
@@ -67,6 +69,7 @@ class EngineCore:
         span_t: int = 0,
         span_s: int = 0,
     ) -> int: ...
+    def push_received(self, market: EventRing, buf: EventBuffer, stamp: int) -> int: ...
     def pop_out(self, out: EventRing, max_records: int = 4096) -> NDArray[Any]: ...
     def reset_control(self) -> None: ...
     def stop_feed(self) -> None: ...
