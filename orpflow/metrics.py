@@ -84,8 +84,8 @@ class EngineCollector:
         waits.add_metric(["market"], s["market_waits"])
         waits.add_metric(["out"], s["out_waits"])
         yield waits
-        book = CounterMetricFamily("strategy_book_events", "Book gaps, resyncs and desyncs",
-                                   labels=["symbol", "event"])
+        book = CounterMetricFamily("strategy_book_events", "Book gaps, resyncs, desyncs and the venue BBO "
+                                   "checks (bbo_checked, bbo_mismatched)", labels=["symbol", "event"])
         rej = CounterMetricFamily("strategy_rejections", "Orders rejected or ended, by reason",
                                   labels=["symbol", "reason"])
         from orpflow.events import Reason
@@ -95,7 +95,7 @@ class EngineCollector:
         for (sim, _), rs in zip(e._parts, published):
             sym = sim.instrument.symbol
             bs = rs["book"]
-            for k in ("gaps", "resyncs", "desyncs"):
+            for k in ("gaps", "resyncs", "desyncs", "snapshots", "bbo_checked", "bbo_mismatched"):
                 book.add_metric([sym, k], bs.get(k, 0))
             merged: Dict[int, int] = {}
             for src in (rs.get("decisions", {}), rs.get("venue", {})):

@@ -55,7 +55,9 @@ def streams(draw):
         elif kind == "trade":
             msg = [ev(F.TRADE | F.BUY, 100, 1, seq=u, instrument=3)]
         elif kind == "bbo":
-            msg = [ev(F.BBO | F.BID, 99, 1, seq=u, instrument=3), ev(F.BBO | F.ASK, 101, 1, seq=u, instrument=3)]
+            # at the book's own update id: checked against its top (sometimes equal, often not)
+            (bp, bq), (ap, aq) = draw(level), draw(level)
+            msg = [ev(F.BBO | F.BID, bp, bq, seq=u, instrument=3), ev(F.BBO | F.ASK, ap, aq, seq=u, instrument=3)]
         else:
             bad = draw(st.sampled_from([
                 ev(F.DEPTH | F.BID, -1, 1, seq=u + 1, seq_first=u + 1, seq_prev=u, instrument=3),

@@ -278,3 +278,43 @@ def test_old_diffs_long_after_a_snapshot_are_a_gap(book_cls):
         assert (b.stats()["stale"], b.stats()["gaps"]) == (2, 1)
         b.apply(events(*_at(snapshot(100, [(1000, 7)], [(1001, 3)]), 7 * s)))
         assert b.in_sync and b.stats()["resyncs"] == 1 and top(b, "bid") == [(1000, 6)]   # + the buffered diff
+
+
+# ------------------------------------------------------------------ the venue's BBO, in-stream
+
+
+def bbo(u, bid, ask):
+    from helpers import ev, with_last
+    F = of.flags
+    return with_last([ev(F.BBO | F.BID, bid[0], bid[1], seq=u), ev(F.BBO | F.ASK, ask[0], ask[1], seq=u)])
+
+
+@pytest.mark.parametrize("book_cls", [of.OrderBook, RefOrderBook])
+def test_venue_bbo_checked_when_its_diff_arrives(book_cls):
+    """A bookTicker ahead of the book (u > the book's id) is held until the diff with that u is
+    applied, then compared with the book's top; one at the book's own id is compared at once."""
+    b = book_cls(SPOT)
+    b.apply(events(*snapshot(10, [(100, 5)], [(101, 5)])))
+    b.apply(events(*diff(11, 11, bids=[(100, 4)])))
+    b.apply(events(*bbo(13, (100, 3), (101, 5))))          # ahead: held
+    b.apply(events(*bbo(11, (100, 4), (101, 5))))          # at the book's id: checked now
+    assert (b.stats()["bbo_checked"], b.stats()["bbo_mismatched"]) == (2, 0)
+    b.apply(events(*diff(12, 13, bids=[(100, 3)])))         # reaches 13: the held pair checked
+    s = b.stats()
+    assert (s["bbo_checked"], s["bbo_mismatched"], b.in_sync) == (4, 0, True)
+
+
+@pytest.mark.parametrize("book_cls", [of.OrderBook, RefOrderBook])
+def test_venue_bbo_disagreeing_takes_the_book_out_of_sync(book_cls):
+    """The book at u must show exactly the venue's BBO at u: if not, the book is wrong (here a
+    diff was corrupted in a way sequencing cannot see) and must not be traded on."""
+    b = book_cls(SPOT)
+    b.apply(events(*snapshot(10, [(100, 5)], [(101, 5)])))
+    b.apply(events(*bbo(11, (100, 4), (101, 5))))
+    b.apply(events(*diff(11, 11, bids=[(100, 7)])))         # the venue says 4
+    s = b.stats()
+    assert (s["bbo_checked"], s["bbo_mismatched"], s["desyncs"]) == (1, 1, 1)   # the ask is not looked at
+    assert not b.in_sync and b.state == "OUT_OF_SYNC"
+    b.apply(events(*snapshot(11, [(100, 4)], [(101, 5)])))  # a snapshot re-syncs it
+    b.apply(events(*diff(12, 12, asks=[(102, 1)])))
+    assert b.in_sync and b.stats()["resyncs"] == 1

@@ -31,6 +31,8 @@ def test_sample_matches_every_bookticker(sample_events):
     s = res.book.stats()
     assert (res.bbo_pairs, res.bbo_matched) == (423, 423), res.mismatches[:3]
     assert (s["gaps"], s["crossed"], s["locked"], s["snapshots"]) == (0, 0, 0, 1)
+    # the book's own in-stream check reaches every pair too (both sides of each)
+    assert (s["bbo_checked"], s["bbo_mismatched"]) == (2 * 423, 0)
     assert res.book.in_sync
 
 
@@ -43,6 +45,7 @@ def test_spot_two_days_match_every_bookticker():
     s = res.book.stats()
     assert (res.bbo_pairs, res.bbo_matched) == (1072, 1072), res.mismatches[:3]
     assert (s["gaps"], s["crossed"], s["locked"], s["resyncs"]) == (0, 0, 0, 0)
+    assert (s["bbo_checked"], s["bbo_mismatched"]) == (2 * 1072, 0)
     assert res.book.in_sync
 
 
@@ -52,6 +55,7 @@ def test_usdm_matches_every_bookticker():
     s = res.book.stats()
     assert (res.bbo_pairs, res.bbo_matched) == (629, 629), res.mismatches[:3]
     assert (s["gaps"], s["crossed"], s["locked"]) == (0, 0, 0)
+    assert (s["bbo_checked"], s["bbo_mismatched"]) == (2 * 629, 0)
     assert res.book.in_sync
 
 

@@ -20,6 +20,7 @@ cdef enum SyncState:
 # in the book it lands (real Binance diffs insert/delete at a median depth of ~100 levels).
 cdef enum:
     BLOCK_LEVELS = 64
+    BBO_PENDING = 64              # venue BBO records kept until the diff with their update id
 
 cdef struct Level:
     int64_t key
@@ -95,8 +96,10 @@ cdef struct BookCounters:
     int64_t crossed           # complete messages that left the book crossed (bid > ask)
     int64_t locked            # ... or locked (bid == ask)
     int64_t trades            # trade records seen (passed over)
-    int64_t bbo               # BBO records seen (passed over)
+    int64_t bbo               # BBO records seen
     int64_t rejected          # records rejected, all reasons
+    int64_t bbo_checked       # BBO records at the book's own update id, compared with its top
+    int64_t bbo_mismatched    # ... that disagreed: the book was wrong, so it left sync
 
 cdef struct BookMetrics:
     double best_bid
@@ -129,6 +132,15 @@ cdef struct Book:
     int msg_resync
     int64_t msg_seq
     int64_t msg_buf_start
+    # the venue's best bid/ask records ahead of the book (update id > the book's): each is
+    # compared with the book's top once the diff with that id is applied (a ring, oldest
+    # dropped when full: the one that matters arrives just before its diff)
+    int64_t bbo_u[BBO_PENDING]
+    int64_t bbo_px[BBO_PENDING]
+    int64_t bbo_qty[BBO_PENDING]
+    uint32_t bbo_side[BBO_PENDING]
+    int64_t bbo_head
+    int64_t bbo_n
     int64_t ts_exch               # times of the last complete applied message
     int64_t ts_local
     # pre-snapshot buffer: [buf_start, buf_end) holds whole messages (plus the one in progress)

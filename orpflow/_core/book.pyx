@@ -55,7 +55,7 @@ VENUES = {
 STATE_NAMES = ("WAIT_SNAPSHOT", "AWAIT_FIRST_DIFF", "IN_SYNC", "OUT_OF_SYNC")
 COUNTER_NAMES = (
     "records", "messages", "applied", "buffered", "snapshots", "resyncs", "gaps", "stale",
-    "desyncs", "crossed", "locked", "trades", "bbo", "rejected",
+    "desyncs", "crossed", "locked", "trades", "bbo", "rejected", "bbo_checked", "bbo_mismatched",
 )
 
 # ------------------------------------------------------------------------------------------
@@ -347,6 +347,45 @@ cdef void book_lose_sync(Book *b) noexcept nogil:
     b.state = S_OUT_OF_SYNC if b.ever_synced else S_WAIT_SNAPSHOT
 
 
+cdef void book_check_bbo(Book *b, int64_t price, int64_t qty, uint32_t side) noexcept nogil:
+    """The venue's best bid/ask at the book's own update id (Binance bookTicker u == the last
+    applied diff's u) must be exactly the book's top: ground truth from the venue, checked as
+    the book reaches that id. A disagreement means the book is wrong: it leaves sync (counted)
+    and waits for a snapshot instead of trading on it."""
+    cdef const Level *lv = side_best(&b.bid if side == F_BID else &b.ask)
+    b.c.bbo_checked += 1
+    if lv == NULL or (lv.key if side == F_BID else -lv.key) != price or lv.qty != qty:
+        b.c.bbo_mismatched += 1
+        book_lose_sync(b)
+
+
+cdef void book_bbo_hold(Book *b, const Event *e, uint32_t side) noexcept nogil:
+    """Keep a BBO record that is ahead of the book until its diff is applied."""
+    cdef int64_t i
+    if b.bbo_n == BBO_PENDING:
+        b.bbo_head = (b.bbo_head + 1) % BBO_PENDING
+        b.bbo_n -= 1
+    i = (b.bbo_head + b.bbo_n) % BBO_PENDING
+    b.bbo_u[i] = e.seq
+    b.bbo_px[i] = e.price
+    b.bbo_qty[i] = e.qty
+    b.bbo_side[i] = side
+    b.bbo_n += 1
+
+
+cdef void book_bbo_due(Book *b) noexcept nogil:
+    """After a diff is applied: check the held BBO records of its update id, drop older ones."""
+    cdef int64_t i
+    while b.bbo_n and b.state == S_IN_SYNC:
+        i = b.bbo_head
+        if b.bbo_u[i] > b.last_update_id:
+            break
+        b.bbo_head = (i + 1) % BBO_PENDING
+        b.bbo_n -= 1
+        if b.bbo_u[i] == b.last_update_id:
+            book_check_bbo(b, b.bbo_px[i], b.bbo_qty[i], b.bbo_side[i])
+
+
 cdef void book_check_crossed(Book *b) noexcept nogil:
     b.crossed_now = 0
     cdef const Level *bid = side_best(&b.bid)
@@ -486,6 +525,8 @@ cdef void book_end_message(Book *b) noexcept nogil:
         b.last_update_id = b.msg_seq
         b.state = S_IN_SYNC
         book_check_crossed(b)
+        if b.bbo_n:
+            book_bbo_due(b)
     elif b.msg_action == A_SNAPSHOT:
         if side_finish_snapshot(&b.bid) != 0 or side_finish_snapshot(&b.ask) != 0:
             book_clear_levels(b)          # out of memory: no half-loaded book
@@ -549,6 +590,11 @@ cdef void book_process(Book *b, const Event *e) noexcept nogil:
             b.c.trades += 1
         elif f & F_BBO and not (f & F_TRADE):
             b.c.bbo += 1
+            if e.seq != 0 and (side == F_BID or side == F_ASK):
+                if b.state == S_IN_SYNC and not b.msg_open and e.seq == b.last_update_id:
+                    book_check_bbo(b, e.price, e.qty, side)
+                elif e.seq > b.last_update_id or not book_in_sync(b):
+                    book_bbo_hold(b, e, side)
         else:
             book_reject(b, R_BAD_FLAGS)
         return

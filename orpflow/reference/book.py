@@ -6,9 +6,10 @@ state, so every rule here is the specification of the compiled one.
 """
 from __future__ import annotations
 
+import collections
 import heapq
 import math
-from typing import Dict, List, Optional, Tuple
+from typing import Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -22,9 +23,11 @@ VENUES = {"binance-spot": "spot", "binance-usdm": "futures", "binance-coinm": "f
 WAIT_SNAPSHOT, AWAIT_FIRST, IN_SYNC, OUT_OF_SYNC = range(4)
 # after a snapshot, older diffs are stale (dropped) only within this long of it (receive time)
 AWAIT_FIRST_STALE_NS = 5_000_000_000
+BBO_PENDING = 64         # venue BBO records held until the diff with their update id
 STATE_NAMES = ("WAIT_SNAPSHOT", "AWAIT_FIRST_DIFF", "IN_SYNC", "OUT_OF_SYNC")
 COUNTER_NAMES = ("records", "messages", "applied", "buffered", "snapshots", "resyncs", "gaps",
-                 "stale", "desyncs", "crossed", "locked", "trades", "bbo", "rejected")
+                 "stale", "desyncs", "crossed", "locked", "trades", "bbo", "rejected",
+                 "bbo_checked", "bbo_mismatched")
 K_DEPTH, K_SNAPSHOT, K_CLEAR = 1, 2, 3
 A_NONE, A_APPLY, A_SNAPSHOT, A_BUFFER, A_DROP = range(5)
 
@@ -65,6 +68,7 @@ class OrderBook:
         self._crossed_now = False
         self._lid = 0
         self._msg_open = False
+        self._bbo_held: Deque[Tuple[int, int, int, int]] = collections.deque()
         self._msg_kind = 0
         self._msg_action = A_NONE
         self._msg_drop_reason = 0
@@ -101,6 +105,27 @@ class OrderBook:
         if self._state not in (OUT_OF_SYNC, WAIT_SNAPSHOT):
             self.c["desyncs"] += 1
         self._state = OUT_OF_SYNC if self._ever_synced else WAIT_SNAPSHOT
+
+    def _check_bbo(self, price: int, qty: int, side: int) -> None:
+        """The venue's best bid/ask at the book's own update id must be the book's top."""
+        levels = self.bids if side == BID else self.asks
+        self.c["bbo_checked"] += 1
+        if not levels:
+            ok = False
+        else:
+            px = max(levels) if side == BID else min(levels)
+            ok = px == price and levels[px] == qty
+        if not ok:
+            self.c["bbo_mismatched"] += 1
+            self._lose_sync()
+
+    def _bbo_due(self) -> None:
+        """After a diff is applied: check the held BBO records of its id, drop older ones."""
+        held = self._bbo_held
+        while held and self._state == IN_SYNC and held[0][0] <= self._lid:
+            u, px, qty, side = held.popleft()
+            if u == self._lid:
+                self._check_bbo(px, qty, side)
 
     def _check_crossed(self) -> None:
         self._crossed_now = False
@@ -196,6 +221,7 @@ class OrderBook:
             self._lid = self._msg_seq
             self._state = IN_SYNC
             self._check_crossed()
+            self._bbo_due()
         elif self._msg_action == A_SNAPSHOT:
             self.bids = self._finish_snapshot_side("bid")
             self.asks = self._finish_snapshot_side("ask")
@@ -253,6 +279,13 @@ class OrderBook:
                 self.c["trades"] += 1
             elif f & BBO and not f & TRADE:
                 self.c["bbo"] += 1
+                if e[2] != 0 and side in (BID, ASK):
+                    if self._state == IN_SYNC and not self._msg_open and e[2] == self._lid:
+                        self._check_bbo(e[5], e[6], side)
+                    elif e[2] > self._lid or not self._in_sync():
+                        if len(self._bbo_held) == BBO_PENDING:
+                            self._bbo_held.popleft()
+                        self._bbo_held.append((e[2], e[5], e[6], side))
             else:
                 self._reject(REASONS["BAD_FLAGS"])
             return
