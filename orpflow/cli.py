@@ -62,6 +62,11 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--data", nargs="*", default=None, help="recordings (default: the bundled sample)")
     n.add_argument("--events", type=int, default=10_000_000, help="events in the long replay (memory)")
     n.add_argument("--quick", action="store_true", help="a short run (smoke test)")
+    n.add_argument("--live", action="store_true",
+                   help="tick-to-trade from the wire: a live engine against a loopback exchange")
+    n.add_argument("--seconds", type=float, default=30.0, help="--live: length of the paced session")
+    n.add_argument("--speed", type=float, default=1.0, help="--live: pace of the paced session (1 = recorded)")
+    n.add_argument("--no-flat-out", action="store_true", help="--live: skip the flat-out run")
     return p
 
 
@@ -394,6 +399,19 @@ def bench(args: argparse.Namespace) -> int:
     from orpflow.config import ConfigError
     if not 1 <= args.events <= 10 ** 10:
         raise ConfigError(f"--events must be in [1, 10**10], got {args.events}")
+    if args.live:
+        import os
+        from orpflow.bench_live import run_live_bench
+        if not (0 < args.seconds <= 86400):
+            raise ConfigError(f"--seconds must be in (0, 86400], got {args.seconds}")
+        if not (0 < args.speed <= 1e6):
+            raise ConfigError(f"--speed must be > 0 for the paced session, got {args.speed}")
+        for f in args.data or ():
+            if not os.path.isfile(f):
+                raise FileNotFoundError(f"recording not found: {f}")
+        run_live_bench(args.data, seconds=args.seconds if not args.quick else min(args.seconds, 5.0),
+                       speed=args.speed, flat_out=not args.no_flat_out)
+        return 0
     return run_bench(args.data, args.events, args.quick)
 
 

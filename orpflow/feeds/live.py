@@ -125,7 +125,12 @@ class _Listener(WSListener):                  # type: ignore[misc]
         mt = frame.msg_type
         feed = self.feed
         feed.last_frame_s = t * 1e-9
+        if not feed.first_frame_s:
+            feed.first_frame_s = feed.last_frame_s
         if mt == WSMsgType.TEXT:
+            c = feed.counts
+            c["frames"] += 1
+            c["bytes"] += frame.payload_size
             if frame.fin:
                 feed.deliver(frame.get_payload_as_bytes(), t)
             else:
@@ -135,6 +140,7 @@ class _Listener(WSListener):                  # type: ignore[misc]
                 feed.counts["bad_frames"] += 1
                 return
             self.parts.append(frame.get_payload_as_bytes())
+            feed.counts["bytes"] += frame.payload_size
             if frame.fin:
                 feed.counts["fragmented"] += 1
                 payload, self.parts = b"".join(self.parts), []
@@ -190,7 +196,8 @@ class LiveFeed:
             "snapshot_requests", "snapshots", "snapshot_errors", "resyncs", "rest_waits"), 0)
         self.last_error: Optional[str] = None
         self.last_close: Optional[Tuple[int, str]] = None
-        self.last_frame_s = 0.0
+        self.last_frame_s = 0.0               # monotonic s of the latest / first frame
+        self.first_frame_s = 0.0
         self.connected = False
         self._last_ts = 0
         self._stopping = False
@@ -203,7 +210,8 @@ class LiveFeed:
 
     # ---------------------------------------------------------------- per frame (hot)
     def deliver(self, payload: bytes, stamp: int) -> None:
-        """One received message: record it, convert it, push its records (feed thread)."""
+        """One received message (websocket text or REST snapshot): record it, convert it, push
+        its records (feed thread)."""
         if b"\n" in payload or b"\r" in payload:        # JSON whitespace: one line per message
             payload = payload.replace(b"\n", b" ").replace(b"\r", b" ")
         ts = time.time_ns()
@@ -211,8 +219,6 @@ class LiveFeed:
             ts = self._last_ts + 1
         self._last_ts = ts
         c = self.counts
-        c["frames"] += 1
-        c["bytes"] += len(payload)
         if self.recorder is not None:
             self.recorder.write(ts, payload)
         if self.conv.feed_json(payload, ts):
@@ -393,6 +399,8 @@ class LiveFeed:
         out["rejected_by_reason"] = {_CODE_NAMES.get(k, str(k)): v for k, v in self.conv.rejected().items()}
         out["last_error"] = self.last_error
         out["url"] = self.ws_url
+        out["first_frame_s"] = self.first_frame_s
+        out["last_frame_s"] = self.last_frame_s
         if self.recorder is not None:
             out["recorded_lines"] = self.recorder.lines
             out["recording"] = [str(p) for p in self.recorder.files]
