@@ -67,6 +67,22 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--seconds", type=float, default=30.0, help="--live: length of the paced session")
     n.add_argument("--speed", type=float, default=1.0, help="--live: pace of the paced session (1 = recorded)")
     n.add_argument("--no-flat-out", action="store_true", help="--live: skip the flat-out run")
+    s = sub.add_parser("serve-replay", help="a loopback Binance exchange playing recorded files (websocket + REST)")
+    s.add_argument("files", nargs="+", help="Binance recordings (.gz lines), played in the order given")
+    # numbers are parsed by serve_replay, so a bad value is one line (argparse prints its usage too)
+    s.add_argument("--speed", default="1", help="1: recorded pace, N: N times faster, 0: flat out")
+    s.add_argument("--host", default="127.0.0.1", help="127.0.0.1, localhost or ::1 (loopback only)")
+    s.add_argument("--port", default="0", help="websocket port (0: ephemeral)")
+    s.add_argument("--rest-port", default="0", help="REST port (0: ephemeral)")
+    s.add_argument("--drop-diff", action="append", default=[], metavar="K",
+                   help="fault: do not send the K-th depth diff (0-based, repeatable)")
+    s.add_argument("--close-after", action="append", default=[], metavar="N",
+                   help="fault: close the clients' sockets after N messages sent (repeatable)")
+    s.add_argument("--snapshot-delay", default="0", metavar="S", help="fault: answer REST snapshots S seconds late")
+    s.add_argument("--malformed-every", default="0", metavar="N", help="fault: a malformed frame before every Nth message")
+    s.add_argument("--binary-every", default="0", metavar="N", help="fault: a binary frame before every Nth message")
+    s.add_argument("--stall-after", default=None, metavar="N", help="fault: stall once after N messages sent")
+    s.add_argument("--stall-s", default="0", metavar="S", help="fault: how long the stall lasts (seconds)")
     return p
 
 
@@ -415,6 +431,46 @@ def bench(args: argparse.Namespace) -> int:
     return run_bench(args.data, args.events, args.quick)
 
 
+def _number(flag: str, value: Optional[str], kind: Any) -> Any:
+    """A flag's value as int/float, or a one-line error naming the flag."""
+    if value is None:
+        return None
+    try:
+        v = kind(value)
+    except ValueError:
+        raise ValueError(f"{flag} {value!r}: expected {'a whole number' if kind is int else 'a number'}") from None
+    if kind is float and not 0 <= v < float("inf"):
+        raise ValueError(f"{flag} {value!r}: expected a number >= 0")
+    return v
+
+
+def serve_replay(args: argparse.Namespace) -> int:
+    from orpflow.feeds.loopback import Faults, LoopbackExchange
+    try:
+        faults = Faults(drop_diffs=tuple(_number("--drop-diff", v, int) for v in args.drop_diff),
+                        close_after=tuple(_number("--close-after", v, int) for v in args.close_after),
+                        snapshot_delay_s=_number("--snapshot-delay", args.snapshot_delay, float),
+                        malformed_every=_number("--malformed-every", args.malformed_every, int),
+                        binary_every=_number("--binary-every", args.binary_every, int),
+                        stall_after=_number("--stall-after", args.stall_after, int),
+                        stall_s=_number("--stall-s", args.stall_s, float))
+    except ValueError as exc:            # Faults names its fields; say the flag instead
+        msg = str(exc)
+        for field, flag in (("drop_diffs", "--drop-diff"), ("close_after", "--close-after"),
+                            ("snapshot_delay_s", "--snapshot-delay"), ("malformed_every", "--malformed-every"),
+                            ("binary_every", "--binary-every"), ("stall_after", "--stall-after"),
+                            ("stall_s", "--stall-s")):
+            msg = msg.replace(f"faults {field}", flag)
+        raise ValueError(msg) from None
+    ex = LoopbackExchange(args.files, speed=_number("--speed", args.speed, float), host=args.host,
+                          ws_port=_number("--port", args.port, int),
+                          rest_port=_number("--rest-port", args.rest_port, int), faults=faults)
+    if not len(ex.symbols):
+        raise ValueError(f"{args.files[0]}: no Binance stream message to play")
+    ex.serve_forever(lambda e: print(f"serving {e.ws_url} rest {e.rest_url}", flush=True))
+    return 0
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -461,6 +517,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return backtest_cmd(args)
         if args.command == "bench":
             return bench(args)
+        if args.command == "serve-replay":
+            return serve_replay(args)
     except ConfigError as exc:
         print(f"orpflow: config error: {_line(exc)}", file=sys.stderr)
         return 2

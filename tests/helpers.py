@@ -53,3 +53,70 @@ def with_last(recs):
     """The same records with F_LAST set on the final one (closing the venue message)."""
     *head, last = recs
     return head + [last[:7] + (last[7] | int(of.flags.LAST),) + last[8:]]
+
+
+# ------------------------------------------------------------------ the loopback exchange
+
+import contextlib
+import json
+import select
+import subprocess
+import sys
+import tempfile
+import urllib.request
+
+_FAULT_FLAGS = {"drop_diffs": "--drop-diff", "close_after": "--close-after",
+                "snapshot_delay_s": "--snapshot-delay", "malformed_every": "--malformed-every",
+                "binary_every": "--binary-every", "stall_after": "--stall-after", "stall_s": "--stall-s"}
+
+
+class LoopbackProcess:
+    """A running `orpflow serve-replay` child: its URLs and its status."""
+
+    def __init__(self, proc: subprocess.Popen, ws_url: str, rest_url: str) -> None:
+        self.proc, self.ws_url, self.rest_url = proc, ws_url, rest_url
+
+    def get(self, path: str, timeout: float = 10.0):
+        """(HTTP status, headers, body bytes) of GET rest_url + path."""
+        try:
+            with urllib.request.urlopen(self.rest_url + path, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def status(self) -> dict:
+        code, _, body = self.get("/orpflow/status")
+        assert code == 200, body
+        return json.loads(body)
+
+
+@contextlib.contextmanager
+def loopback(files, *, speed: float = 1.0, extra_args=(), **faults):
+    """`orpflow serve-replay FILES` as a subprocess (never sharing the GIL with the engine under
+    test), on ephemeral 127.0.0.1 ports; faults as Faults' fields (drop_diffs=(5,), stall_s=1, ...).
+    Yields a LoopbackProcess; terminates the child (SIGTERM, which must exit 0) at exit."""
+    argv = [sys.executable, "-m", "orpflow", "serve-replay", *map(str, files), "--speed", str(speed)]
+    for key, value in faults.items():
+        flag = _FAULT_FLAGS[key]
+        for v in (value if isinstance(value, (tuple, list)) else (value,)):
+            argv += [flag, str(v)]
+    argv += list(extra_args)
+    # cwd elsewhere: from the repo root, `-m orpflow` would import the uncompiled source tree
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            cwd=tempfile.gettempdir())
+    try:
+        ready, _, _ = select.select([proc.stdout], [], [], 60.0)
+        line = proc.stdout.readline() if ready else ""
+        if not line.startswith("serving "):
+            proc.kill()
+            raise RuntimeError(f"serve-replay did not start: {line!r} {proc.communicate()[1]!r}")
+        _, ws_url, _, rest_url = line.split()
+        yield LoopbackProcess(proc, ws_url, rest_url)
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
