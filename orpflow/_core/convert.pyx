@@ -149,6 +149,10 @@ cdef class EventBuffer:
         return out
 
 
+# The stream name orpflow gives a REST depth snapshot in a recording (after "<symbol>").
+SNAPSHOT_STREAM = "@depthSnapshot"
+
+
 cdef inline bint _is_int(object o):
     return type(o) is int
 
@@ -169,8 +173,8 @@ cdef class BinanceConverter:
     cdef public int64_t messages
     cdef readonly list examples     # first few rejections: (line number, reason code)
 
-    def __cinit__(self, instrument):
-        self.out = EventBuffer()
+    def __cinit__(self, instrument, EventBuffer out=None):
+        self.out = out if out is not None else EventBuffer()
         self.tick_mant, self.tick_exp = instrument.tick
         self.size_mant, self.size_exp = instrument.size_unit
         self.instrument = instrument.id
@@ -249,6 +253,18 @@ cdef class BinanceConverter:
                 rc = self._snapshot(obj, ts_local)
             else:
                 data = obj            # raw (non-combined) stream message
+        elif type(data) is dict and "lastUpdateId" in <dict>data:
+            stream = obj.get("stream")
+            if type(stream) is str and (<str>stream).endswith(SNAPSHOT_STREAM):
+                # a REST snapshot as orpflow records it: {"stream":"<sym>@depthSnapshot","data":...}
+                sym = (<str>stream)[:len(<str>stream) - len(SNAPSHOT_STREAM)]
+                if "@" in sym or not sym:
+                    rc = R_MALFORMED
+                elif sym.upper() != self.symbol:
+                    rc = R_WRONG_SYMBOL
+                else:
+                    rc = self._snapshot(<dict>data, ts_local)
+                data = None
         if data is not None:
             if type(data) is not dict:
                 return R_MALFORMED
@@ -437,3 +453,75 @@ cdef class BinanceConverter:
         e.price = ap
         e.qty = aq
         return R_OK
+
+
+cdef class BinanceStreamConverter:
+    """Several instruments on one Binance combined stream -> Event records in ONE buffer.
+
+    Each message is decoded once and routed by its stream name's symbol part (before the
+    first '@', upper-cased) or, without a stream name, by its "s"; a symbol the converter does
+    not trade is rejected (WRONG_SYMBOL), as is a raw REST snapshot when there are several
+    instruments (it names none: record snapshots enveloped, ``<sym>@depthSnapshot``).
+    """
+    cdef readonly EventBuffer out
+    cdef dict by_symbol
+    cdef BinanceConverter only
+    cdef int64_t rejects[R_COUNT]
+    cdef public int64_t lines
+    cdef public int64_t messages
+
+    def __cinit__(self, instruments):
+        insts = list(instruments)
+        if not insts:
+            raise ValueError("at least one instrument")
+        self.out = EventBuffer()
+        self.by_symbol = {}
+        for inst in insts:
+            sym = inst.symbol.upper()
+            if sym in self.by_symbol:
+                raise ValueError(f"instrument {sym} given twice")
+            self.by_symbol[sym] = BinanceConverter(inst, self.out)
+        self.only = self.by_symbol[insts[0].symbol.upper()] if len(insts) == 1 else None
+        memset(self.rejects, 0, sizeof(self.rejects))
+        self.lines = 0
+        self.messages = 0
+
+    def rejected(self):
+        """{reason code: count} of rejected messages."""
+        return {r: self.rejects[r] for r in range(R_COUNT) if self.rejects[r]}
+
+    def feed_json(self, payload, int64_t ts_local):
+        """One JSON message received at ts_local ns; returns the reason code (0: converted)."""
+        cdef int rc
+        self.lines += 1
+        try:
+            obj = _loads(payload)
+        except _JSONDecodeError:
+            rc = R_MALFORMED
+        else:
+            rc = self._route(obj, ts_local) if type(obj) is dict else R_MALFORMED
+        if rc != R_OK:
+            self.rejects[rc] += 1
+        else:
+            self.messages += 1
+        return rc
+
+    cdef int _route(self, dict obj, int64_t ts_local):
+        cdef BinanceConverter conv = self.only
+        if conv is None:
+            stream = obj.get("stream")
+            if type(stream) is str:
+                key = (<str>stream).partition("@")[0].upper()
+            elif "data" in obj:
+                return R_MALFORMED
+            elif "lastUpdateId" in obj:
+                return R_UNSUPPORTED          # a raw REST snapshot: whose?
+            else:
+                sym = obj.get("s")
+                if type(sym) is not str:
+                    return R_MALFORMED
+                key = (<str>sym).upper()
+            conv = self.by_symbol.get(key)
+            if conv is None:
+                return R_WRONG_SYMBOL
+        return conv._message(obj, ts_local)

@@ -16,6 +16,7 @@ from orpflow.events import EVENT_DTYPE
 
 R = REASONS
 INT64_MAX = 2 ** 63 - 1
+SNAPSHOT_STREAM = "@depthSnapshot"      # a recorded REST snapshot: {"stream": "<sym>@depthSnapshot", ...}
 _DECIMAL = re.compile(r"(-?)([0-9]+)(?:\.([0-9]*))?\Z")
 
 
@@ -120,6 +121,15 @@ class BinanceConverter:
             if "lastUpdateId" in obj:
                 return self._snapshot(obj, ts_local)
             data = obj
+        elif type(data) is dict and "lastUpdateId" in data:
+            stream = obj.get("stream")
+            if type(stream) is str and stream.endswith(SNAPSHOT_STREAM):
+                sym = stream[:len(stream) - len(SNAPSHOT_STREAM)]
+                if "@" in sym or not sym:
+                    raise _Reject("MALFORMED")
+                if sym.upper() != self.symbol:
+                    raise _Reject("WRONG_SYMBOL")
+                return self._snapshot(data, ts_local)
         if type(data) is not dict:
             raise _Reject("MALFORMED")
         kind, sym = data.get("e"), data.get("s")
@@ -262,3 +272,72 @@ def read_binance(paths, instrument, report=None) -> np.ndarray:
             report.records += len(parts[-1])
             report.add_rejects(conv.rejected(), [], str(path))
     return np.concatenate(parts)
+
+
+class BinanceStreamConverter:
+    """Same contract as the compiled BinanceStreamConverter: several instruments on one
+    combined stream, routed by the stream name's symbol (or "s"), one list of records."""
+
+    def __init__(self, instruments) -> None:
+        insts = list(instruments)
+        if not insts:
+            raise ValueError("at least one instrument")
+        self.by_symbol: Dict[str, BinanceConverter] = {}
+        self.records: List[tuple] = []
+        for inst in insts:
+            sym = inst.symbol.upper()
+            if sym in self.by_symbol:
+                raise ValueError(f"instrument {sym} given twice")
+            conv = BinanceConverter(inst)
+            conv.records = self.records            # one shared output, in arrival order
+            self.by_symbol[sym] = conv
+        self.only = self.by_symbol[insts[0].symbol.upper()] if len(insts) == 1 else None
+        self.rejects: Dict[int, int] = {}
+        self.lines = 0
+        self.messages = 0
+
+    def rejected(self) -> Dict[int, int]:
+        return dict(sorted(self.rejects.items()))
+
+    def take(self) -> np.ndarray:
+        out = np.array(self.records, dtype=EVENT_DTYPE) if self.records else np.zeros(0, EVENT_DTYPE)
+        del self.records[:]
+        return out
+
+    def feed_json(self, payload: Union[bytes, str], ts_local: int) -> int:
+        self.lines += 1
+        start = len(self.records)
+        try:
+            try:
+                obj = json.loads(payload, parse_constant=_no_constants)
+            except (ValueError, UnicodeDecodeError):
+                raise _Reject("MALFORMED")
+            if type(obj) is not dict:
+                raise _Reject("MALFORMED")
+            self._route(obj)._message(obj, ts_local)
+        except _Reject as exc:
+            del self.records[start:]
+            self.rejects[exc.reason] = self.rejects.get(exc.reason, 0) + 1
+            return exc.reason
+        self.messages += 1
+        return 0
+
+    def _route(self, obj: dict) -> BinanceConverter:
+        if self.only is not None:
+            return self.only
+        stream = obj.get("stream")
+        if type(stream) is str:
+            key = stream.partition("@")[0].upper()
+        elif "data" in obj:
+            raise _Reject("MALFORMED")
+        elif "lastUpdateId" in obj:
+            raise _Reject("UNSUPPORTED")
+        else:
+            sym = obj.get("s")
+            if type(sym) is not str:
+                raise _Reject("MALFORMED")
+            key = sym.upper()
+        conv = self.by_symbol.get(key)
+        if conv is None:
+            raise _Reject("WRONG_SYMBOL")
+        return conv
