@@ -195,6 +195,7 @@ class LiveFeed:
             "closes_received", "connects", "reconnects", "connect_errors", "silent_reconnects",
             "snapshot_requests", "snapshots", "snapshot_errors", "resyncs", "rest_waits"), 0)
         self.last_error: Optional[str] = None
+        self.failure: Optional[BaseException] = None     # what ended the feed, if not stop()
         self.last_close: Optional[Tuple[int, str]] = None
         self.last_frame_s = 0.0               # monotonic s of the latest / first frame
         self.first_frame_s = 0.0
@@ -243,6 +244,8 @@ class LiveFeed:
                 self._loop = None
                 if self.recorder is not None:
                     self.recorder.close()
+        if self.failure is not None:
+            raise self.failure
 
     def stop(self) -> None:
         """Any thread: close the socket and end run() (within one poll, < 0.1 s)."""
@@ -320,6 +323,12 @@ class LiveFeed:
         silence = self.cfg.silence_s
         while not self._stopping:
             await asyncio.sleep(POLL_S)
+            rec = self.recorder
+            if rec is not None and rec.error is not None:       # a full disk: stop, say why
+                self.failure = OSError(f"recording to {self.cfg.record} failed: {rec.error}")
+                self._stopping = True
+                self._wake()
+                return
             t = self._transport
             if t is None:
                 continue
