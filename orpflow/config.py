@@ -763,7 +763,7 @@ def _build(section: str, cls: Any, values: Any, **extra: Any) -> Any:
     import dataclasses
     if not isinstance(values, Mapping):
         raise ConfigError(f"[{section}] must be a table")
-    names = {f.name for f in dataclasses.fields(cls) if f.init} - {"extension", "features", "source"}
+    names = {f.name for f in dataclasses.fields(cls) if f.init} - {"extension", "features"}
     if cls is SignalConfig:
         names.discard("generator")
         names.add("generator")

@@ -183,7 +183,8 @@ def _fault_session(tmp_path: Path, faults: Dict[str, Any], speed: float = 0.0, *
 
 
 def test_dropped_diff_resyncs_with_no_order_out_of_sync(tmp_path):
-    out = _fault_session(tmp_path, {"drop_diffs": (400, 1200)})
+    # paced (x20: the drops are ~4 s apart), so each gap is resynced before the next
+    out = _fault_session(tmp_path, {"drop_diffs": (400, 1200)}, speed=20.0)
     b, f = out["book"], out["feed"]
     assert b["gaps"] >= 2 and b["resyncs"] >= 2, b
     assert f["resyncs"] >= 2 and f["snapshots"] >= 3, f
