@@ -36,6 +36,7 @@ DEPTH_PATHS = {"/api/v3/depth": "spot", "/fapi/v1/depth": "futures", "/dapi/v1/d
 MALFORMED_FRAME = b'{"stream":"'            # a frame cut short: invalid JSON, as a broken proxy sends
 BINARY_FRAME = b"\x00\x01orpflow-binary\xff"
 SLOW_CLIENT_BYTES = 64 << 20                # paced mode: a client this far behind is disconnected
+PRECISE_SLEEP_S = 0.002                     # paced mode: the last stretch to a due time, slept precisely
 _SNAP, _DIFF = 0, 1
 
 
@@ -511,22 +512,30 @@ class LoopbackExchange:
         counts = self._counts
         ts, payloads, syms, is_depth = self._ts, self._payload, self._sym, self._is_depth
         n = len(payloads)
-        loop = asyncio.get_running_loop()
         speed = self.speed
         inv = 1.0 / speed if speed else 0.0
         await self._have_client.wait()
         self._started = True
-        base = loop.time()
-        now = base
+        # perf_counter, not loop.time(): uvloop's clock and timers have 1 ms resolution. The
+        # loop's timer gets within ~2 ms, then a short time.sleep (no spinning) to the due time.
+        clock = time.perf_counter
+        base = clock()
+        now = yielded = base
         i = 0
         while i < n:
             if speed:
                 due = base + ts[i] * inv
                 if due > now:                # everything due by `now` goes out together
-                    now = loop.time()
+                    now = clock()
+                    if due - now > PRECISE_SLEEP_S:
+                        await asyncio.sleep(due - now - PRECISE_SLEEP_S)
+                        now = yielded = clock()
                     if due > now:
-                        await asyncio.sleep(due - now)
-                        now = loop.time()
+                        time.sleep(due - now)
+                        now = clock()
+                if now - yielded > PRECISE_SLEEP_S:
+                    await asyncio.sleep(0)   # a dense burst still lets REST and connections in
+                    yielded = now
             else:
                 if not self._clients:
                     await self._have_client.wait()
@@ -572,7 +581,7 @@ class LoopbackExchange:
                     self._pos = i
                     await asyncio.sleep(f.stall_s)
                     base += f.stall_s        # paced: the stream resumes where it stopped
-                    now = loop.time()
+                    now = yielded = clock()
                     continue
             i += 1
             self._pos = i
