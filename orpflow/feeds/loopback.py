@@ -364,6 +364,7 @@ class LoopbackExchange:
 
     # ------------------------------------------------------------------ event loop
     def _run_loop(self, ready: Callable[[], None], signals: bool) -> None:
+        loop: asyncio.AbstractEventLoop
         try:
             import uvloop
             loop = uvloop.new_event_loop()
