@@ -389,3 +389,91 @@ def test_cli_stops_on_signal_with_exit_0(sig):
         srv.proc.send_signal(sig)
         assert srv.proc.wait(5) == 0
         assert srv.proc.stderr.read() == ""
+
+
+# ------------------------------------------------------------------ several symbols, in-process API
+
+def _two_symbols(tmp_path: Path, n: int = 3000) -> Path:
+    """The sample's first lines for BTCUSDT and a renamed copy as ETHUSDT, interleaved, both
+    snapshots enveloped (the recorder's multi-symbol form)."""
+    out = []
+    for l in _lines(SAMPLE)[:n]:
+        ns, payload = l.split(b" ", 1)
+        for k, (lo, up) in enumerate(((b"btcusdt", b"BTCUSDT"), (b"ethusdt", b"ETHUSDT"))):
+            p = payload.replace(b"btcusdt", lo).replace(b"BTCUSDT", up)
+            if not p.startswith(b'{"stream"'):
+                p = b'{"stream":"%s@depthSnapshot","data":%s}' % (lo, p)
+            out.append(b"%d %s" % (int(ns) * 2 + k, p))
+    path = tmp_path / "two.gz"
+    path.write_bytes(gzip.compress(b"\n".join(out) + b"\n"))
+    return path
+
+
+def test_several_symbols_route_by_subscription_and_books_run_on(tmp_path):
+    path = _two_symbols(tmp_path)
+    eth = [p for p in _stream_payloads(_lines(path)) if p.startswith(b'{"stream":"ethusdt@')]
+    with loopback([path], speed=0) as srv:
+        got = Collected()
+
+        async def eth_only():
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+
+            class C(WSListener):
+                def on_ws_frame(self, tr, frame):
+                    got.text.append(frame.get_payload_as_bytes())
+                    if len(got.text) == len(eth):
+                        done.set_result(None)
+            tr, _ = await ws_connect(C, f"{srv.ws_url}/stream?streams=ethusdt@depth@100ms/ethusdt@trade")
+            await asyncio.wait_for(done, 60)
+            tr.disconnect()
+        asyncio.run(eth_only())
+        for _ in range(100):
+            if srv.status()["done"]:
+                break
+            time.sleep(0.05)
+        st = srv.status()
+        books = {sym: orjson.loads(srv.get(f"/api/v3/depth?symbol={sym}&limit=5000")[2])
+                 for sym in ("BTCUSDT", "ETHUSDT")}
+    assert got.text == eth
+    assert st["done"] and st["sent"] == len(eth) and st["skipped"] == len(eth)   # the BTCUSDT half
+    assert st["symbols"] == ["BTCUSDT", "ETHUSDT"] and st["unplayable"] == 0
+    # no client took BTCUSDT, yet its book ran on with the replay, as a venue's does
+    assert books["BTCUSDT"] == books["ETHUSDT"]
+    ref = _ref_book(_lines(SAMPLE)[:3000], SPOT)
+    assert ref.last_update_id == books["BTCUSDT"]["lastUpdateId"]
+    assert np.array_equal(ref.levels_raw("bid"), _raw_levels(books["BTCUSDT"], "bids", SPOT))
+    assert np.array_equal(ref.levels_raw("ask"), _raw_levels(books["BTCUSDT"], "asks", SPOT))
+
+
+def test_in_process_start_subscribe_message_and_close():
+    """start() in a background thread; a client subscribing by Binance's SUBSCRIBE message."""
+    from orpflow.feeds.loopback import LoopbackExchange
+    payloads = _stream_payloads(_lines(SAMPLE))
+    ex = LoopbackExchange(SAMPLE, speed=0).start()
+    try:
+        async def run():
+            loop = asyncio.get_running_loop()
+            frames, done = [], loop.create_future()
+
+            class C(WSListener):
+                def on_ws_frame(self, tr, frame):
+                    frames.append(frame.get_payload_as_bytes())
+                    if len(frames) == len(payloads) + 1:
+                        done.set_result(None)
+            tr, _ = await ws_connect(C, f"{ex.ws_url}/stream")
+            await asyncio.sleep(0.3)
+            assert frames == [] and not ex.stats()["started"]    # nothing subscribed yet
+            tr.send(WSMsgType.TEXT, b'{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":7}')
+            await asyncio.wait_for(done, 60)
+            tr.disconnect()
+            with pytest.raises(picows.WSError):
+                await ws_connect(WSListener, f"{ex.ws_url}/ws/btcusdt@trade")   # not served: 404
+            return frames
+        frames = asyncio.run(run())
+        assert orjson.loads(frames[0]) == {"result": None, "id": 7}
+        assert frames[1:] == payloads
+        assert ex.stats()["done"]
+    finally:
+        ex.close()
+    assert not ex._thread.is_alive()

@@ -193,6 +193,10 @@ class LoopbackExchange:
                 raise ValueError(f"{name} must be in [0, 65535], got {port!r}")
         if not isinstance(faults, Faults):
             raise TypeError("faults must be a Faults")
+        try:
+            import picows  # noqa: F401
+        except ImportError:
+            raise ImportError('the loopback exchange needs picows: pip install "orpflow[live]"') from None
         self.files = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
         if not self.files:
             raise ValueError("no recording to play")
