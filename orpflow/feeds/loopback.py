@@ -178,6 +178,18 @@ class LoopbackExchange:
         0 (default): an ephemeral port.
     faults : Faults
         Faults to inject.
+
+    Raises
+    ------
+    FileNotFoundError
+        A recording does not exist.
+    ValueError
+        A host other than the loopback, a negative speed, a port out of range, a file named .gz
+        that is not gzip.
+    ImportError
+        picows is not installed (``pip install "orpflow[live]"``).
+    OSError
+        From ``start()``/``serve_forever()``: a port already in use.
     """
 
     def __init__(self, files: Union[PathLike, Sequence[PathLike]], *, speed: float = 1.0,
