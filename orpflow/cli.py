@@ -79,7 +79,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--close-after", action="append", default=[], metavar="N",
                    help="fault: close the clients' sockets after N messages sent (repeatable)")
     s.add_argument("--snapshot-delay", default="0", metavar="S", help="fault: answer REST snapshots S seconds late")
-    s.add_argument("--malformed-every", default="0", metavar="N", help="fault: a malformed frame before every Nth message")
+    s.add_argument("--malformed-every", default="0", metavar="N",
+                   help="fault: a malformed frame before every Nth message")
     s.add_argument("--binary-every", default="0", metavar="N", help="fault: a binary frame before every Nth message")
     s.add_argument("--stall-after", default=None, metavar="N", help="fault: stall once after N messages sent")
     s.add_argument("--stall-s", default="0", metavar="S", help="fault: how long the stall lasts (seconds)")

@@ -134,7 +134,7 @@ def _check_snapshot_mid_stream(files: List[Path], inst, path: str, at: int) -> N
     lines = _lines(*files)
     payloads = _stream_payloads(lines)
     assert at < len(payloads)
-    with loopback(files, speed=0, stall_after=at, stall_s=4) as srv:
+    with loopback(files, speed=0, stall_after=at, stall_s=3) as srv:
         async def run():
             first = asyncio.ensure_future(_receive(srv.ws_url, len(payloads), timeout=120))
             while (await asyncio.to_thread(srv.status))["position"] < at:
@@ -283,13 +283,13 @@ def test_malformed_and_binary_frames():
 
 def test_stall_keeps_the_socket_open():
     payloads = _stream_payloads(_lines(SAMPLE))
-    with loopback([SAMPLE], speed=0, stall_after=2000, stall_s=1.0) as srv:
+    with loopback([SAMPLE], speed=0, stall_after=2000, stall_s=1.5) as srv:
         got = receive(srv.ws_url, len(payloads))
         st = srv.status()
     assert got.text == payloads and got.close_code is None and st["stalls"] == 1
     gap = max(b - a for a, b in zip(got.arrivals, got.arrivals[1:]))
     i = int(np.argmax(np.diff(got.arrivals)))
-    assert i == 1999 and gap >= 0.9                  # the silence is where it was asked for
+    assert i == 1999 and gap >= 1.4                  # the silence is where it was asked for
 
 
 # ------------------------------------------------------------------ pace and back-pressure
@@ -299,21 +299,18 @@ def test_paced_keeps_recorded_order_and_gaps(tmp_path):
     path = tmp_path / "head.gz"
     path.write_bytes(gzip.compress(b"\n".join(lines) + b"\n"))
     payloads = _stream_payloads(lines)
-    ns = [int(l.split(b" ", 1)[0]) for l in lines if l.split(b" ", 1)[1] in set(payloads)]
-    span = (ns[-1] - ns[0]) / 1e9
-    speed = 20.0
+    ns = np.array([int(l.split(b" ", 1)[0]) for l in lines if _is_stream(l.split(b" ", 1)[1])])
+    speed = 10.0
     with loopback([path], speed=speed) as srv:
         got = receive(srv.ws_url, len(payloads), timeout=60)
         st = srv.status()
     assert got.text == payloads and st["skipped"] == 0
-    took = got.arrivals[-1] - got.arrivals[0]
-    assert took >= 0.5 * span / speed                 # paced, not flat out (loose sanity bound)
-    # the longest recorded gap is where the longest received gap is (ordering, not latency)
-    rec = np.diff(ns)
-    big = int(np.argmax(rec))
-    if rec[big] / 1e9 / speed > 0.05:
-        recv = np.diff(got.arrivals)
-        assert recv[big] >= 0.5 * rec[big] / 1e9 / speed
+    due = (ns - ns[0]) / 1e9 / speed
+    arrived = np.array(got.arrivals) - got.arrivals[0]
+    # no message before its (scaled) recorded time: lateness only, which no bound is put on
+    # (50 ms of slack: the first message's own delivery time shifts the whole timeline)
+    assert (arrived >= due - 0.05).all()
+    assert arrived[-1] >= 0.5 * due[-1]
 
 
 def _raw_ws(port: int, path: str, rcvbuf: int) -> socket.socket:
@@ -338,9 +335,14 @@ def test_flat_out_is_held_by_a_slow_client():
     with loopback([SAMPLE], speed=0) as srv:
         port = int(srv.ws_url.rsplit(":", 1)[1])
         s = _raw_ws(port, f"/stream?streams={SPOT_STREAMS}", 4096)
-        time.sleep(1.0)                                # not reading
-        held = srv.status()
+        for _ in range(400):                           # not reading: the server must pause
+            held = srv.status()
+            if held["pauses"]:
+                break
+            time.sleep(0.05)
         assert held["pauses"] >= 1 and held["position"] < len(payloads)
+        time.sleep(0.5)
+        assert srv.status()["position"] == held["position"]     # held, not buffering on
         data = bytearray()
         s.settimeout(2.0)                             # the end: the server then sends nothing
         while True:
@@ -389,3 +391,91 @@ def test_cli_stops_on_signal_with_exit_0(sig):
         srv.proc.send_signal(sig)
         assert srv.proc.wait(5) == 0
         assert srv.proc.stderr.read() == ""
+
+
+# ------------------------------------------------------------------ several symbols, in-process API
+
+def _two_symbols(tmp_path: Path, n: int = 3000) -> Path:
+    """The sample's first lines for BTCUSDT and a renamed copy as ETHUSDT, interleaved, both
+    snapshots enveloped (the recorder's multi-symbol form)."""
+    out = []
+    for l in _lines(SAMPLE)[:n]:
+        ns, payload = l.split(b" ", 1)
+        for k, (lo, up) in enumerate(((b"btcusdt", b"BTCUSDT"), (b"ethusdt", b"ETHUSDT"))):
+            p = payload.replace(b"btcusdt", lo).replace(b"BTCUSDT", up)
+            if not p.startswith(b'{"stream"'):
+                p = b'{"stream":"%s@depthSnapshot","data":%s}' % (lo, p)
+            out.append(b"%d %s" % (int(ns) * 2 + k, p))
+    path = tmp_path / "two.gz"
+    path.write_bytes(gzip.compress(b"\n".join(out) + b"\n"))
+    return path
+
+
+def test_several_symbols_route_by_subscription_and_books_run_on(tmp_path):
+    path = _two_symbols(tmp_path)
+    eth = [p for p in _stream_payloads(_lines(path)) if p.startswith(b'{"stream":"ethusdt@')]
+    with loopback([path], speed=0) as srv:
+        got = Collected()
+
+        async def eth_only():
+            loop = asyncio.get_running_loop()
+            done = loop.create_future()
+
+            class C(WSListener):
+                def on_ws_frame(self, tr, frame):
+                    got.text.append(frame.get_payload_as_bytes())
+                    if len(got.text) == len(eth):
+                        done.set_result(None)
+            tr, _ = await ws_connect(C, f"{srv.ws_url}/stream?streams=ethusdt@depth@100ms/ethusdt@trade")
+            await asyncio.wait_for(done, 60)
+            tr.disconnect()
+        asyncio.run(eth_only())
+        for _ in range(100):
+            if srv.status()["done"]:
+                break
+            time.sleep(0.05)
+        st = srv.status()
+        books = {sym: orjson.loads(srv.get(f"/api/v3/depth?symbol={sym}&limit=5000")[2])
+                 for sym in ("BTCUSDT", "ETHUSDT")}
+    assert got.text == eth
+    assert st["done"] and st["sent"] == len(eth) and st["skipped"] == len(eth)   # the BTCUSDT half
+    assert st["symbols"] == ["BTCUSDT", "ETHUSDT"] and st["unplayable"] == 0
+    # no client took BTCUSDT, yet its book ran on with the replay, as a venue's does
+    assert books["BTCUSDT"] == books["ETHUSDT"]
+    ref = _ref_book(_lines(SAMPLE)[:3000], SPOT)
+    assert ref.last_update_id == books["BTCUSDT"]["lastUpdateId"]
+    assert np.array_equal(ref.levels_raw("bid"), _raw_levels(books["BTCUSDT"], "bids", SPOT))
+    assert np.array_equal(ref.levels_raw("ask"), _raw_levels(books["BTCUSDT"], "asks", SPOT))
+
+
+def test_in_process_start_subscribe_message_and_close():
+    """start() in a background thread; a client subscribing by Binance's SUBSCRIBE message."""
+    from orpflow.feeds.loopback import LoopbackExchange
+    payloads = _stream_payloads(_lines(SAMPLE))
+    ex = LoopbackExchange(SAMPLE, speed=0).start()
+    try:
+        async def run():
+            loop = asyncio.get_running_loop()
+            frames, done = [], loop.create_future()
+
+            class C(WSListener):
+                def on_ws_frame(self, tr, frame):
+                    frames.append(frame.get_payload_as_bytes())
+                    if len(frames) == len(payloads) + 1:
+                        done.set_result(None)
+            tr, _ = await ws_connect(C, f"{ex.ws_url}/stream")
+            await asyncio.sleep(0.3)
+            assert frames == [] and not ex.stats()["started"]    # nothing subscribed yet
+            tr.send(WSMsgType.TEXT, b'{"method":"SUBSCRIBE","params":["btcusdt@trade"],"id":7}')
+            await asyncio.wait_for(done, 60)
+            tr.disconnect()
+            with pytest.raises(picows.WSError):
+                await ws_connect(WSListener, f"{ex.ws_url}/ws/btcusdt@trade")   # not served: 404
+            return frames
+        frames = asyncio.run(run())
+        assert orjson.loads(frames[0]) == {"result": None, "id": 7}
+        assert frames[1:] == payloads
+        assert ex.stats()["done"]
+    finally:
+        ex.close()
+    assert not ex._thread.is_alive()

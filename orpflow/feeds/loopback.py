@@ -36,6 +36,7 @@ DEPTH_PATHS = {"/api/v3/depth": "spot", "/fapi/v1/depth": "futures", "/dapi/v1/d
 MALFORMED_FRAME = b'{"stream":"'            # a frame cut short: invalid JSON, as a broken proxy sends
 BINARY_FRAME = b"\x00\x01orpflow-binary\xff"
 SLOW_CLIENT_BYTES = 64 << 20                # paced mode: a client this far behind is disconnected
+PRECISE_SLEEP_S = 0.002                     # paced mode: the last stretch to a due time, slept precisely
 _SNAP, _DIFF = 0, 1
 
 
@@ -177,6 +178,18 @@ class LoopbackExchange:
         0 (default): an ephemeral port.
     faults : Faults
         Faults to inject.
+
+    Raises
+    ------
+    FileNotFoundError
+        A recording does not exist.
+    ValueError
+        A host other than the loopback, a negative speed, a port out of range, a file named .gz
+        that is not gzip.
+    ImportError
+        picows is not installed (``pip install "orpflow[live]"``).
+    OSError
+        From ``start()``/``serve_forever()``: a port already in use.
     """
 
     def __init__(self, files: Union[PathLike, Sequence[PathLike]], *, speed: float = 1.0,
@@ -192,6 +205,10 @@ class LoopbackExchange:
                 raise ValueError(f"{name} must be in [0, 65535], got {port!r}")
         if not isinstance(faults, Faults):
             raise TypeError("faults must be a Faults")
+        try:
+            import picows  # noqa: F401
+        except ImportError:
+            raise ImportError('the loopback exchange needs picows: pip install "orpflow[live]"') from None
         self.files = [Path(files)] if isinstance(files, (str, Path)) else [Path(f) for f in files]
         if not self.files:
             raise ValueError("no recording to play")
@@ -363,6 +380,7 @@ class LoopbackExchange:
 
     # ------------------------------------------------------------------ event loop
     def _run_loop(self, ready: Callable[[], None], signals: bool) -> None:
+        loop: asyncio.AbstractEventLoop
         try:
             import uvloop
             loop = uvloop.new_event_loop()
@@ -511,22 +529,30 @@ class LoopbackExchange:
         counts = self._counts
         ts, payloads, syms, is_depth = self._ts, self._payload, self._sym, self._is_depth
         n = len(payloads)
-        loop = asyncio.get_running_loop()
         speed = self.speed
         inv = 1.0 / speed if speed else 0.0
         await self._have_client.wait()
         self._started = True
-        base = loop.time()
-        now = base
+        # perf_counter, not loop.time(): uvloop's clock and timers have 1 ms resolution. The
+        # loop's timer gets within ~2 ms, then a short time.sleep (no spinning) to the due time.
+        clock = time.perf_counter
+        base = clock()
+        now = yielded = base
         i = 0
         while i < n:
             if speed:
                 due = base + ts[i] * inv
                 if due > now:                # everything due by `now` goes out together
-                    now = loop.time()
+                    now = clock()
+                    if due - now > PRECISE_SLEEP_S:
+                        await asyncio.sleep(due - now - PRECISE_SLEEP_S)
+                        now = yielded = clock()
                     if due > now:
-                        await asyncio.sleep(due - now)
-                        now = loop.time()
+                        time.sleep(due - now)
+                        now = clock()
+                if now - yielded > PRECISE_SLEEP_S:
+                    await asyncio.sleep(0)   # a dense burst still lets REST and connections in
+                    yielded = now
             else:
                 if not self._clients:
                     await self._have_client.wait()
@@ -572,7 +598,7 @@ class LoopbackExchange:
                     self._pos = i
                     await asyncio.sleep(f.stall_s)
                     base += f.stall_s        # paced: the stream resumes where it stopped
-                    now = loop.time()
+                    now = yielded = clock()
                     continue
             i += 1
             self._pos = i
