@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--binary-every", default="0", metavar="N", help="fault: a binary frame before every Nth message")
     s.add_argument("--stall-after", default=None, metavar="N", help="fault: stall once after N messages sent")
     s.add_argument("--stall-s", default="0", metavar="S", help="fault: how long the stall lasts (seconds)")
+    s.add_argument("--keep-times", action="store_true",
+                   help="send every byte as recorded (default: exchange times E/T moved to the send time)")
     return p
 
 
@@ -238,9 +240,12 @@ def _ns(v: float) -> str:
 
 
 def _print_latency(lat: dict) -> None:
+    live = "wire" in lat
     names = {"incore": "tick-to-trade in-core", "ingress": "feed push -> order", "feature": "features per row",
              "handoff": "feed push -> popped", "wire": "wire -> order (live)",
              "decode": "wire -> pushed (decode)"}
+    if live:
+        names["handoff"] = "wire -> popped"
     for key, d in lat.items():
         if d["count"]:
             print(f"latency      {names[key]:<22} p50 {_ns(d['p50'])}  p99 {_ns(d['p99'])}  "
@@ -465,7 +470,8 @@ def serve_replay(args: argparse.Namespace) -> int:
         raise ValueError(msg) from None
     ex = LoopbackExchange(args.files, speed=_number("--speed", args.speed, float), host=args.host,
                           ws_port=_number("--port", args.port, int),
-                          rest_port=_number("--rest-port", args.rest_port, int), faults=faults)
+                          rest_port=_number("--rest-port", args.rest_port, int), faults=faults,
+                          restamp=not args.keep_times)
     if not len(ex.symbols):
         raise ValueError(f"{args.files[0]}: no Binance stream message to play")
     ex.serve_forever(lambda e: print(f"serving {e.ws_url} rest {e.rest_url}", flush=True))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import re
 import threading
 import time
 from collections import deque
@@ -156,6 +157,14 @@ class _Client:
         self.transport, self.mask, self.paused = transport, mask, False
 
 
+_EXCHANGE_TIME = re.compile(rb'"([ET])":(\d{1,18})\b')
+
+
+def restamp(payload: bytes, shift_ms: int) -> bytes:
+    """The message with its exchange times ("E", "T": epoch ms) moved by shift_ms."""
+    return _EXCHANGE_TIME.sub(lambda m: b'"%s":%d' % (m.group(1), int(m.group(2)) + shift_ms), payload)
+
+
 def _stream_symbols(streams: Sequence[str]) -> Set[str]:
     return {s.split("@", 1)[0].lower() for s in streams if s}
 
@@ -178,6 +187,11 @@ class LoopbackExchange:
         0 (default): an ephemeral port.
     faults : Faults
         Faults to inject.
+    restamp : bool
+        True (default): the exchange times in each message ("E", "T", epoch ms) are moved to
+        the time it is sent, keeping the recording's own offset between exchange and receive
+        time, as a venue streaming now would stamp them (a paper broker, which runs on exchange
+        time, then sees orders arrive and fill). False: every byte as recorded.
 
     Raises
     ------
@@ -194,7 +208,7 @@ class LoopbackExchange:
 
     def __init__(self, files: Union[PathLike, Sequence[PathLike]], *, speed: float = 1.0,
                  host: str = "127.0.0.1", ws_port: int = 0, rest_port: int = 0,
-                 faults: Faults = Faults()) -> None:
+                 faults: Faults = Faults(), restamp: bool = True) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"host {host!r}: the loopback exchange binds the loopback only "
                              f"(127.0.0.1, localhost or ::1)")
@@ -216,6 +230,7 @@ class LoopbackExchange:
         self.host = LOOPBACK_HOSTS[host]
         self.ws_port, self.rest_port = ws_port, rest_port
         self.faults = faults
+        self.restamp = bool(restamp)
         self._load()
         self._clients: List[_Client] = []
         self._pos = 0
@@ -233,6 +248,7 @@ class LoopbackExchange:
     def _load(self) -> None:
         """Stream messages (sent as recorded) and, per symbol, its snapshots and diffs by position."""
         self._ts: List[float] = []               # seconds since the first message, never decreasing
+        self._recv_ms: List[int] = []            # recorded receive time (epoch ms)
         self._payload: List[bytes] = []
         self._sym: List[int] = []
         self._is_depth = bytearray()
@@ -277,6 +293,7 @@ class LoopbackExchange:
                     self._events[sym].append((len(self._payload), _DIFF, payload))
                     file_syms.add(sym)
                 self._ts.append(last)
+                self._recv_ms.append(ns // 1_000_000)
                 self._payload.append(payload)
                 self._sym.append(sym)
                 self._is_depth.append(depth)
@@ -573,6 +590,8 @@ class LoopbackExchange:
                     self._depth_sent += 1
                 k = counts["sent"] + 1
                 payload = payloads[i]
+                if self.restamp:
+                    payload = restamp(payload, int(time.time() * 1000) - self._recv_ms[i])
                 for c in targets:
                     tr = c.transport
                     if f.malformed_every and k % f.malformed_every == 0:
