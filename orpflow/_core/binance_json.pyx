@@ -732,9 +732,12 @@ cdef class FastBinanceConverter:
 
     Several instruments: messages are routed by the stream name's symbol part (before the first
     '@', upper-cased) or, without a stream name, by the message's "s".
+
+    enveloped_snapshots: whether {"stream":"<sym>@depthSnapshot","data":<snapshot>} is a
+    snapshot; by default, whether the orjson path converts it as one (probed once here).
     """
 
-    def __cinit__(self, instruments):
+    def __cinit__(self, instruments, enveloped_snapshots=None):
         if not isinstance(instruments, (list, tuple)):
             instruments = [instruments]
         if not instruments:
@@ -756,7 +759,9 @@ cdef class FastBinanceConverter:
         stream_cls = getattr(_convert, "BinanceStreamConverter", None)
         if self.n_ins > 1 and stream_cls is not None:
             self.stream_fallback = stream_cls(list(instruments))
-        if _converts_enveloped_snapshots(instruments[0]):
+        if enveloped_snapshots is None:
+            enveloped_snapshots = _converts_enveloped_snapshots(instruments[0])
+        if enveloped_snapshots:
             self.opts |= FAST_ENVELOPE
         memset(self.rejects, 0, sizeof(self.rejects))
         self.lines = self.messages = self.fast = self.fallback = 0
