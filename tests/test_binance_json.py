@@ -3,6 +3,7 @@ on Hypothesis-generated messages of the four shapes and on mutated real lines, t
 gives the same reason and the same records byte for byte, or says UNSURE."""
 import gzip
 import json
+import re
 from collections import Counter
 
 import numpy as np
@@ -153,7 +154,9 @@ DECIMALS = st.one_of(
                      "99999999999999999999999", "0.000000001", "1.2.3", "+1", " 1", "00.10"]),
 )
 GOOD_DECIMALS = st.decimals(min_value=0, max_value=10 ** 5, places=2, allow_nan=False).map(lambda d: format(d, "f"))
-BAD_IDS = st.one_of(st.integers(-10, 10 ** 19), st.sampled_from([None, True, "5", 1.5, []]))
+EDGE_IDS = st.sampled_from([0, 8_999_999_999_999, 9_000_000_000_000, 10 ** 18 - 1, 10 ** 18, 2 ** 63 - 1, 2 ** 63, 2 ** 64])
+GOOD_IDS = st.one_of(st.integers(0, 2 ** 40), EDGE_IDS)
+BAD_IDS = st.one_of(EDGE_IDS, st.integers(-10, 10 ** 19), st.sampled_from([None, True, "5", 1.5, []]))
 IDS = st.one_of(st.integers(0, 2 ** 40), BAD_IDS)
 SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-10, 10 ** 20), st.floats(allow_nan=False, allow_infinity=False),
                     st.text(max_size=6), st.lists(st.integers(0, 9), max_size=3))
@@ -171,9 +174,10 @@ def messages(draw):
     # half of them well-formed in structure (numbers still on or off the grid, negative, huge),
     # so that R_OK and the number reasons are reached, not only the malformed ones
     clean = draw(st.booleans())
-    ids = st.integers(0, 2 ** 40) if clean else IDS
+    ids = GOOD_IDS if clean else IDS
     px = st.one_of(GOOD_DECIMALS, GOOD_DECIMALS, DECIMALS) if clean else PRICE_OR_OTHER
-    lvls = st.lists(st.tuples(px, px).map(list), max_size=6) if clean else LEVELS
+    lvl = st.one_of(st.tuples(px, px).map(list), st.tuples(px, px).map(list), st.lists(px, max_size=3))
+    lvls = st.lists(lvl, max_size=6) if clean else LEVELS
     syms = st.sampled_from(["BTCUSDT", "BTCUSDT", "btcusdt", "ETHUSDT"]) if clean else SYMBOLS
     kind = draw(st.sampled_from(["depth", "trade", "aggTrade", "bbo", "snapshot"]))
     if kind == "depth":
@@ -254,11 +258,14 @@ TOKENS = [b'"NaN"', b'"-1"', b'"1e5"', b"null", b"true", b"[]", b"{}", b'"0.0000
           b'"s":"BTCUSDT",', b'"u":1,', b'"e":"trade",', b'"data":{},', b"-0", b"0", b"\x00"]
 
 
+LEVEL_RE = re.compile(rb'\["([^"]*)","([^"]*)"\]')
+
+
 @st.composite
 def mutated(draw):
     line = bytearray(draw(st.sampled_from(LINES)))
     for _ in range(draw(st.integers(1, 3))):
-        op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "dup-key", "escape", "space"]))
+        op = draw(st.sampled_from(["flip", "truncate", "insert", "delete", "dup-key", "escape", "space", "level"]))
         i = draw(st.integers(0, len(line)))
         if op == "flip" and line:
             line[min(i, len(line) - 1)] = draw(st.integers(0, 255))
@@ -279,6 +286,12 @@ def mutated(draw):
             k = line.find(b'"', i)
             if 0 <= k < len(line) - 2 and chr(line[k + 1]).isalnum():
                 line[k + 1:k + 2] = b"\\u%04x" % line[k + 1]
+        elif op == "level":
+            # one [price, size] pair shortened, emptied, lengthened or made a scalar
+            m = LEVEL_RE.search(bytes(line), i)
+            if m:
+                line[m.start():m.end()] = draw(st.sampled_from(
+                    [b'["%s"]' % m[1], b"[]", b'["%s","%s","x"]' % (m[1], m[2]), b'"%s"' % m[1], b'[%s,"%s"]' % (m[1], m[2])]))
         elif op == "space":
             k = line.find(draw(st.sampled_from([b",", b":", b"[", b"{"])), i)
             if k >= 0:
