@@ -317,3 +317,20 @@ def test_mutated_batches_through_feed_json(batch):
     assert np.array_equal(fast.out.take(), ref.out.take())
     assert fast.rejected() == ref.rejected()
     assert fast.fast + fast.fallback == len(batch)
+
+
+# ---- the fast decimal reader is parse_units's shortcut, never a different answer ------------
+
+NUMBER_TEXT = st.one_of(
+    st.from_regex(r"\A-?[0-9]{0,20}(\.[0-9]{0,20})?\Z"),
+    st.decimals(allow_nan=False, allow_infinity=False, places=10).map(lambda d: format(d, "f")),
+    st.text(alphabet="0123456789.-e+ ", max_size=22),
+)
+
+
+@settings(max_examples=2000, deadline=None)
+@given(NUMBER_TEXT, st.integers(1, 10 ** 6), st.integers(0, 18), st.sampled_from([4, 5]))
+def test_quick_units_is_parse_units(text, mant, exp, off_grid):
+    from orpflow._core.binance_json import _quick_units
+    from orpflow._core.convert import units_reason
+    assert _quick_units(text.encode(), mant, exp, off_grid) == units_reason(text, mant, exp, off_grid)

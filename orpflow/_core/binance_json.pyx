@@ -20,8 +20,8 @@ twin is the existing converter (``orpflow.reference.convert`` and the compiled
 ``BinanceConverter``), and the tests compare the two on every recorded line and on generated
 and mutated messages.
 """
-from libc.stdint cimport int64_t, uint32_t
-from libc.string cimport memset, memcpy
+from libc.stdint cimport int64_t, uint32_t, INT64_MAX
+from libc.string cimport memset, memcpy, memchr
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_GET_SIZE
 from cpython.mem cimport PyMem_Malloc, PyMem_Free
 
@@ -106,18 +106,20 @@ cdef inline Py_ssize_t skip_ws(const char *p, Py_ssize_t i, Py_ssize_t n) noexce
     return i
 
 
+# bytes that end the plain part of a string: '"', '\\', controls, non-ASCII (one load per byte)
+cdef unsigned char STR_STOP[256]
+for _c in range(256):
+    STR_STOP[_c] = _c == 0x22 or _c == 0x5C or _c < 0x20 or _c >= 0x80
+
+
 cdef inline Py_ssize_t scan_string(const char *p, Py_ssize_t i, Py_ssize_t n) noexcept nogil:
     """p[i] is '"': the index just past the closing quote, or -1 (escape, control or non-ASCII
     byte, unterminated)."""
-    cdef unsigned char c
     i += 1
-    while i < n:
-        c = <unsigned char>p[i]
-        if c == c'"':
-            return i + 1
-        if c == c'\\' or c < 0x20 or c >= 0x80:
-            return -1
+    while i < n and not STR_STOP[<unsigned char>p[i]]:
         i += 1
+    if i < n and p[i] == c'"':
+        return i + 1
     return -1
 
 
@@ -346,11 +348,62 @@ cdef inline bint given(const JVal *v) noexcept nogil:
     return v.type != J_ABSENT and v.type != J_NULL
 
 
+cdef int64_t POW10[19]
+POW10[0] = 1
+for _c in range(1, 19):
+    POW10[_c] = POW10[_c - 1] * 10
+
+
+cdef inline int quick_units(const char *s, Py_ssize_t n, int64_t mant, int exp, int off_grid,
+                            int64_t *out) noexcept nogil:
+    """parse_units for the common text ``digits[.digits]`` of at most 18 characters (no sign,
+    nothing to overflow while reading); anything else, and any doubt, goes to parse_units, so
+    the result is always parse_units's (same reasons in the same order)."""
+    cdef Py_ssize_t i = 0
+    cdef int64_t acc = 0
+    cdef int frac = 0
+    cdef bint beyond = False
+    cdef char ch
+    if n < 1 or n > 18 or exp > 18:
+        return parse_units(s, n, mant, exp, off_grid, out)
+    while i < n and c'0' <= s[i] <= c'9':
+        acc = acc * 10 + (s[i] - c'0')
+        i += 1
+    if i == 0:
+        return parse_units(s, n, mant, exp, off_grid, out)
+    if i < n:
+        if s[i] != c'.' or i + 1 == n:
+            return parse_units(s, n, mant, exp, off_grid, out)
+        i += 1
+        while i < n:
+            ch = s[i]
+            if not (c'0' <= ch <= c'9'):
+                return parse_units(s, n, mant, exp, off_grid, out)
+            if frac < exp:
+                acc = acc * 10 + (ch - c'0')
+                frac += 1
+            elif ch != c'0':
+                beyond = True
+            i += 1
+    if beyond:
+        return off_grid
+    if frac < exp:
+        if acc > INT64_MAX // POW10[exp - frac]:
+            return parse_units(s, n, mant, exp, off_grid, out)
+        acc *= POW10[exp - frac]
+    if mant != 1:
+        if acc % mant != 0:
+            return off_grid
+        acc //= mant
+    out[0] = acc
+    return R_OK
+
+
 cdef inline int units(Ctx *c, const JVal *v, int64_t mant, int exp, int off_grid,
                       int64_t *out) noexcept nogil:
     if v.type != J_STR:
         return R_BAD_NUMBER           # numbers are refused (they may be floats)
-    return parse_units(c.p + v.a, v.b - v.a, mant, exp, off_grid, out)
+    return quick_units(c.p + v.a, v.b - v.a, mant, exp, off_grid, out)
 
 
 cdef inline int price(Ctx *c, const JVal *v, int64_t *out) noexcept nogil:
@@ -392,6 +445,21 @@ cdef inline Event *add(Ctx *c) noexcept nogil:
     return &c.out[c.k - 1]
 
 
+cdef inline Py_ssize_t valid_value(const char *p, Py_ssize_t i, Py_ssize_t end, JVal *v) noexcept nogil:
+    """skip_value over the already validated payload: a string ends at the next quote (pass 1
+    refused escapes)."""
+    cdef const char *q
+    if p[i] == c'"':
+        q = <const char *>memchr(p + i + 1, c'"', end - i - 1)
+        if q == NULL:
+            return -1
+        v.type = J_STR
+        v.a = i + 1
+        v.b = q - p
+        return v.b + 1
+    return skip_value(p, i, end, 0, v)
+
+
 cdef int levels(Ctx *c, const JVal *v, uint32_t flags) noexcept nogil:
     """One record per [price, size] pair of an already validated array, checked in the orjson
     path's order: each level's shape, then its price, then its size."""
@@ -413,13 +481,13 @@ cdef int levels(Ctx *c, const JVal *v, uint32_t flags) noexcept nogil:
         i = skip_ws(p, i + 1, end)
         if p[i] == c']':
             return R_MALFORMED            # []
-        i = skip_value(p, i, end, 0, &v0)
+        i = valid_value(p, i, end, &v0)
         if i < 0:
             return FAST_UNSURE            # cannot happen: validated in pass 1
         i = skip_ws(p, i, end)
         if p[i] == c']':
             return R_MALFORMED            # [price]
-        i = skip_value(p, skip_ws(p, i + 1, end), end, 0, &v1)
+        i = valid_value(p, skip_ws(p, i + 1, end), end, &v1)
         if i < 0:
             return FAST_UNSURE
         i = skip_ws(p, i, end)
@@ -853,6 +921,13 @@ def _converts_enveloped_snapshots(instrument):
     body = b'{"stream":"%s@depthSnapshot","data":{"lastUpdateId":1,"bids":[],"asks":[]}}' % (
         instrument.symbol.lower().encode())
     return conv.feed_json(body, 0) == R_OK
+
+
+def _quick_units(bytes text, int64_t mant, int exp, int off_grid):
+    """(reason, units) of the fast path's decimal reader, to test it against parse_units."""
+    cdef int64_t v = 0
+    cdef int rc = quick_units(text, len(text), mant, exp, off_grid, &v)
+    return rc, (v if rc == R_OK else 0)
 
 
 def _bench_fast(FastBinanceConverter conv, list payloads, int reps):
