@@ -4,7 +4,8 @@ beside the orjson path (BinanceConverter) and orjson.loads alone, on the bundled
     python benchmarks/bench_json.py [--runs 7] [FILE] [--usdm]
 
 Prints ns per message (median of the runs; each run converts every message of the kind once,
-through the Python-level feed_json, whose call overhead both converters carry) and the share of
+through the Python-level feed_json, whose call overhead both converters carry), the fast path
+alone in a nogil C loop (what a Cython caller such as the live feed pays), and the share of
 messages the fast path decided itself.
 """
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import orjson
 
 import orpflow as of
-from orpflow._core.binance_json import FastBinanceConverter
+from orpflow._core.binance_json import FastBinanceConverter, _bench_fast
 from orpflow._core.convert import BinanceConverter
 
 SAMPLE = Path(__file__).resolve().parents[1] / "examples" / "data" / "binance_spot_btcusdt_sample.gz"
@@ -67,19 +68,21 @@ def main() -> None:
             p.append(payload)
             t.append(int(line[:sp]))
     print(f"{Path(args.file).name}: median of {args.runs} runs, ns per message")
-    print(f"{'kind':<12}{'messages':>9}{'bytes':>8}{'fast':>9}{'orjson path':>13}{'loads only':>12}"
-          f"{'speed-up':>10}{'fast share':>12}")
+    print(f"{'kind':<12}{'messages':>9}{'bytes':>8}{'fast':>9}{'nogil loop':>12}{'orjson path':>13}"
+          f"{'loads only':>12}{'speed-up':>10}{'fast share':>12}")
     for kind, (payloads, stamps) in sorted(by_kind.items()):
         fast, slow = FastBinanceConverter(inst), BinanceConverter(inst)
-        tf, ts, tl = [], [], []
+        tf, ts, tl, tc = [], [], [], []
+        reps = max(1, 3000 // len(payloads))
         for _ in range(args.runs):
             tf.append(run_once(fast, payloads, stamps))
             ts.append(run_once(slow, payloads, stamps))
             tl.append(loads_once(payloads))
-        f_ns, s_ns, l_ns = (statistics.median(x) for x in (tf, ts, tl))
+            tc.append(_bench_fast(fast, payloads, reps))
+        f_ns, s_ns, l_ns, c_ns = (statistics.median(x) for x in (tf, ts, tl, tc))
         share = fast.fast / max(1, fast.fast + fast.fallback)
         size = sum(map(len, payloads)) // len(payloads)
-        print(f"{kind:<12}{len(payloads):>9}{size:>8}{f_ns:>9.0f}{s_ns:>13.0f}{l_ns:>12.0f}"
+        print(f"{kind:<12}{len(payloads):>9}{size:>8}{f_ns:>9.0f}{c_ns:>12.0f}{s_ns:>13.0f}{l_ns:>12.0f}"
               f"{s_ns / f_ns:>9.1f}x{share:>11.1%}")
 
 
