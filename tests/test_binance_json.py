@@ -227,7 +227,7 @@ def messages(draw):
     return text.encode("utf-8")
 
 
-@settings(max_examples=2000, deadline=None)
+@settings(max_examples=1500, deadline=None)
 @given(messages(), st.sampled_from([SPOT, USDM]))
 def test_generated_messages_same_as_orjson_path(payload, inst):
     rc = check_same(FastBinanceConverter(inst), BinanceConverter(inst), payload)
