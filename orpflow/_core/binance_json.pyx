@@ -872,9 +872,12 @@ cdef class FastBinanceConverter:
         elif self.n_ins == 1:
             conv = next(iter(self.by_symbol.values()))
         else:
-            conv = self.by_symbol.get(_route_symbol(payload))
+            sym = _route_symbol(payload)
+            if sym is None:
+                return R_MALFORMED
+            conv = self.by_symbol.get(sym)
             if conv is None:
-                return R_WRONG_SYMBOL if _route_symbol(payload) is not None else R_MALFORMED
+                return R_WRONG_SYMBOL
         rc = conv.feed_json(payload, ts_local)
         src = conv.out
         if src.n:
@@ -898,7 +901,8 @@ cdef class FastBinanceConverter:
 
 
 def _route_symbol(payload):
-    """The symbol a multi-instrument fallback routes a message by, or None."""
+    """The symbol a multi-instrument fallback routes a message by ("" if it names none), or
+    None if it is not a JSON object (R_MALFORMED)."""
     try:
         obj = orjson.loads(payload)
     except orjson.JSONDecodeError:
@@ -911,7 +915,7 @@ def _route_symbol(payload):
     data = obj.get("data")
     d = data if type(data) is dict else obj
     sym = d.get("s")
-    return sym if type(sym) is str else None
+    return sym if type(sym) is str else ""
 
 
 def _converts_enveloped_snapshots(instrument):
