@@ -20,6 +20,7 @@ MODULES = [
     "orpflow._core.snapshot",
     "orpflow._core.book",
     "orpflow._core.convert",
+    "orpflow._core.binance_json",
     "orpflow._core.features",
     "orpflow._core.signals",
     "orpflow._core.risk",

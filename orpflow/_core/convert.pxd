@@ -14,3 +14,7 @@ cdef class EventBuffer:
     cdef int64_t cap
     cdef int _grow(self, int64_t cap) except -1
     cdef Event *add(self) except NULL
+
+# Exact decimal text -> units; shared with the nogil JSON fast path (binance_json.pyx).
+cdef int parse_units(const char *s, Py_ssize_t n, int64_t unit_mant, int unit_exp,
+                     int off_grid, int64_t *out) noexcept nogil
