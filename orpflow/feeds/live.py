@@ -32,7 +32,7 @@ from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from picows import WSListener, WSMsgType, ws_connect
 
-from orpflow._core.convert import BinanceStreamConverter
+from orpflow._core.binance_json import FastBinanceConverter
 from orpflow._core.types import REASONS
 from orpflow.instrument import Instrument
 from orpflow.venues import VENUES, Venue
@@ -184,7 +184,8 @@ class LiveFeed:
         self.core = core
         self.market = market
         self.snapshots = list(snapshots)
-        self.conv = BinanceStreamConverter(self.instruments)
+        # the nogil fast path for the venue's canonical messages, the orjson path for the rest
+        self.conv = FastBinanceConverter(self.instruments)
         self._out = self.conv.out
         self.recorder: Any = None
         if feed_cfg.record is not None:
@@ -405,6 +406,8 @@ class LiveFeed:
     def stats(self) -> Dict[str, Any]:
         out: Dict[str, Any] = dict(self.counts)
         out["connected"] = self.connected
+        out["fast_path"] = self.conv.fast
+        out["slow_path"] = self.conv.fallback
         out["rejected_by_reason"] = {_CODE_NAMES.get(k, str(k)): v for k, v in self.conv.rejected().items()}
         out["last_error"] = self.last_error
         out["url"] = self.ws_url
