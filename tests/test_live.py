@@ -349,3 +349,34 @@ def test_cli_live_config_mistakes_are_one_line(tmp_path, extra, key):
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2, (proc.stdout, proc.stderr)
     assert key in proc.stderr and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------ REST weight budget
+
+
+def test_rest_weight_budget():
+    from orpflow.feeds.live import RestWeights
+    w = RestWeights(100)
+    t = 1_000_000.0
+    for _ in range(2):
+        assert w.wait_s(50, t) == 0.0
+        w.spend(50, t)
+    assert w.wait_s(50, t + 1.0) == 59.0          # our own spending: until the oldest expires
+    assert w.wait_s(50, t + 60.5) == 0.0
+    w2 = RestWeights(100)                                 # others on the same IP spent it
+    w2.observe({"x-mbx-used-weight-1m": "90"}, 200, t)
+    assert 0 < w2.wait_s(20, t) <= 60.0 and w2.wait_s(10, t) == 0.0
+    w3 = RestWeights(100)                                 # the venue said: too many
+    w3.observe({"retry-after": "7"}, 429, t)
+    assert w3.wait_s(1, t) == 7.0 and w3.wait_s(1, t + 7.0) == 0.0
+    w3.observe({}, 418, t + 8)                            # banned without a Retry-After: a minute
+    assert w3.wait_s(1, t + 8) == 60.0
+
+
+def test_venue_weights_and_streams():
+    from orpflow.feeds.live import stream_names
+    from orpflow.venues import VENUES
+    spot, usdm = VENUES["binance-spot"], VENUES["binance-usdm"]
+    assert (spot.depth_weight(1000), spot.depth_weight(100), usdm.depth_weight(1000), usdm.depth_weight(50)) == (50, 5, 20, 2)
+    assert stream_names(spot, ["BTCUSDT"], 100, "trade") == ["btcusdt@depth@100ms", "btcusdt@trade", "btcusdt@bookTicker"]
+    assert stream_names(usdm, ["BTCUSDT"], 250, "aggTrade")[0] == "btcusdt@depth"

@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import collections
 import random
+import threading
 import time
 import urllib.error
 import urllib.request
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Deque, Dict, List, Optional, Sequence, Tuple
 
 from picows import WSListener, WSMsgType, ws_connect
@@ -208,7 +208,6 @@ class LiveFeed:
         self._transport: Any = None
         self._inflight: set = set()
         self._pushed_at: Dict[str, float] = {}
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="orpflow-rest")
 
     # ---------------------------------------------------------------- per frame (hot)
     def deliver(self, payload: bytes, stamp: int) -> None:
@@ -237,7 +236,6 @@ class LiveFeed:
         try:
             loop.run_until_complete(self._main())
         finally:
-            self._executor.shutdown(wait=False, cancel_futures=True)
             try:
                 loop.run_until_complete(loop.shutdown_asyncgens())
             finally:
@@ -356,7 +354,6 @@ class LiveFeed:
 
     async def _snapshot(self, sym: str) -> None:
         url = f"{self.rest_url}{self.venue.depth_path}?symbol={sym}&limit={self.cfg.depth_limit}"
-        loop = asyncio.get_running_loop()
         attempt = 0
         try:
             while not self._stopping:
@@ -368,10 +365,9 @@ class LiveFeed:
                 self.weights.spend(self.weight)
                 self.counts["snapshot_requests"] += 1
                 try:
-                    status, headers, body = await loop.run_in_executor(
-                        self._executor, _http_get, url, self.cfg.snapshot_timeout_s)
-                except (OSError, ValueError, RuntimeError) as exc:   # RuntimeError: executor shut down
-                    status, headers, body = 0, {}, str(exc).encode()
+                    status, headers, body = await self._get(url)
+                except Exception as exc:           # refused, reset, timeout, a broken response
+                    status, headers, body = 0, {}, f"{type(exc).__name__}: {exc}".encode()
                 if self._stopping:
                     return
                 self.weights.observe(headers, status)
@@ -386,6 +382,33 @@ class LiveFeed:
                     attempt += 1
         finally:
             self._inflight.discard(sym)
+
+    def _get(self, url: str) -> "asyncio.Future[Tuple[int, Dict[str, str], bytes]]":
+        """The GET in a daemon thread (a blocking request may outlive stop(); it must never
+        hold up the interpreter's exit), its result back in this loop."""
+        loop = asyncio.get_running_loop()
+        fut: "asyncio.Future[Any]" = loop.create_future()
+        timeout = self.cfg.snapshot_timeout_s
+
+        def settle(res: Any) -> None:
+            if not fut.done():
+                if isinstance(res, BaseException):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+
+        def work() -> None:
+            try:
+                res: Any = _http_get(url, timeout)
+            except BaseException as exc:          # given to the loop, raised there
+                res = exc
+            try:
+                loop.call_soon_threadsafe(settle, res)
+            except RuntimeError:                   # the loop has closed: nobody waits
+                pass
+
+        threading.Thread(target=work, name="orpflow-rest", daemon=True).start()
+        return fut
 
     async def _sleep(self, seconds: float) -> None:
         assert self._stop_evt is not None
