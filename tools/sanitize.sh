@@ -22,7 +22,9 @@ case "$kind" in
   thread)
     runtime=$("$CC" -print-file-name=libtsan.so)
     tests=(tests/test_ring.py tests/test_snapshot.py tests/test_book_threads.py
-           tests/test_engine.py tests/test_engine_control.py tests/test_engine_persistence.py)
+           tests/test_engine.py tests/test_engine_control.py tests/test_engine_persistence.py
+           "tests/test_live.py::test_live_sample_session_equals_its_recording_backtested"
+           "tests/test_live.py::test_back_pressure_counted_nothing_lost")
     export TSAN_OPTIONS="halt_on_error=0 log_path=$logs/report second_deadlock_stack=1"
     ;;
   address)
@@ -30,7 +32,8 @@ case "$kind" in
     tests=(tests/test_events.py tests/test_book.py tests/test_book_deep.py tests/test_book_differential.py
            tests/test_ring.py tests/test_snapshot.py tests/test_convert_fuzz.py tests/test_features.py
            tests/test_features_differential.py tests/test_signals.py tests/test_signals_differential.py
-           tests/test_broker.py tests/test_broker_differential.py tests/test_risk.py tests/test_engine.py)
+           tests/test_broker.py tests/test_broker_differential.py tests/test_risk.py tests/test_engine.py
+           tests/test_binance_json.py tests/test_convert_stream.py)
     # CPython frees little at exit, so leak reports would all be its own: leaks in orpflow's C
     # are counted by the debug build's allocation balance instead. PYTHONMALLOC=malloc puts
     # Python objects under ASan's checks too.
