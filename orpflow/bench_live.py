@@ -78,9 +78,9 @@ def live_bench_config(ws_url: str, rest_url: str, db: Optional[str], layout: Dic
         "strategy": {"id": "bench-live", "spin": spin},
         "instruments": [{"symbol": "BTCUSDT", "venue": "binance-spot", "tick_size": "0.01",
                          "lot_size": "0.00001"}],
-        "feed": {"source": "binance", "ws_url": ws_url, "rest_url": rest_url, "silence_s": 30.0,
-                 "market_ring": 1 << 16},
+        "feed": {"source": "binance", "ws_url": ws_url, "rest_url": rest_url, "silence_s": 30.0},
         "persistence": {"path": db},
+        "execution": {"keep_history": False},     # long sessions: orders/fills freed once written
     }
     for k, v in BENCH_RULES.items():
         data.setdefault(k, {}).update(v)
@@ -100,7 +100,9 @@ def _session(files: Sequence[str], speed: float, seconds: float, db: Optional[st
              spin: str, sample_rss: bool) -> Dict[str, Any]:
     from orpflow.engine import Engine
     layout = _layout()
-    with loopback_server(files, speed=speed, cpu=layout["other"]) as (ws, rest, _):
+    # paced: the files loop (a session as long as asked; the client resyncs at each wrap)
+    with loopback_server(files, speed=speed, cpu=layout["other"],
+                         extra=("--loop",) if seconds else ()) as (ws, rest, _):
         cfg = live_bench_config(ws, rest, db, layout, spin)
         base = _rss_mb()
         e = Engine(cfg)
@@ -109,17 +111,19 @@ def _session(files: Sequence[str], speed: float, seconds: float, db: Optional[st
         e.start()
         last, still = -1, 0.0
         while True:
-            time.sleep(0.1)
+            time.sleep(0.25)
             now = time.perf_counter() - t0
             if sample_rss:
                 rss.append((now, _rss_mb() - base))
+            if seconds:
+                if now >= seconds:
+                    break
+                continue
             st = server_status(rest)
             frames = e.stats()["feed"]["frames"]
-            if seconds and now >= seconds:
-                break
             if st.get("done"):                       # everything sent: wait for it to arrive
                 if frames == last:
-                    still += 0.1
+                    still += 0.25
                     if still >= 0.5:
                         break
                 else:

@@ -84,6 +84,8 @@ def _parser() -> argparse.ArgumentParser:
     s.add_argument("--binary-every", default="0", metavar="N", help="fault: a binary frame before every Nth message")
     s.add_argument("--stall-after", default=None, metavar="N", help="fault: stall once after N messages sent")
     s.add_argument("--stall-s", default="0", metavar="S", help="fault: how long the stall lasts (seconds)")
+    s.add_argument("--loop", action="store_true",
+                   help="at the end, play the files again (long sessions; clients resync)")
     s.add_argument("--keep-times", action="store_true",
                    help="send every byte as recorded (default: exchange times E/T moved to the send time)")
     return p
@@ -471,7 +473,7 @@ def serve_replay(args: argparse.Namespace) -> int:
     ex = LoopbackExchange(args.files, speed=_number("--speed", args.speed, float), host=args.host,
                           ws_port=_number("--port", args.port, int),
                           rest_port=_number("--rest-port", args.rest_port, int), faults=faults,
-                          restamp=not args.keep_times)
+                          restamp=not args.keep_times, loop=args.loop)
     if not len(ex.symbols):
         raise ValueError(f"{args.files[0]}: no Binance stream message to play")
     ex.serve_forever(lambda e: print(f"serving {e.ws_url} rest {e.rest_url}", flush=True))

@@ -193,6 +193,11 @@ class LoopbackExchange:
         time, as a venue streaming now would stamp them (a paper broker, which runs on exchange
         time, then sees orders arrive and fill). False: every byte as recorded.
 
+    loop : bool
+        At the end, play the files again from the start (for long sessions): the update ids
+        go back, so the client sees a gap and resyncs from the REST snapshot, as after a venue
+        reset.
+
     Raises
     ------
     FileNotFoundError
@@ -208,7 +213,7 @@ class LoopbackExchange:
 
     def __init__(self, files: Union[PathLike, Sequence[PathLike]], *, speed: float = 1.0,
                  host: str = "127.0.0.1", ws_port: int = 0, rest_port: int = 0,
-                 faults: Faults = Faults(), restamp: bool = True) -> None:
+                 faults: Faults = Faults(), restamp: bool = True, loop: bool = False) -> None:
         if host not in LOOPBACK_HOSTS:
             raise ValueError(f"host {host!r}: the loopback exchange binds the loopback only "
                              f"(127.0.0.1, localhost or ::1)")
@@ -231,11 +236,13 @@ class LoopbackExchange:
         self.ws_port, self.rest_port = ws_port, rest_port
         self.faults = faults
         self.restamp = bool(restamp)
+        self.loop = bool(loop)
         self._load()
         self._clients: List[_Client] = []
         self._pos = 0
         self._counts = dict(sent=0, skipped=0, dropped=0, malformed=0, binary=0, closes=0, stalls=0,
-                            connections=0, pauses=0, slow_disconnects=0, snapshots=0, rest_errors=0)
+                            connections=0, pauses=0, slow_disconnects=0, snapshots=0, rest_errors=0,
+                            loops=0)
         self._depth_sent = 0
         self._done = False
         self._started = False
@@ -621,6 +628,12 @@ class LoopbackExchange:
                     continue
             i += 1
             self._pos = i
+            if i == n and self.loop:         # again from the start: a venue reset to the client
+                i = 0
+                self._pos = 0
+                self._books = [_Book() for _ in self._symbols]
+                self._counts["loops"] += 1
+                base = now = yielded = clock()
         self._done = True
 
     # ------------------------------------------------------------------ REST
