@@ -138,7 +138,8 @@ def _session(files: Sequence[str], speed: float, seconds: float, db: Optional[st
 
 
 def run_live_bench(files: Optional[Sequence[str]] = None, *, seconds: float = 30.0, speed: float = 1.0,
-                   flat_out: bool = True, db: bool = True, out: Any = None) -> Dict[str, Any]:
+                   flat_out: bool = True, db: bool = True, spin: str = "always",
+                   out: Any = None) -> Dict[str, Any]:
     """Print and return the live figures (see the module docstring)."""
     import tempfile
     from orpflow.bench import find_sample
@@ -159,7 +160,7 @@ def run_live_bench(files: Optional[Sequence[str]] = None, *, seconds: float = 30
         dbp = str(Path(tmp) / "live.db") if db else None
         p(f"live bench: {', '.join(Path(f).name for f in files)} over a loopback exchange (127.0.0.1); "
           f"layout {_layout()}")
-        r = _session(files, speed, seconds, dbp, "always", sample_rss=True)
+        r = _session(files, speed, seconds, dbp, spin, sample_rss=True)
         s = r["summary"]
         results["paced"] = r
         p(f"paced x{speed:g} for {r['elapsed']:.1f} s: {r['feed']['frames']:,} messages received, "

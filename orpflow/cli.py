@@ -67,6 +67,8 @@ def _parser() -> argparse.ArgumentParser:
     n.add_argument("--seconds", type=float, default=30.0, help="--live: length of the paced session")
     n.add_argument("--speed", type=float, default=1.0, help="--live: pace of the paced session (1 = recorded)")
     n.add_argument("--no-flat-out", action="store_true", help="--live: skip the flat-out run")
+    n.add_argument("--spin", choices=("always", "adaptive"), default="always",
+                   help="--live: the strategy thread's idle policy in the paced session")
     s = sub.add_parser("serve-replay", help="a loopback Binance exchange playing recorded files (websocket + REST)")
     s.add_argument("files", nargs="+", help="Binance recordings (.gz lines), played in the order given")
     # numbers are parsed by serve_replay, so a bad value is one line (argparse prints its usage too)
@@ -434,7 +436,7 @@ def bench(args: argparse.Namespace) -> int:
             if not os.path.isfile(f):
                 raise FileNotFoundError(f"recording not found: {f}")
         run_live_bench(args.data, seconds=args.seconds if not args.quick else min(args.seconds, 5.0),
-                       speed=args.speed, flat_out=not args.no_flat_out)
+                       speed=args.speed, flat_out=not args.no_flat_out, spin=args.spin)
         return 0
     return run_bench(args.data, args.events, args.quick)
 

@@ -335,10 +335,12 @@ class Engine:
         w = self.writer
         try:
             _pin(self.config.persistence.cpu)
+            idle = 0
             while True:
                 done = self._strategy_done.is_set()
-                recs = self.core.pop_out(self.out, 4096)
-                if len(recs):
+                recs = self.core.pop_out(self.out, 4096) if len(self.out) else None
+                if recs is not None and len(recs):
+                    idle = 0
                     self._note(recs)
                     if w is not None:
                         w.write(recs)
@@ -347,7 +349,10 @@ class Engine:
                     break
                 if w is not None:
                     w.commit_if_due()
-                time.sleep(0.001)
+                # 1 ms after work, up to 5 ms when idle: every wake-up takes the GIL, which a
+                # live feed thread may be waiting for with a frame in hand
+                idle += 1
+                time.sleep(0.001 if idle < 8 else 0.005)
         except BaseException as exc:
             self.error = self.error or exc
             self.core.abort_out()          # the strategy must not wait for a consumer that is gone
