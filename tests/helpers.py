@@ -91,7 +91,7 @@ class LoopbackProcess:
 
 
 @contextlib.contextmanager
-def loopback(files, *, speed: float = 1.0, extra_args=(), **faults):
+def loopback(files, *, speed: float = 1.0, extra_args=(), keep_times: bool = False, **faults):
     """`orpflow serve-replay FILES` as a subprocess (never sharing the GIL with the engine under
     test), on ephemeral 127.0.0.1 ports; faults as Faults' fields (drop_diffs=(5,), stall_s=1, ...).
     Yields a LoopbackProcess; terminates the child (SIGTERM, which must exit 0) at exit."""
@@ -100,7 +100,7 @@ def loopback(files, *, speed: float = 1.0, extra_args=(), **faults):
         flag = _FAULT_FLAGS[key]
         for v in (value if isinstance(value, (tuple, list)) else (value,)):
             argv += [flag, str(v)]
-    argv += list(extra_args)
+    argv += list(extra_args) + (["--keep-times"] if keep_times else [])
     # cwd elsewhere: from the repo root, `-m orpflow` would import the uncompiled source tree
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             cwd=tempfile.gettempdir())

@@ -28,7 +28,14 @@ from picows import WSCloseCode, WSListener, WSMsgType, ws_connect  # noqa: E402
 
 import orpflow as of  # noqa: E402
 from orpflow.feeds.replay import replay_book  # noqa: E402
-from helpers import SAMPLE, SPOT, USDM, loopback, shared_file  # noqa: E402
+import helpers  # noqa: E402
+from helpers import SAMPLE, SPOT, USDM, shared_file  # noqa: E402
+
+
+def loopback(files, **kw):
+    """These tests check the server's bytes: exchange times as recorded (--keep-times); the
+    default restamping has its own test below."""
+    return helpers.loopback(files, keep_times=True, **kw)
 
 SPOT_STREAMS = "btcusdt@depth@100ms/btcusdt@trade/btcusdt@bookTicker"
 
@@ -452,7 +459,7 @@ def test_in_process_start_subscribe_message_and_close():
     """start() in a background thread; a client subscribing by Binance's SUBSCRIBE message."""
     from orpflow.feeds.loopback import LoopbackExchange
     payloads = _stream_payloads(_lines(SAMPLE))
-    ex = LoopbackExchange(SAMPLE, speed=0).start()
+    ex = LoopbackExchange(SAMPLE, speed=0, restamp=False).start()
     try:
         async def run():
             loop = asyncio.get_running_loop()
@@ -479,3 +486,21 @@ def test_in_process_start_subscribe_message_and_close():
     finally:
         ex.close()
     assert not ex._thread.is_alive()
+
+
+def test_exchange_times_restamped_to_the_send_time():
+    """By default a venue streaming now: E and T move to the send time (keeping the recording's
+    exchange-receive offset, ~+1.27 s here); every other byte is as recorded."""
+    import re
+    times = re.compile(rb'"([ET])":(\d+)')
+    lines = [ln.split(b" ", 1) for ln in _lines(SAMPLE)]
+    recorded = [(int(ns), p) for ns, p in lines if _is_stream(p)][:3000]
+    with helpers.loopback([SAMPLE], speed=0) as srv:
+        t0 = time.time()
+        got = receive(srv.ws_url, len(recorded)).text[:len(recorded)]
+        t1 = time.time()
+    assert [times.sub(rb'"\1":0', p) for p in got] == [times.sub(rb'"\1":0', p) for _, p in recorded]
+    for (ns, rec), sent in zip(recorded, got):
+        for (k1, v1), (k2, v2) in zip(times.findall(rec), times.findall(sent)):
+            skew = int(v1) - ns // 1_000_000             # the recording's exchange - receive
+            assert k1 == k2 and t0 * 1000 - 2 <= int(v2) - skew <= t1 * 1000 + 2
