@@ -547,15 +547,15 @@ cdef int64_t push_received(Core *c, RingState *market, const Event *evs, int64_t
         if k == 0:
             if ORP_load_acquire(&c.ctl.strategy_done):
                 bump(&c.c.feed_lost, n - i)
-                return i
+                break
             bump(&c.c.market_waits, 1)
             ORP_sleep_ns(FEED_WAIT_NS)
             continue
         i += k
-    bump(&c.c.fed, n)
-    if c.measure and n:
+    bump(&c.c.fed, i)
+    if c.measure and i:
         hist_add(&c.decode, ORP_now_ns() - stamp)
-    return n
+    return i
 
 
 cdef inline int64_t message_end(const Event *evs, int64_t i, int64_t n) noexcept nogil:
@@ -845,9 +845,15 @@ cdef class EngineCore:
         """Live feed thread: push `buf`'s records (one received frame, whole messages) stamped
         with its receive time (ns, monotonic clock), waiting while the ring is full; empties
         `buf`. Returns the records pushed (fewer only if the strategy has ended)."""
-        cdef int64_t n
-        with nogil:
-            n = push_received(self.c, market.state, buf.p, buf.n, stamp)
+        cdef int64_t n = buf.n
+        if ring_room(market.state, n) >= n:
+            # room: ~100 ns with the GIL held. Releasing it here would let another Python
+            # thread (persistence, metrics) take it, and the feed wait for it with a frame
+            # in hand (measured: tens of us at the median for depth diffs)
+            n = push_received(self.c, market.state, buf.p, n, stamp)
+        else:
+            with nogil:
+                n = push_received(self.c, market.state, buf.p, n, stamp)
         buf.n = 0
         return n
 
