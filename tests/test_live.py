@@ -193,6 +193,11 @@ def _fault_session(tmp_path: Path, faults: Dict[str, Any], speed: float = 0.0, *
     out = check_session(e, cfg, tmp_path / "rec.gz", SPOT)
     out["sent"] = sent
     out["stats"] = e.stats()
+    # every text frame the server sent (messages and injected malformed ones) was received
+    # once and recorded once; binary frames are counted, not recorded
+    rec = [ln for ln in recorded(tmp_path / "rec.gz") if b"@depthSnapshot" not in ln[:80]]
+    assert len(rec) == out["feed"]["frames"] == sent["sent"] + sent["malformed"]
+    assert out["feed"]["binary_frames"] == sent["binary"]
     return out
 
 
