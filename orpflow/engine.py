@@ -253,6 +253,8 @@ class Engine:
             self._close_metrics()
             if self.writer is not None:           # opened, then the restore failed
                 self.writer.close("failed", 0)
+            if self.live is not None and self.live.recorder is not None:
+                self.live.recorder.close()        # its thread; no file was opened yet
             raise
         self.core.reset_control()
         self._state = "running"
