@@ -213,6 +213,7 @@ def test_closed_socket_reconnects_and_resyncs(tmp_path):
     out = _fault_session(tmp_path, {"close_after": (5000, 15000)}, speed=20.0)
     f = out["feed"]
     assert f["reconnects"] == 2 and f["snapshots"] >= 3, f
+    assert f["closes_received"] == 2          # the venue's close frame (1001), answered
     # messages the server sent while nobody was connected never reached the engine: the book
     # had a gap and resynced (or it stayed continuous and the reconnect snapshot was newer)
     assert out["book"]["snapshots"] >= 2
