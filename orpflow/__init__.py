@@ -37,6 +37,14 @@ def get_include() -> str:
     import os
     return os.path.join(os.path.dirname(__file__), "_core")
 
+def __getattr__(name: str):
+    # of.ml loads on first use: it is heavy (pandas, onnx) and most sessions never touch it
+    if name == "ml":
+        import importlib
+        return importlib.import_module("orpflow.ml")
+    raise AttributeError(f"module 'orpflow' has no attribute {name!r}")
+
+
 __all__ = [
     "EVENT_DTYPE", "Flags", "Reason", "flags", "check_event_array", "empty_events",
     "load_events", "save_events", "Instrument", "OrderBook", "EventRing", "MarketSnapshot",

@@ -77,7 +77,7 @@ cdef enum:
     R_SIG_SIZE_ZERO = 29       # none: size rounds down to zero lots
     R_SIG_MIN_INTERVAL = 30    # none: an entry signal fired less than min_interval ago
     R_SIG_TRADE_ROW = 31       # none: the imbalance rules act on book messages only
-    R_SIG_FEATURE_NAN = 32     # none: a weighted feature is undefined (linear)
+    R_SIG_FEATURE_NAN = 32     # none: a feature the generator reads is undefined (linear, onnx)
     R_SIG_WEAK = 33            # none: |strength| < entry_threshold
     R_SIG_USER_NONE = 34       # none: a user generator returned no signal
     R_SIG_ERROR = 35           # none: a Python generator raised (the run re-raises it)
@@ -111,7 +111,10 @@ cdef enum:
     R_MODIFY_REJECTED = 61     # modify for an order not open, to a qty <= filled, or post-only crossing
     R_RISK_CLIPPED = 62        # accepted with its quantity clipped (qty_policy="clip" or reduce-only)
     R_RISK_BREAKER_REDUCE_ONLY = 63  # a breaker is tripped and the order cannot reduce the position
-    R_COUNT = 64               # size of per-reason counter arrays (codes stay below it)
+    # -- signals from a model (generator = "onnx") --
+    R_SIG_MODEL_FLAT = 64      # none: the model's most probable class is "flat"
+    R_SIG_MODEL_BAD_OUTPUT = 65  # none: the model's output is NaN or infinite
+    R_COUNT = 66               # size of per-reason counter arrays (codes stay below it)
 
 # The account's money unit (config.MoneyScale): 1 tick x 1 size unit = 1e8 money, so fees at
 # rates that are multiples of 1e-8 are whole numbers.
