@@ -25,6 +25,7 @@ MODULES = [
     "orpflow._core.signals",
     "orpflow._core.risk",
     "orpflow._core.broker",
+    "orpflow._core.model",
     "orpflow._core.engine",
 ]
 ALLOWLIST = Path(__file__).resolve().with_name("stubtest_allowlist.txt")
