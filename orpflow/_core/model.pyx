@@ -109,23 +109,28 @@ MAX_ELEMENTS = MAX_FLOATS
 
 
 cdef inline float ml_logistic(float v) noexcept nogil:
-    cdef float e = 1.0 / (1.0 + expf(-fabsf(v)))
-    return (1.0 - e) if v < 0 else e
+    cdef float one = 1
+    cdef float e = one / (one + expf(-fabsf(v)))
+    return (one - e) if v < 0 else e
 
 
 cdef inline float ml_erfinv(float x) noexcept nogil:
-    # onnxruntime's approximation (Winitzki, a = 0.147), kept so PROBIT matches it
-    cdef float sgn = -1.0 if x < 0 else 1.0
-    x = (1 - x) * (1 + x)
+    # onnxruntime's approximation (Winitzki, a = 0.147, pi as float since 1.1x), kept so PROBIT matches it
+    # float constants throughout: Cython would widen a bare literal to double, and the
+    # cancellation below then differs visibly from onnxruntime's float arithmetic
+    cdef float one = 1
+    cdef float sgn = -one if x < 0 else one
+    x = (one - x) * (one + x)
     cdef float lg = logf(x)
-    cdef float v = <float>2.0 / (<float>3.14159 * <float>0.147) + <float>0.5 * lg
+    cdef float v = <float>2.0 / (<float>3.141592653589793 * <float>0.147) + <float>0.5 * lg
     cdef float v2 = <float>1.0 / <float>0.147 * lg
     cdef float v3 = -v + sqrtf(v * v - v2)
     return sgn * sqrtf(v3)
 
 
 cdef inline float ml_probit(float v) noexcept nogil:
-    return <float>1.41421356 * ml_erfinv(2 * v - 1)
+    cdef float two = 2, one = 1
+    return <float>1.41421356 * ml_erfinv(two * v - one)
 
 
 cdef void ml_softmax(float *v, int64_t n) noexcept nogil:
@@ -285,7 +290,7 @@ cdef void k_unary(const ModelOp *op) noexcept nogil:
     if sub == U_RELU:
         for i in range(n):
             v = a[i]
-            o[i] = v if v > 0 else <float>0
+            o[i] = <float>0 if v < 0 else v       # NaN passes, as in onnxruntime
     elif sub == U_LEAKY_RELU:
         for i in range(n):
             v = a[i]
@@ -462,6 +467,10 @@ cdef void k_trees(const ModelOp *op) noexcept nogil:
             has[tg] = 1
     if op.sub == 0:
         for k in range(n_targets):
+            if has[k] == 0 and n_targets > 1:
+                # onnxruntime writes 0 for a target no leaf gave a weight (base ignored)
+                out[k] = 0
+                continue
             if agg == AGG_AVERAGE:
                 out[k] = score[k] / <float>n_trees
             else:
@@ -480,62 +489,50 @@ cdef void k_trees(const ModelOp *op) noexcept nogil:
 
 cdef void trees_classifier_finish(float *score, float *has, const float *base, int64_t n,
                                   int64_t n_base, int post, int flags, float *out) noexcept nogil:
-    """TreeEnsembleClassifier's FinalizeScores and write_scores, case by case as onnxruntime."""
+    """TreeEnsembleClassifier's FinalizeScores and write_scores as onnxruntime 1.2x-1.3x does
+    them (checked case by case against it): a class no leaf gave a weight to reads 0."""
     cdef int64_t k
-    cdef int size = 2
     cdef int add_second = -1
-    cdef float pos
+    cdef float s
     if n > 2:
-        for k in range(n_base):
-            score[k] = score[k] + base[k]
         for k in range(n):
-            out[k] = score[k]
+            if k < n_base:
+                out[k] = score[k] + base[k]
+            else:
+                out[k] = score[k] if has[k] != 0 else <float>0
         ml_post(out, n, post)
         return
     if n_base == 2:
         if has[1] != 0:
-            # onnxruntime: base_values[0] unused, score 1 taken from class 0's sum
+            # onnxruntime: base_values[0] unused, class 1 = base 1 + class 0's sum, class 0 its
+            # negation (still 0 if class 0 had no weight)
             score[1] = base[1] + score[0]
             score[0] = -score[1]
         else:
-            score[1] = score[1] + base[1]
             score[0] = score[0] + base[0]
-    elif n_base == 1:
-        score[0] = score[0] + base[0]
-        if has[1] == 0:
-            size = 1
-    else:
+            score[1] = score[1] + base[1]
+    elif has[1] == 0:
         add_second = 3
-        if has[1] == 0:
-            size = 1
-    if size == 2:
-        out[0] = score[0]
-        out[1] = score[1]
-        ml_post(out, 2, post)
-        return
-    pos = score[0] if has[0] != 0 else 0
-    if flags & TF_BINARY_CASE:
-        if flags & TF_ALL_POSITIVE:
-            add_second = 0 if pos > <float>0.5 else 1
-        else:
-            add_second = 2 if pos > 0 else 3
-    if add_second == 0 or add_second == 1:
-        out[0] = 1 - score[0]
-        out[1] = score[0]
-    elif add_second == 2 or add_second == 3:
+        s = score[0] if has[0] != 0 else <float>0
+        if flags & TF_BINARY_CASE:
+            if flags & TF_ALL_POSITIVE:
+                add_second = 0 if s > <float>0.5 else 1
+            else:
+                add_second = 2 if s > 0 else 3
+        # one score: the second class is made from it
         if post == P_LOGISTIC:
-            out[0] = ml_logistic(-score[0])
-            out[1] = ml_logistic(score[0])
-        elif add_second == 2:
-            out[0] = -score[0]
-            out[1] = score[0]
+            out[0] = ml_logistic(-s)
+            out[1] = ml_logistic(s)
+        elif add_second <= 1:
+            out[0] = 1 - s
+            out[1] = s
         else:
-            out[0] = score[0]
-            out[1] = -score[0]
-    else:
-        # onnxruntime writes the one score only; the second stays 0 here
-        out[0] = score[0]
-        out[1] = 0
+            out[0] = -s
+            out[1] = s
+        return
+    out[0] = score[0] if has[0] != 0 else <float>0
+    out[1] = score[1] if has[1] != 0 else <float>0
+    ml_post(out, 2, post)
 
 
 # ------------------------------------------------------------------------------------------

@@ -321,9 +321,13 @@ def compile_native(model: Any, output: str | None = None) -> NativeModel:
     values: dict[str, _Val] = {in_vi.name: _Val(in_shape, off=prog.alloc(_size(in_shape)))}
     const_cache: dict[str, _Val] = {}
 
+    skipped: dict[str, str] = {}      # outputs the native program does not compute (labels)
+
     def get(name: str, node: Any) -> _Val:
         if name in values:
             return values[name]
+        if name in skipped:
+            raise NotNative(f"{skipped[name]}: output '{name}' (a class label) is not computed natively")
         if name in inits:
             if name not in const_cache:
                 arr = _tensor(inits[name], f"initializer '{name}'")
@@ -352,17 +356,14 @@ def compile_native(model: Any, output: str | None = None) -> NativeModel:
         outs = lower(prog, node, label, attrs, ins, opset)
         n_out = [o for o in node.output if o]
         for name, v in zip(node.output, outs):
-            if name:
-                if v is None:
-                    raise NotNative(f"{label}: output '{name}' is not computed natively")
+            if name and v is None:
+                skipped[name] = label
+            elif name:
                 values[name] = v
         if len(n_out) > len(outs):
             raise ModelError(f"{label} declares {len(node.output)} outputs")
 
-    if target not in values:
-        get(target, graph)  # an initializer as output
-        values[target] = const_cache[target]
-    res = values[target]
+    res = get(target, graph)
     if res.size < 1:
         raise ModelError(f"output '{target}' is empty")
     out_ref = prog.where(res)
@@ -793,7 +794,10 @@ def _tree_floats(attrs: dict, name: str, label: str, required: bool = True) -> t
     if t is not None and f is not None and len(f):
         raise ModelError(f"{label}: both {name} and {name}_as_tensor")
     if t is not None:
-        return np.asarray(t, dtype=np.float64).reshape(-1), t.dtype == np.float64
+        if t.dtype != np.float32:
+            # onnxruntime reads these only for a double input; the model input here is float32
+            raise NotNative(f"{label}: {name}_as_tensor of type {t.dtype} (float32 only)")
+        return np.asarray(t, dtype=np.float64).reshape(-1), False
     if f is None:
         if required:
             raise ModelError(f"{label}: missing {name}")
@@ -806,29 +810,6 @@ def _ints(attrs: dict, name: str, label: str) -> list[int]:
     if v is None:
         raise ModelError(f"{label}: missing {name}")
     return [int(x) for x in v]
-
-
-def _threshold_f32(t: np.ndarray, modes: np.ndarray, is_double: bool) -> np.ndarray:
-    """Thresholds as float32 giving the same decision for every float32 input as the
-    attribute's own precision (onnxruntime compares a float input against double thresholds
-    in double)."""
-    f = t.astype(np.float32)
-    if not is_double:
-        return f
-    exact = f.astype(np.float64) == t
-    with np.errstate(over="ignore", invalid="ignore"):
-        down = np.where(f.astype(np.float64) > t, np.nextafter(f, np.float32(-np.inf)), f)
-        up = np.where(f.astype(np.float64) < t, np.nextafter(f, np.float32(np.inf)), f)
-    out = f.copy()
-    # x <= t  <=>  x <= largest float <= t ; x > t likewise
-    sel = (modes == MODES["BRANCH_LEQ"]) | (modes == MODES["BRANCH_GT"])
-    out[sel] = down[sel]
-    sel = (modes == MODES["BRANCH_LT"]) | (modes == MODES["BRANCH_GTE"])
-    out[sel] = up[sel]
-    # x == t never holds when t is not a float32 (NaN compares unequal to everything)
-    sel = ((modes == MODES["BRANCH_EQ"]) | (modes == MODES["BRANCH_NEQ"])) & ~exact & ~np.isnan(t)
-    out[sel] = np.float32(np.nan)
-    return out
 
 
 def _lower_trees(classifier: bool):
@@ -846,7 +827,7 @@ def _lower_trees(classifier: bool):
         raw_modes = attrs.get("nodes_modes")
         if raw_modes is None:
             raise ModelError(f"{label}: missing nodes_modes")
-        values, values_double = _tree_floats(attrs, "nodes_values", label)
+        values, _ = _tree_floats(attrs, "nodes_values", label)
         n = len(tree_ids)
         track = attrs.get("nodes_missing_value_tracks_true")
         track = [int(x) for x in track] if track is not None and len(track) else [0] * n
@@ -930,6 +911,9 @@ def _lower_trees(classifier: bool):
 
         def child_of(i: int, cid: int) -> int:
             key = (tree_ids[i], cid)
+            if not 0 <= cid < n:        # onnxruntime refuses such links too
+                raise ModelError(f"{label}: node {(tree_ids[i], node_ids[i])} links to node id {cid} "
+                                 f"outside [0, {n})")
             if key not in index:
                 raise ModelError(f"{label}: node {(tree_ids[i], node_ids[i])} links to unknown node {cid}")
             return index[key]
@@ -964,8 +948,7 @@ def _lower_trees(classifier: bool):
                 if len(b_feat) + len(leaves) > CAP // 8:
                     raise ModelError(f"{label}: too many nodes")
         nb = len(b_feat)
-        thr = _threshold_f32(values[b_src] if nb else np.zeros(0), np.array([m & 7 for m in b_mode], dtype=np.int64),
-                             values_double) if nb else np.zeros(0, np.float32)
+        thr = values[b_src].astype(np.float32) if nb else np.zeros(0, np.float32)
         leaf_first = [0]
         leaf_target: list[int] = []
         leaf_weight: list[float] = []
@@ -977,11 +960,8 @@ def _lower_trees(classifier: bool):
         if not leaves:
             leaf_first = [0, 0]        # the evaluator wants at least one (unused) leaf
         n_leaves = max(len(leaves), 1)
-        if classifier:
-            if base.size > n_targets:
-                raise ModelError(f"{label}: {base.size} base_values for {n_targets} classes")
-        elif base.size != n_targets:
-            base = np.zeros(0)         # onnxruntime ignores base_values of another length
+        if base.size not in (0, n_targets):     # onnxruntime refuses other lengths too
+            raise ModelError(f"{label}: {base.size} base_values for {n_targets} outputs (0 or {n_targets})")
         flags = 0
         if all(m == 0 for m in b_mode):
             flags |= 1
