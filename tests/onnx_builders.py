@@ -228,7 +228,7 @@ def tree_ensembles(draw, classifier=None, n_classes=None):
         positive = draw(st.booleans())
         posts = ["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO"] + ([] if n_classes == 2 else ["PROBIT"])
         post = draw(st.sampled_from(posts))
-        n_base = draw(st.sampled_from([0, n_classes]))
+        n_base = draw(st.sampled_from([0, 1, 2] if n_classes == 2 else [0, n_classes]))
     else:
         n_out = draw(st.integers(1, 3))
         post = draw(st.sampled_from(["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT"]))

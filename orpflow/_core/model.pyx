@@ -511,8 +511,10 @@ cdef void trees_classifier_finish(float *score, float *has, const float *base, i
         else:
             score[0] = score[0] + base[0]
             score[1] = score[1] + base[1]
-    elif has[1] == 0:
-        add_second = 3
+    elif n_base == 1:
+        score[0] = score[0] + base[0]      # one base value (binary GradientBoosting exports)
+    if n_base < 2 and has[1] == 0:
+        add_second = 3 if n_base == 0 else -1
         s = score[0] if has[0] != 0 else <float>0
         if flags & TF_BINARY_CASE:
             if flags & TF_ALL_POSITIVE:
@@ -520,7 +522,10 @@ cdef void trees_classifier_finish(float *score, float *has, const float *base, i
             else:
                 add_second = 2 if s > 0 else 3
         # one score: the second class is made from it
-        if post == P_LOGISTIC:
+        if add_second == -1:
+            out[0] = s          # onnxruntime writes this one score only
+            out[1] = 0
+        elif post == P_LOGISTIC:
             out[0] = ml_logistic(-s)
             out[1] = ml_logistic(s)
         elif add_second <= 1:

@@ -960,7 +960,8 @@ def _lower_trees(classifier: bool):
         if not leaves:
             leaf_first = [0, 0]        # the evaluator wants at least one (unused) leaf
         n_leaves = max(len(leaves), 1)
-        if base.size not in (0, n_targets):     # onnxruntime refuses other lengths too
+        if base.size not in (0, n_targets) and not (classifier and n_targets == 2 and base.size == 1):
+            # onnxruntime refuses other lengths too
             raise ModelError(f"{label}: {base.size} base_values for {n_targets} outputs (0 or {n_targets})")
         flags = 0
         if all(m == 0 for m in b_mode):
