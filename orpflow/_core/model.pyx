@@ -22,13 +22,17 @@ or int32s of imem for the *_int offsets):
   NORMALIZE sub MAX/L1/L2; p2 rows, p3 cols, p4 in, p5 out
   TREES    sub 0 regressor, 1 classifier; p2 x, p3 n_features, p4 out, p5 scratch (2 x
            n_targets), p6 int block, p7 float block, p8 n_trees, p9 n_nodes, p10 n_leaves,
-           p11 n_weights, p12 n_targets, p13 aggregate, p14 post transform, p15 flags, p16 n_base
+           p11 n_weights, p12 n_targets, p13 aggregate, p14 post transform, p15 flags, p16 n_base,
+           p17 depth (fixed-depth layout), p18 doubled-row scratch (TF_SPLIT_NAN)
            int block: roots[n_trees] feat[n_nodes] child[2 n_nodes] mode[n_nodes]
-                      leaf_first[n_leaves + 1] leaf_target[n_weights]
+                      leaf_first[n_leaves + 1] leaf_target[n_weights] (+ leaf_of[n_nodes]
+                      and packed[4 n_nodes] in the fixed-depth layout: per node feature |
+                      track << 24, threshold bits, true child, false child)
            float block: threshold[n_nodes] leaf_weight[n_weights] base[n_base]
            A child or root >= 0 is a branch node (always numbered after its parent: no cycle
            can be expressed); < 0 is the leaf ~child. child[2 i] is taken when the node's
-           test is true, child[2 i + 1] when it is false.
+           test is true, child[2 i + 1] when it is false. Fixed-depth layout (all BRANCH_LEQ): leaves are nodes too, linking to themselves, leaf_of[node]
+           names their leaf, and every tree is walked exactly p17 steps.
   BINARY_SCORES  sub post transform; p2 in (1 score), p3 out (2 scores): LinearClassifier
            with one coefficient row and two class labels.
 """
@@ -94,6 +98,16 @@ cdef enum:
     TF_ALL_LEQ = 1            # every branch BRANCH_LEQ and no missing-value tracking
     TF_BINARY_CASE = 2        # classifier: 2 labels, weights for one class id only
     TF_ALL_POSITIVE = 4       # classifier: no negative leaf weight
+    TF_FIXED_DEPTH = 8        # all LEQ (missing tracking allowed), leaves are nodes linking to
+                              # themselves: p17 steps reach
+                              # every leaf, so trees are walked 8 at a time without exit tests
+    TF_TRACKS = 16            # fixed depth: some node's missing value tracks true
+    TF_ONE_WEIGHT = 32        # fixed depth: every leaf has one weight, all for one target, kept
+                              # in the leaf's threshold slot
+    TF_SPLIT_NAN = 64         # fixed depth with tracking, read as plain LEQ over a doubled row
+                              # (p18): x[2f] = x_f, x[2f + 1] = x_f with NaN as -inf, which every
+                              # non-NaN threshold admits, so node feature 2f + track decides as
+                              # onnxruntime does
 
 cdef int64_t MAX_FLOATS = 64 * 1024 * 1024     # 256 MB of float32 (and the same cap for int32)
 
@@ -425,6 +439,111 @@ cdef inline int32_t tree_leaf_any(const int32_t *feat, const float *thr, const i
     return ~node
 
 
+cdef inline void add_leaf(int32_t leaf, const int32_t *leaf_first, const int32_t *leaf_target,
+                          const float *leaf_w, float *score, float *has, int agg) noexcept nogil:
+    cdef int64_t w
+    cdef int32_t tg
+    cdef float wv
+    for w in range(leaf_first[leaf], leaf_first[leaf + 1]):
+        tg = leaf_target[w]
+        wv = leaf_w[w]
+        if agg == AGG_MIN:
+            if has[tg] == 0 or wv < score[tg]:
+                score[tg] = wv
+        elif agg == AGG_MAX:
+            if has[tg] == 0 or wv > score[tg]:
+                score[tg] = wv
+        else:
+            score[tg] = score[tg] + wv
+        has[tg] = 1
+
+
+cdef inline int32_t step(const int32_t *packed, const float *x, int32_t n, bint track) noexcept nogil:
+    # one 16-byte record per node: [feature | track << 24, threshold bits, true, false].
+    # BRANCH_LEQ: true if x <= t, or x is NaN and the node's missing value tracks true;
+    # computed without a branch on the data
+    cdef const int32_t *q = packed + 4 * n
+    cdef float v
+    cdef int32_t go
+    if track:
+        v = x[q[0] & 0xFFFFFF]
+        go = <int32_t>(v <= (<const float *>q)[1]) | ((q[0] >> 24) & <int32_t>(v != v))
+    else:
+        v = x[q[0]]
+        go = <int32_t>(v <= (<const float *>q)[1])
+    return q[3 - go]
+
+
+cdef inline void walk8(const int32_t *packed, const float *x, const int32_t *roots, int64_t depth,
+                       int32_t *nd, bint track) noexcept nogil:
+    """Eight trees side by side: eight independent chains of loads the CPU overlaps."""
+    cdef int32_t n0 = roots[0], n1 = roots[1], n2 = roots[2], n3 = roots[3]
+    cdef int32_t n4 = roots[4], n5 = roots[5], n6 = roots[6], n7 = roots[7]
+    cdef int64_t d
+    for d in range(depth):
+        n0 = step(packed, x, n0, track)
+        n1 = step(packed, x, n1, track)
+        n2 = step(packed, x, n2, track)
+        n3 = step(packed, x, n3, track)
+        n4 = step(packed, x, n4, track)
+        n5 = step(packed, x, n5, track)
+        n6 = step(packed, x, n6, track)
+        n7 = step(packed, x, n7, track)
+    nd[0] = n0; nd[1] = n1; nd[2] = n2; nd[3] = n3
+    nd[4] = n4; nd[5] = n5; nd[6] = n6; nd[7] = n7
+
+
+cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *roots,
+                            const int32_t *packed, const int32_t *leaf_of,
+                            const int32_t *leaf_first, const int32_t *leaf_target,
+                            const float *leaf_w, float *score, float *has, int agg) noexcept nogil:
+    """Every tree walked exactly depth steps, eight at a time; leaves are accumulated in tree
+    order, as the one-at-a-time path (and onnxruntime) does. With one weight per leaf for one
+    target (TF_ONE_WEIGHT), the weight sits in the leaf's threshold slot and the sum is kept
+    in a register."""
+    cdef int64_t n_trees = op.p[8], depth = op.p[17], t = 0, d, j
+    cdef bint track = (op.p[15] & TF_TRACKS) != 0
+    cdef float *x2
+    cdef float v
+    if op.p[15] & TF_SPLIT_NAN:
+        x2 = op.out + op.p[18] - op.p[4]     # arena scratch of 2 n_features (checked at build)
+        for j in range(op.p[3]):
+            v = x[j]
+            x2[2 * j] = v
+            x2[2 * j + 1] = -INFINITY if v != v else v
+        x = x2
+        track = False
+    cdef bint one = (op.p[15] & TF_ONE_WEIGHT) != 0 and (agg == AGG_SUM or agg == AGG_AVERAGE)
+    cdef const float *pf = <const float *>packed
+    cdef int32_t nd[8]
+    cdef int32_t n
+    cdef float acc = 0
+    while t + 8 <= n_trees:
+        if track:
+            walk8(packed, x, roots + t, depth, nd, 1)
+        else:
+            walk8(packed, x, roots + t, depth, nd, 0)
+        if one:
+            for j in range(8):
+                acc = acc + pf[4 * nd[j] + 1]
+        else:
+            for j in range(8):
+                add_leaf(leaf_of[nd[j]], leaf_first, leaf_target, leaf_w, score, has, agg)
+        t += 8
+    while t < n_trees:
+        n = roots[t]
+        for d in range(depth):
+            n = step(packed, x, n, track)
+        if one:
+            acc = acc + pf[4 * n + 1]
+        else:
+            add_leaf(leaf_of[n], leaf_first, leaf_target, leaf_w, score, has, agg)
+        t += 1
+    if one and n_trees > 0:
+        score[leaf_target[0]] = acc
+        has[leaf_target[0]] = 1
+
+
 cdef void k_trees(const ModelOp *op) noexcept nogil:
     cdef const float *x = op.a
     cdef int64_t n_trees = op.p[8], n_nodes = op.p[9], n_leaves = op.p[10]
@@ -448,23 +567,16 @@ cdef void k_trees(const ModelOp *op) noexcept nogil:
     for k in range(n_targets):
         score[k] = 0
         has[k] = 0
-    for t in range(n_trees):
-        if flags & TF_ALL_LEQ:
-            leaf = tree_leaf_leq(feat, thr, child, x, roots[t])
-        else:
-            leaf = tree_leaf_any(feat, thr, child, mode, x, roots[t])
-        for w in range(leaf_first[leaf], leaf_first[leaf + 1]):
-            tg = leaf_target[w]
-            wv = leaf_w[w]
-            if agg == AGG_MIN:
-                if has[tg] == 0 or wv < score[tg]:
-                    score[tg] = wv
-            elif agg == AGG_MAX:
-                if has[tg] == 0 or wv > score[tg]:
-                    score[tg] = wv
+    if flags & TF_FIXED_DEPTH:
+        trees_fixed_depth(op, x, roots, leaf_first + n_leaves + 1 + op.p[11] + n_nodes,
+                          leaf_first + n_leaves + 1 + op.p[11], leaf_first, leaf_target, leaf_w, score, has, agg)
+    else:
+        for t in range(n_trees):
+            if flags & TF_ALL_LEQ:
+                leaf = tree_leaf_leq(feat, thr, child, x, roots[t])
             else:
-                score[tg] = score[tg] + wv
-            has[tg] = 1
+                leaf = tree_leaf_any(feat, thr, child, mode, x, roots[t])
+            add_leaf(leaf, leaf_first, leaf_target, leaf_w, score, has, agg)
     if op.sub == 0:
         for k in range(n_targets):
             if has[k] == 0 and n_targets > 1:
@@ -790,7 +902,17 @@ cdef int _resolve_trees(NativeModel self, ModelOp *op) except -1:
     op.a = _rd(self, p[2], n_feat)
     op.out = _wr(self, p[4], n_targets)
     op.b = _wr(self, p[5], 2 * n_targets)
-    op.ia = _ird(self, p[6], n_trees + 4 * n_nodes + n_leaves + 1 + n_weights)
+    cdef bint fixed = (p[15] & TF_FIXED_DEPTH) != 0
+    if fixed and p[17] > 64:
+        raise ValueError("bad fixed-depth tree layout")
+    if fixed and n_feat >= (1 << 23):
+        raise ValueError("too many features for the fixed-depth layout")
+    cdef bint split = fixed and (p[15] & TF_SPLIT_NAN) != 0
+    if split:
+        _wr(self, p[18], 2 * n_feat)
+        if p[15] & TF_TRACKS:
+            raise ValueError("TF_SPLIT_NAN with TF_TRACKS")
+    op.ia = _ird(self, p[6], n_trees + 4 * n_nodes + n_leaves + 1 + n_weights + (5 * n_nodes if fixed else 0))
     op.c = _rd(self, p[7], n_nodes + n_weights + n_base)
     cdef const int32_t *roots = op.ia
     cdef const int32_t *feat = roots + n_trees
@@ -798,10 +920,34 @@ cdef int _resolve_trees(NativeModel self, ModelOp *op) except -1:
     cdef const int32_t *mode = child + 2 * n_nodes
     cdef const int32_t *leaf_first = mode + n_nodes
     cdef const int32_t *leaf_target = leaf_first + n_leaves + 1
-    for i in range(n_trees):
+    cdef const int32_t *leaf_of = leaf_target + n_weights
+    cdef const int32_t *q
+    if fixed:
+        # links anywhere inside the node table (leaves link to themselves); the walk is a fixed
+        # number of steps, so no link can make it loop forever
+        for i in range(n_trees):
+            if not (0 <= roots[i] < n_nodes):
+                raise ValueError("tree root out of range")
+        for i in range(n_nodes):
+            if not (0 <= feat[i] < (2 * n_feat if split else n_feat)) or (mode[i] != M_LEQ and mode[i] != M_LEQ | M_TRACK_TRUE):
+                raise ValueError("bad fixed-depth node")
+            if not (0 <= child[2 * i] < n_nodes and 0 <= child[2 * i + 1] < n_nodes):
+                raise ValueError("tree link out of range")
+            if not (0 <= leaf_of[i] < n_leaves):
+                raise ValueError("leaf index out of range")
+            q = leaf_of + n_nodes + 4 * i
+            if not (0 <= (q[0] & 0xFFFFFF) < (2 * n_feat if split else n_feat) and (q[0] >> 24) in (0, 1)):
+                raise ValueError("bad packed node")
+            if not (0 <= q[2] < n_nodes and 0 <= q[3] < n_nodes):
+                raise ValueError("tree link out of range")
+            if (q[0] >> 24) and not (p[15] & TF_TRACKS):
+                raise ValueError("missing-value flag without TF_TRACKS")
+        if p[15] & TF_ONE_WEIGHT and (n_weights < 1 or n_weights != n_leaves):
+            raise ValueError("TF_ONE_WEIGHT needs one weight per leaf")
+    for i in range(n_trees if not fixed else 0):
         if not (-n_leaves <= roots[i] < n_nodes):
             raise ValueError("tree root out of range")
-    for i in range(n_nodes):
+    for i in range(n_nodes if not fixed else 0):
         if not (0 <= feat[i] < n_feat):
             raise ValueError("feature index out of range")
         if (mode[i] & 7) > M_NEQ or (mode[i] & ~15) != 0:

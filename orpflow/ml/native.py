@@ -964,21 +964,70 @@ def _lower_trees(classifier: bool):
             # onnxruntime refuses other lengths too
             raise ModelError(f"{label}: {base.size} base_values for {n_targets} outputs (0 or {n_targets})")
         flags = 0
+        depth = 0
+        split_off: Any = 0
+        extra: list[int] = []
         if all(m == 0 for m in b_mode):
             flags |= 1
+        if all(m & 7 == 0 for m in b_mode):
+            # fixed-depth layout: leaves become nodes linking to themselves, so every tree is
+            # walked the same number of steps and the evaluator can interleave trees
+            nd = [0] * nb                     # steps from the root to each branch node
+            leaf_depth = 0
+            for r in enc_roots:
+                if r >= 0:
+                    nd[r] = 0
+            for i in range(nb):               # preorder: a parent comes before its children
+                for c in (b_child[2 * i], b_child[2 * i + 1]):
+                    if c >= 0:
+                        nd[c] = nd[i] + 1
+                    else:
+                        leaf_depth = max(leaf_depth, nd[i] + 1)
+            if leaf_depth <= 32 and nb + len(leaves) <= CAP // 8 and n_feat < (1 << 24):
+                flags |= 8
+                depth = leaf_depth
+                nl = len(leaves)
+                enc_roots = [r if r >= 0 else nb + ~r for r in enc_roots]
+                b_child = [c if c >= 0 else nb + ~c for c in b_child]
+                for j in range(nl):
+                    b_child.extend((nb + j, nb + j))
+                b_feat = b_feat + [0] * nl
+                b_mode = b_mode + [0] * nl
+                thr = np.concatenate([thr, np.zeros(nl, np.float32)])
+                nb += nl
+                # leaf_of, then one 16-byte record per node (a step touches one cache line)
+                packed = np.zeros((nb, 4), np.int32)
+                packed[:, 0] = np.asarray(b_feat, np.int32) | (np.asarray(b_mode, np.int32) >> 3 << 24)
+                one = (len(leaf_target) == nl and nl > 0 and len(set(leaf_target)) == 1
+                       and all(leaf_first[j] == j for j in range(nl + 1)))
+                if one:               # the leaf's weight in its (unused) threshold slot
+                    thr[nb - nl:] = np.asarray(leaf_weight, np.float32)
+                    flags |= 32
+                tracked = np.asarray(b_mode, np.int32) >> 3
+                if tracked.any():
+                    if not np.isnan(thr[:nb - nl][tracked[:nb - nl] == 1]).any():
+                        # read tracked nodes from a NaN -> -inf copy of the row
+                        flags |= 64
+                        packed[:, 0] = 2 * np.asarray(b_feat, np.int32) + tracked
+                        split_off = prog.alloc(2 * n_feat)
+                    else:
+                        flags |= 16
+                packed[:, 1] = thr.astype(np.float32).view(np.int32)
+                packed[:, 2:] = np.asarray(b_child, np.int32).reshape(-1, 2)
+                extra = [0] * (nb - nl) + list(range(nl)) + packed.reshape(-1).tolist()
         if classifier and n_targets == 2 and len(set(w_ids)) == 1:
             flags |= 2
         if all(w >= 0 for w in weights):
             flags |= 4
         ints = np.concatenate([np.asarray(x, dtype=np.int64) for x in
-                               (enc_roots, b_feat, b_child, b_mode, leaf_first, leaf_target)])
+                               (enc_roots, b_feat, b_child, b_mode, leaf_first, leaf_target, extra)])
         floats = np.concatenate([thr.astype(np.float32), np.asarray(leaf_weight, np.float32),
                                  base.astype(np.float32)])
         out = _Val((1, n_targets), off=prog.alloc(n_targets))
         scratch = prog.alloc(2 * n_targets)
         prog.emit("TREES", 1 if classifier else 0, prog.where(v), n_feat, out.off, scratch,
                   prog.int_block(ints), prog.const(floats), len(enc_roots), nb, n_leaves,
-                  len(leaf_target), n_targets, agg, post, flags, base.size)
+                  len(leaf_target), n_targets, agg, post, flags, base.size, depth, split_off)
         return [None, out] if classifier else [out]
     return lower
 
