@@ -163,6 +163,10 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
         "same fills as all groups" if same else "FILLS DIFFER from all groups")
     row("features per row, book+history groups", _lat(lmid["feature"]))
 
+    # 2b. a model as the generator: per-row cost of both evaluators, then in-core
+    # tick-to-trade with the native MLP beside the imbalance rules (same features, same run)
+    _model_rows(row, results, events, paths, reps, quick)
+
     # 3. through the threads at full speed
     runs = []
     for _ in range(reps):
@@ -234,6 +238,48 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     if out is not None:
         out.update(results)
     return 0
+
+
+def _model_rows(row: Any, results: Dict[str, Any], events: np.ndarray, paths: Sequence[str], reps: int,
+                quick: bool) -> None:
+    import importlib.util
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        row("ONNX models", "skipped", f"needs {' and '.join(missing)}: pip install 'orpflow[ml]'")
+        return
+    import orpflow as of
+    from orpflow.backtest import backtest
+    from orpflow.ml.bench_models import bench_rows, mlp_model, per_row_ns
+    for name, model in bench_rows():
+        r = per_row_ns(model, rows=500 if quick else 2000, reps=reps)
+        row(f"model per row, {name}", f"native {r['native_ns']:,.0f} ns, onnxruntime {r['onnxruntime_ns']:,.0f} ns",
+            f"native {r['ratio']:,.0f}x faster; max |difference| {r['max_abs_diff']:.1e}")
+        results[f"model_{name.split()[0].lower()}_native_ns"] = r["native_ns"]
+        results[f"model_{name.split()[0].lower()}_ratio"] = r["ratio"]
+    # every built-in feature in, toxicity on (a VPIN bucket) so no input is always undefined
+    features = {"vpin_bucket": "0.5"}
+    imb = bench_config(paths, features=features)
+    feats = of.compute_features(events, imb.make_instruments()[0], imb.signal.features)
+    names = list(of.FEATURE_NAMES)
+    mean = [float(np.nanmean(feats[n])) for n in names]
+    std = [float(np.nanstd(feats[n])) or 1.0 for n in names]
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "mlp.onnx")
+        with open(path, "wb") as f:
+            f.write(mlp_model((len(names), 32, 16, 1)).SerializeToString())
+        sig = of.OnnxSignal(path, inputs=tuple(names), normalize="zscore", mean=mean, std=std, evaluator="native")
+        mlp = dataclasses.replace(imb, signal=dataclasses.replace(imb.signal, generator=sig, entry_threshold=0.2,
+                                                                    min_interval_ms=0))
+        out = {}
+        for label, cfg in (("imbalance rules", imb), ("native MLP 22-32-16-1", mlp)):
+            runs = [backtest(events, cfg) for _ in range(reps)]
+            mid = sorted((r.latency for r in runs), key=lambda d: d["incore"]["p50"])[len(runs) // 2]
+            out[label] = (mid["incore"], runs[0].counters["orders"])
+        (li, ni), (lm, nm) = out["imbalance rules"], out["native MLP 22-32-16-1"]
+        row("tick-to-trade in-core, imbalance rules", _lat(li), f"{ni:,} orders; all groups + VPIN")
+        row("tick-to-trade in-core, native MLP 22-32-16-1", _lat(lm),
+            f"{nm:,} orders; p50 {lm['p50'] - li['p50']:+,.0f} ns vs the imbalance rules")
+        results["model_mlp_incore_p50_delta_ns"] = lm["p50"] - li["p50"]
 
 
 def persistence_rate(recs: np.ndarray, cfg: EngineConfig, synchronous: str = "NORMAL",
