@@ -257,7 +257,7 @@ def _model_rows(row: Any, results: Dict[str, Any], events: np.ndarray, paths: Se
         results[f"model_{name.split()[0].lower()}_native_ns"] = r["native_ns"]
         results[f"model_{name.split()[0].lower()}_ratio"] = r["ratio"]
     # every built-in feature in, toxicity on (a VPIN bucket) so no input is always undefined
-    features = {"vpin_bucket": "0.5"}
+    features = {"vpin_bucket_volume": "0.5"}
     imb = bench_config(paths, features=features)
     feats = of.compute_features(events, imb.make_instruments()[0], imb.signal.features)
     names = list(of.FEATURE_NAMES)
