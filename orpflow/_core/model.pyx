@@ -27,7 +27,8 @@ or int32s of imem for the *_int offsets):
            int block: roots[n_trees] feat[n_nodes] child[2 n_nodes] mode[n_nodes]
                       leaf_first[n_leaves + 1] leaf_target[n_weights] (+ leaf_of[n_nodes]
                       and packed[4 n_nodes] in the fixed-depth layout: per node feature |
-                      track << 24, threshold bits, true child, false child)
+                      track << 24, threshold bits, false link, true link, links and roots
+                      as byte offsets of these records)
            float block: threshold[n_nodes] leaf_weight[n_weights] base[n_base]
            A child or root >= 0 is a branch node (always numbered after its parent: no cycle
            can be expressed); < 0 is the leaf ~child. child[2 i] is taken when the node's
@@ -200,34 +201,56 @@ cdef void ml_post(float *v, int64_t n, int post) noexcept nogil:
 # dense kernels
 
 
+cdef inline void gemv16(const float *a, const float *w, const float *bias, bint has_bias,
+                        int64_t K, int64_t N, float *out) noexcept nogil:
+    """out[0:16] = bias + a . w[:, 0:16] (w row stride N). The accumulators are a local array,
+    which no pointer can alias: the compiler keeps them in vector registers."""
+    cdef float acc[16]
+    cdef float av
+    cdef const float *wrow
+    cdef int64_t k, j
+    for j in range(16):
+        acc[j] = bias[j] if has_bias else <float>0
+    for k in range(K):
+        av = a[k]
+        wrow = w + k * N
+        for j in range(16):
+            acc[j] = acc[j] + av * wrow[j]
+    for j in range(16):
+        out[j] = acc[j]
+
+
 cdef void k_matmul(const ModelOp *op) noexcept nogil:
     cdef int64_t M = op.p[3], K = op.p[4], N = op.p[5]
     cdef const float *a = op.a
     cdef const float *w = op.b
     cdef const float *bias = op.c
+    cdef bint has_bias = op.p[2] != 0
     cdef float *out = op.out
     cdef float *orow
     cdef const float *wrow
     cdef float av, acc
-    cdef int64_t m, k, n
+    cdef int64_t m, k, n, n0
     for m in range(M):
         orow = out + m * N
         if N == 1:
-            acc = bias[0] if op.p[2] else 0
+            acc = bias[0] if has_bias else <float>0
             for k in range(K):
                 acc = acc + a[m * K + k] * w[k]
             orow[0] = acc
             continue
-        if op.p[2]:
-            for n in range(N):
-                orow[n] = bias[n]
-        else:
-            for n in range(N):
-                orow[n] = 0
+        n0 = 0
+        while n0 + 16 <= N:
+            gemv16(a + m * K, w + n0, bias + n0, has_bias, K, N, orow + n0)
+            n0 += 16
+        if n0 == N:
+            continue
+        for n in range(n0, N):
+            orow[n] = bias[n] if has_bias else <float>0
         for k in range(K):
             av = a[m * K + k]
             wrow = w + k * N
-            for n in range(N):
+            for n in range(n0, N):
                 orow[n] = orow[n] + av * wrow[n]
 
 
@@ -458,11 +481,12 @@ cdef inline void add_leaf(int32_t leaf, const int32_t *leaf_first, const int32_t
         has[tg] = 1
 
 
-cdef inline int32_t step(const int32_t *packed, const float *x, int32_t n, bint track) noexcept nogil:
-    # one 16-byte record per node: [feature | track << 24, threshold bits, true, false].
+cdef inline int32_t step(const char *packed, const float *x, int32_t n, bint track) noexcept nogil:
+    # n is the byte offset of a 16-byte node record [feature | track << 24, threshold bits,
+    # false link, true link] (links are byte offsets too: every access is one addressing mode).
     # BRANCH_LEQ: true if x <= t, or x is NaN and the node's missing value tracks true;
     # computed without a branch on the data
-    cdef const int32_t *q = packed + 4 * n
+    cdef const int32_t *q = <const int32_t *>(packed + n)
     cdef float v
     cdef int32_t go
     if track:
@@ -471,10 +495,10 @@ cdef inline int32_t step(const int32_t *packed, const float *x, int32_t n, bint 
     else:
         v = x[q[0]]
         go = <int32_t>(v <= (<const float *>q)[1])
-    return q[3 - go]
+    return q[2 + go]
 
 
-cdef inline void walk8(const int32_t *packed, const float *x, const int32_t *roots, int64_t depth,
+cdef inline void walk8(const char *packed, const float *x, const int32_t *roots, int64_t depth,
                        int32_t *nd, bint track) noexcept nogil:
     """Eight trees side by side: eight independent chains of loads the CPU overlaps."""
     cdef int32_t n0 = roots[0], n1 = roots[1], n2 = roots[2], n3 = roots[3]
@@ -494,7 +518,7 @@ cdef inline void walk8(const int32_t *packed, const float *x, const int32_t *roo
 
 
 cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *roots,
-                            const int32_t *packed, const int32_t *leaf_of,
+                            const char *packed, const int32_t *leaf_of,
                             const int32_t *leaf_first, const int32_t *leaf_target,
                             const float *leaf_w, float *score, float *has, int agg) noexcept nogil:
     """Every tree walked exactly depth steps, eight at a time; leaves are accumulated in tree
@@ -525,19 +549,19 @@ cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *ro
             walk8(packed, x, roots + t, depth, nd, 0)
         if one:
             for j in range(8):
-                acc = acc + pf[4 * nd[j] + 1]
+                acc = acc + pf[(nd[j] >> 2) + 1]
         else:
             for j in range(8):
-                add_leaf(leaf_of[nd[j]], leaf_first, leaf_target, leaf_w, score, has, agg)
+                add_leaf(leaf_of[nd[j] >> 4], leaf_first, leaf_target, leaf_w, score, has, agg)
         t += 8
     while t < n_trees:
         n = roots[t]
         for d in range(depth):
             n = step(packed, x, n, track)
         if one:
-            acc = acc + pf[4 * n + 1]
+            acc = acc + pf[(n >> 2) + 1]
         else:
-            add_leaf(leaf_of[n], leaf_first, leaf_target, leaf_w, score, has, agg)
+            add_leaf(leaf_of[n >> 4], leaf_first, leaf_target, leaf_w, score, has, agg)
         t += 1
     if one and n_trees > 0:
         score[leaf_target[0]] = acc
@@ -568,7 +592,7 @@ cdef void k_trees(const ModelOp *op) noexcept nogil:
         score[k] = 0
         has[k] = 0
     if flags & TF_FIXED_DEPTH:
-        trees_fixed_depth(op, x, roots, leaf_first + n_leaves + 1 + op.p[11] + n_nodes,
+        trees_fixed_depth(op, x, roots, <const char *>(leaf_first + n_leaves + 1 + op.p[11] + n_nodes),
                           leaf_first + n_leaves + 1 + op.p[11], leaf_first, leaf_target, leaf_w, score, has, agg)
     else:
         for t in range(n_trees):
@@ -925,8 +949,10 @@ cdef int _resolve_trees(NativeModel self, ModelOp *op) except -1:
     if fixed:
         # links anywhere inside the node table (leaves link to themselves); the walk is a fixed
         # number of steps, so no link can make it loop forever
-        for i in range(n_trees):
-            if not (0 <= roots[i] < n_nodes):
+        if n_nodes >= (1 << 27):
+            raise ValueError("too many nodes for the fixed-depth layout")
+        for i in range(n_trees):        # byte offsets of node records
+            if not (0 <= roots[i] < 16 * n_nodes and roots[i] % 16 == 0):
                 raise ValueError("tree root out of range")
         for i in range(n_nodes):
             if not (0 <= feat[i] < (2 * n_feat if split else n_feat)) or (mode[i] != M_LEQ and mode[i] != M_LEQ | M_TRACK_TRUE):
@@ -938,7 +964,7 @@ cdef int _resolve_trees(NativeModel self, ModelOp *op) except -1:
             q = leaf_of + n_nodes + 4 * i
             if not (0 <= (q[0] & 0xFFFFFF) < (2 * n_feat if split else n_feat) and (q[0] >> 24) in (0, 1)):
                 raise ValueError("bad packed node")
-            if not (0 <= q[2] < n_nodes and 0 <= q[3] < n_nodes):
+            if not (0 <= q[2] < 16 * n_nodes and 0 <= q[3] < 16 * n_nodes and q[2] % 16 == 0 and q[3] % 16 == 0):
                 raise ValueError("tree link out of range")
             if (q[0] >> 24) and not (p[15] & TF_TRACKS):
                 raise ValueError("missing-value flag without TF_TRACKS")

@@ -1013,7 +1013,10 @@ def _lower_trees(classifier: bool):
                     else:
                         flags |= 16
                 packed[:, 1] = thr.astype(np.float32).view(np.int32)
-                packed[:, 2:] = np.asarray(b_child, np.int32).reshape(-1, 2)
+                ch = np.asarray(b_child, np.int32).reshape(-1, 2)
+                packed[:, 2] = 16 * ch[:, 1]            # false link (byte offset)
+                packed[:, 3] = 16 * ch[:, 0]            # true link
+                enc_roots = [16 * r for r in enc_roots]
                 extra = [0] * (nb - nl) + list(range(nl)) + packed.reshape(-1).tolist()
         if classifier and n_targets == 2 and len(set(w_ids)) == 1:
             flags |= 2
