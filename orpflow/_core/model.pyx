@@ -540,7 +540,7 @@ cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *ro
     cdef bint one = (op.p[15] & TF_ONE_WEIGHT) != 0 and (agg == AGG_SUM or agg == AGG_AVERAGE)
     cdef const float *pf = <const float *>packed
     cdef int32_t nd[8]
-    cdef int32_t n
+    cdef int32_t pad[8]
     cdef float acc = 0
     while t + 8 <= n_trees:
         if track:
@@ -554,15 +554,20 @@ cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *ro
             for j in range(8):
                 add_leaf(leaf_of[nd[j] >> 4], leaf_first, leaf_target, leaf_w, score, has, agg)
         t += 8
-    while t < n_trees:
-        n = roots[t]
-        for d in range(depth):
-            n = step(packed, x, n, track)
-        if one:
-            acc = acc + pf[(n >> 2) + 1]
+    if t < n_trees:
+        # the last 1-7 trees: still walked side by side (padded with copies of the last root,
+        # whose results are dropped), not one long chain after another
+        for j in range(8):
+            pad[j] = roots[t + j] if t + j < n_trees else roots[n_trees - 1]
+        if track:
+            walk8(packed, x, pad, depth, nd, 1)
         else:
-            add_leaf(leaf_of[n >> 4], leaf_first, leaf_target, leaf_w, score, has, agg)
-        t += 1
+            walk8(packed, x, pad, depth, nd, 0)
+        for j in range(n_trees - t):
+            if one:
+                acc = acc + pf[(nd[j] >> 2) + 1]
+            else:
+                add_leaf(leaf_of[nd[j] >> 4], leaf_first, leaf_target, leaf_w, score, has, agg)
     if one and n_trees > 0:
         score[leaf_target[0]] = acc
         has[leaf_target[0]] = 1

@@ -273,8 +273,19 @@ def compile_native(model: Any, output: str | None = None) -> NativeModel:
 
     `output` names the graph output to evaluate; by default the first graph output whose
     element type is float. Raises NotNative for what the native evaluator does not implement
-    and ModelError for an invalid model.
+    and ModelError for an invalid model (never another exception for a malformed one).
     """
+    try:
+        return _compile(model, output)
+    except (ModelError, NotNative, MemoryError):
+        raise
+    except (TypeError, ValueError, OverflowError, KeyError, IndexError, AttributeError,
+            RecursionError) as e:
+        # a malformed attribute or field of a type the lowering did not expect
+        raise ModelError(f"malformed model ({type(e).__name__}: {e})") from None
+
+
+def _compile(model: Any, output: str | None) -> NativeModel:
     import onnx
 
     if not isinstance(model, onnx.ModelProto):
