@@ -201,23 +201,12 @@ cdef void ml_post(float *v, int64_t n, int post) noexcept nogil:
 # dense kernels
 
 
-cdef inline void gemv16(const float *a, const float *w, const float *bias, bint has_bias,
-                        int64_t K, int64_t N, float *out) noexcept nogil:
-    """out[0:16] = bias + a . w[:, 0:16] (w row stride N). The accumulators are a local array,
-    which no pointer can alias: the compiler keeps them in vector registers."""
-    cdef float acc[16]
-    cdef float av
-    cdef const float *wrow
-    cdef int64_t k, j
-    for j in range(16):
-        acc[j] = bias[j] if has_bias else <float>0
-    for k in range(K):
-        av = a[k]
-        wrow = w + k * N
-        for j in range(16):
-            acc[j] = acc[j] + av * wrow[j]
-    for j in range(16):
-        out[j] = acc[j]
+cdef extern from "orp_gemv.h":
+    # out[0:16] / out[0:4] = bias + a . w[:, block] (w row stride N), accumulators in registers
+    void orp_gemv16(const float *a, const float *w, const float *bias, int has_bias,
+                    int64_t K, int64_t N, float *out) noexcept nogil
+    void orp_gemv4(const float *a, const float *w, const float *bias, int has_bias,
+                   int64_t K, int64_t N, float *out) noexcept nogil
 
 
 cdef void k_matmul(const ModelOp *op) noexcept nogil:
@@ -241,8 +230,11 @@ cdef void k_matmul(const ModelOp *op) noexcept nogil:
             continue
         n0 = 0
         while n0 + 16 <= N:
-            gemv16(a + m * K, w + n0, bias + n0, has_bias, K, N, orow + n0)
+            orp_gemv16(a + m * K, w + n0, bias + n0, has_bias, K, N, orow + n0)
             n0 += 16
+        while n0 + 4 <= N:
+            orp_gemv4(a + m * K, w + n0, bias + n0, has_bias, K, N, orow + n0)
+            n0 += 4
         if n0 == N:
             continue
         for n in range(n0, N):
@@ -500,9 +492,12 @@ cdef inline int32_t step(const char *packed, const float *x, int32_t n, bint tra
 
 cdef inline void walk8(const char *packed, const float *x, const int32_t *roots, int64_t depth,
                        int32_t *nd, bint track) noexcept nogil:
-    """Eight trees side by side: eight independent chains of loads the CPU overlaps."""
+    """Sixteen trees side by side: sixteen independent chains of loads the CPU overlaps (the
+    walk is bound by load latency, not by instructions)."""
     cdef int32_t n0 = roots[0], n1 = roots[1], n2 = roots[2], n3 = roots[3]
     cdef int32_t n4 = roots[4], n5 = roots[5], n6 = roots[6], n7 = roots[7]
+    cdef int32_t n8 = roots[8], n9 = roots[9], n10 = roots[10], n11 = roots[11]
+    cdef int32_t n12 = roots[12], n13 = roots[13], n14 = roots[14], n15 = roots[15]
     cdef int64_t d
     for d in range(depth):
         n0 = step(packed, x, n0, track)
@@ -513,8 +508,18 @@ cdef inline void walk8(const char *packed, const float *x, const int32_t *roots,
         n5 = step(packed, x, n5, track)
         n6 = step(packed, x, n6, track)
         n7 = step(packed, x, n7, track)
+        n8 = step(packed, x, n8, track)
+        n9 = step(packed, x, n9, track)
+        n10 = step(packed, x, n10, track)
+        n11 = step(packed, x, n11, track)
+        n12 = step(packed, x, n12, track)
+        n13 = step(packed, x, n13, track)
+        n14 = step(packed, x, n14, track)
+        n15 = step(packed, x, n15, track)
     nd[0] = n0; nd[1] = n1; nd[2] = n2; nd[3] = n3
     nd[4] = n4; nd[5] = n5; nd[6] = n6; nd[7] = n7
+    nd[8] = n8; nd[9] = n9; nd[10] = n10; nd[11] = n11
+    nd[12] = n12; nd[13] = n13; nd[14] = n14; nd[15] = n15
 
 
 cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *roots,
@@ -539,25 +544,25 @@ cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *ro
         track = False
     cdef bint one = (op.p[15] & TF_ONE_WEIGHT) != 0 and (agg == AGG_SUM or agg == AGG_AVERAGE)
     cdef const float *pf = <const float *>packed
-    cdef int32_t nd[8]
-    cdef int32_t pad[8]
+    cdef int32_t nd[16]
+    cdef int32_t pad[16]
     cdef float acc = 0
-    while t + 8 <= n_trees:
+    while t + 16 <= n_trees:
         if track:
             walk8(packed, x, roots + t, depth, nd, 1)
         else:
             walk8(packed, x, roots + t, depth, nd, 0)
         if one:
-            for j in range(8):
+            for j in range(16):
                 acc = acc + pf[(nd[j] >> 2) + 1]
         else:
-            for j in range(8):
+            for j in range(16):
                 add_leaf(leaf_of[nd[j] >> 4], leaf_first, leaf_target, leaf_w, score, has, agg)
-        t += 8
+        t += 16
     if t < n_trees:
         # the last 1-7 trees: still walked side by side (padded with copies of the last root,
         # whose results are dropped), not one long chain after another
-        for j in range(8):
+        for j in range(16):
             pad[j] = roots[t + j] if t + j < n_trees else roots[n_trees - 1]
         if track:
             walk8(packed, x, pad, depth, nd, 1)
