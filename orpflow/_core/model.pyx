@@ -101,7 +101,7 @@ cdef enum:
     TF_ALL_POSITIVE = 4       # classifier: no negative leaf weight
     TF_FIXED_DEPTH = 8        # all LEQ (missing tracking allowed), leaves are nodes linking to
                               # themselves: p17 steps reach
-                              # every leaf, so trees are walked 8 at a time without exit tests
+                              # every leaf, so trees are walked 16 at a time without exit tests
     TF_TRACKS = 16            # fixed depth: some node's missing value tracks true
     TF_ONE_WEIGHT = 32        # fixed depth: every leaf has one weight, all for one target, kept
                               # in the leaf's threshold slot
@@ -526,7 +526,7 @@ cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *ro
                             const char *packed, const int32_t *leaf_of,
                             const int32_t *leaf_first, const int32_t *leaf_target,
                             const float *leaf_w, float *score, float *has, int agg) noexcept nogil:
-    """Every tree walked exactly depth steps, eight at a time; leaves are accumulated in tree
+    """Every tree walked exactly depth steps, sixteen at a time; leaves are accumulated in tree
     order, as the one-at-a-time path (and onnxruntime) does. With one weight per leaf for one
     target (TF_ONE_WEIGHT), the weight sits in the leaf's threshold slot and the sum is kept
     in a register."""
