@@ -382,3 +382,13 @@ def test_scaler_matches_onnxruntime(offset, scale):
     node = oh.make_node("Scaler", ["X"], ["Y"], domain="ai.onnx.ml", offset=offset, scale=scale)
     model = make_model([node], {}, 3, ml_opset=1)
     check(Built(model, 3, 2, np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)))
+
+
+def test_importing_the_compiler_does_not_import_onnx(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, orpflow, orpflow._core.model, orpflow.ml.native; "
+            "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules, 'onnx imported'")
+    # from an empty directory: the installed orpflow, never the source tree beside the tests
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)
