@@ -344,3 +344,51 @@ def test_native_model_checks_every_range():
     with pytest.raises(ValueError, match="shape"):
         ok.evaluate(np.zeros((2, 3), np.float32))
     assert ok.evaluate(np.zeros((0, 4), np.float32)).shape == (0, 4)
+
+
+@pytest.mark.parametrize("norm", ["MAX", "L1", "L2"])
+def test_normalizer_matches_onnxruntime(norm):
+    from onnx_builders import Built
+
+    node = oh.make_node("Normalizer", ["X"], ["Y"], domain="ai.onnx.ml", norm=norm)
+    model = make_model([node], {}, 3, ml_opset=1)
+    rows = np.array([[0, 0, 0], [0, -1, 0], [-1, -2, -3], [1, -2, 3], [0.5, 0, 0]], np.float32)
+    check(Built(model, 3, 2, rows))
+
+
+@pytest.mark.parametrize("post", ["NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT"])
+@pytest.mark.parametrize("n_classes", [1, 2, 3])
+def test_linear_classifier_matches_onnxruntime(post, n_classes):
+    from onnx_builders import Built
+
+    rng = np.random.default_rng(n_classes)
+    coefs = rng.normal(size=(n_classes, 4)).astype(np.float32)
+    node = oh.make_node("LinearClassifier", ["X"], ["label", "Y"], domain="ai.onnx.ml",
+                        coefficients=coefs.reshape(-1).tolist(), intercepts=rng.normal(size=n_classes).tolist(),
+                        classlabels_ints=list(range(max(n_classes, 2))), post_transform=post)
+    model = make_model([node], {}, 4, ml_opset=1, extra_outputs=[("label", TP.INT64)])
+    rows = rng.normal(0, 0.3, size=(6, 4)).astype(np.float32)
+    if n_classes == 1 and post == "PROBIT":
+        with pytest.raises(NotNative, match="PROBIT"):
+            compile_native(model)
+        return
+    check(Built(model, 4, 2, rows))
+
+
+@pytest.mark.parametrize("offset,scale", [([0.5], [2.0]), ([0.1, -0.2, 0.3], [1.0, 0.5, -2.0])])
+def test_scaler_matches_onnxruntime(offset, scale):
+    from onnx_builders import Built
+
+    node = oh.make_node("Scaler", ["X"], ["Y"], domain="ai.onnx.ml", offset=offset, scale=scale)
+    model = make_model([node], {}, 3, ml_opset=1)
+    check(Built(model, 3, 2, np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)))
+
+
+def test_importing_the_compiler_does_not_import_onnx(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import sys, orpflow, orpflow._core.model, orpflow.ml.native; "
+            "assert 'onnx' not in sys.modules and 'onnxruntime' not in sys.modules, 'onnx imported'")
+    # from an empty directory: the installed orpflow, never the source tree beside the tests
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60, cwd=tmp_path)

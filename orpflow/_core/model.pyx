@@ -27,7 +27,8 @@ or int32s of imem for the *_int offsets):
            int block: roots[n_trees] feat[n_nodes] child[2 n_nodes] mode[n_nodes]
                       leaf_first[n_leaves + 1] leaf_target[n_weights] (+ leaf_of[n_nodes]
                       and packed[4 n_nodes] in the fixed-depth layout: per node feature |
-                      track << 24, threshold bits, true child, false child)
+                      track << 24, threshold bits, false link, true link, links and roots
+                      as byte offsets of these records)
            float block: threshold[n_nodes] leaf_weight[n_weights] base[n_base]
            A child or root >= 0 is a branch node (always numbered after its parent: no cycle
            can be expressed); < 0 is the leaf ~child. child[2 i] is taken when the node's
@@ -100,7 +101,7 @@ cdef enum:
     TF_ALL_POSITIVE = 4       # classifier: no negative leaf weight
     TF_FIXED_DEPTH = 8        # all LEQ (missing tracking allowed), leaves are nodes linking to
                               # themselves: p17 steps reach
-                              # every leaf, so trees are walked 8 at a time without exit tests
+                              # every leaf, so trees are walked 16 at a time without exit tests
     TF_TRACKS = 16            # fixed depth: some node's missing value tracks true
     TF_ONE_WEIGHT = 32        # fixed depth: every leaf has one weight, all for one target, kept
                               # in the leaf's threshold slot
@@ -200,34 +201,48 @@ cdef void ml_post(float *v, int64_t n, int post) noexcept nogil:
 # dense kernels
 
 
+cdef extern from "orp_gemv.h":
+    # out[0:16] / out[0:4] = bias + a . w[:, block] (w row stride N), accumulators in registers
+    void orp_gemv16(const float *a, const float *w, const float *bias, int has_bias,
+                    int64_t K, int64_t N, float *out) noexcept nogil
+    void orp_gemv4(const float *a, const float *w, const float *bias, int has_bias,
+                   int64_t K, int64_t N, float *out) noexcept nogil
+
+
 cdef void k_matmul(const ModelOp *op) noexcept nogil:
     cdef int64_t M = op.p[3], K = op.p[4], N = op.p[5]
     cdef const float *a = op.a
     cdef const float *w = op.b
     cdef const float *bias = op.c
+    cdef bint has_bias = op.p[2] != 0
     cdef float *out = op.out
     cdef float *orow
     cdef const float *wrow
     cdef float av, acc
-    cdef int64_t m, k, n
+    cdef int64_t m, k, n, n0
     for m in range(M):
         orow = out + m * N
         if N == 1:
-            acc = bias[0] if op.p[2] else 0
+            acc = bias[0] if has_bias else <float>0
             for k in range(K):
                 acc = acc + a[m * K + k] * w[k]
             orow[0] = acc
             continue
-        if op.p[2]:
-            for n in range(N):
-                orow[n] = bias[n]
-        else:
-            for n in range(N):
-                orow[n] = 0
+        n0 = 0
+        while n0 + 16 <= N:
+            orp_gemv16(a + m * K, w + n0, bias + n0, has_bias, K, N, orow + n0)
+            n0 += 16
+        while n0 + 4 <= N:
+            orp_gemv4(a + m * K, w + n0, bias + n0, has_bias, K, N, orow + n0)
+            n0 += 4
+        if n0 == N:
+            continue
+        for n in range(n0, N):
+            orow[n] = bias[n] if has_bias else <float>0
         for k in range(K):
             av = a[m * K + k]
             wrow = w + k * N
-            for n in range(N):
+            for n in range(n0, N):
                 orow[n] = orow[n] + av * wrow[n]
 
 
@@ -458,11 +473,12 @@ cdef inline void add_leaf(int32_t leaf, const int32_t *leaf_first, const int32_t
         has[tg] = 1
 
 
-cdef inline int32_t step(const int32_t *packed, const float *x, int32_t n, bint track) noexcept nogil:
-    # one 16-byte record per node: [feature | track << 24, threshold bits, true, false].
+cdef inline int32_t step(const char *packed, const float *x, int32_t n, bint track) noexcept nogil:
+    # n is the byte offset of a 16-byte node record [feature | track << 24, threshold bits,
+    # false link, true link] (links are byte offsets too: every access is one addressing mode).
     # BRANCH_LEQ: true if x <= t, or x is NaN and the node's missing value tracks true;
     # computed without a branch on the data
-    cdef const int32_t *q = packed + 4 * n
+    cdef const int32_t *q = <const int32_t *>(packed + n)
     cdef float v
     cdef int32_t go
     if track:
@@ -471,14 +487,17 @@ cdef inline int32_t step(const int32_t *packed, const float *x, int32_t n, bint 
     else:
         v = x[q[0]]
         go = <int32_t>(v <= (<const float *>q)[1])
-    return q[3 - go]
+    return q[2 + go]
 
 
-cdef inline void walk8(const int32_t *packed, const float *x, const int32_t *roots, int64_t depth,
+cdef inline void walk8(const char *packed, const float *x, const int32_t *roots, int64_t depth,
                        int32_t *nd, bint track) noexcept nogil:
-    """Eight trees side by side: eight independent chains of loads the CPU overlaps."""
+    """Sixteen trees side by side: sixteen independent chains of loads the CPU overlaps (the
+    walk is bound by load latency, not by instructions)."""
     cdef int32_t n0 = roots[0], n1 = roots[1], n2 = roots[2], n3 = roots[3]
     cdef int32_t n4 = roots[4], n5 = roots[5], n6 = roots[6], n7 = roots[7]
+    cdef int32_t n8 = roots[8], n9 = roots[9], n10 = roots[10], n11 = roots[11]
+    cdef int32_t n12 = roots[12], n13 = roots[13], n14 = roots[14], n15 = roots[15]
     cdef int64_t d
     for d in range(depth):
         n0 = step(packed, x, n0, track)
@@ -489,15 +508,25 @@ cdef inline void walk8(const int32_t *packed, const float *x, const int32_t *roo
         n5 = step(packed, x, n5, track)
         n6 = step(packed, x, n6, track)
         n7 = step(packed, x, n7, track)
+        n8 = step(packed, x, n8, track)
+        n9 = step(packed, x, n9, track)
+        n10 = step(packed, x, n10, track)
+        n11 = step(packed, x, n11, track)
+        n12 = step(packed, x, n12, track)
+        n13 = step(packed, x, n13, track)
+        n14 = step(packed, x, n14, track)
+        n15 = step(packed, x, n15, track)
     nd[0] = n0; nd[1] = n1; nd[2] = n2; nd[3] = n3
     nd[4] = n4; nd[5] = n5; nd[6] = n6; nd[7] = n7
+    nd[8] = n8; nd[9] = n9; nd[10] = n10; nd[11] = n11
+    nd[12] = n12; nd[13] = n13; nd[14] = n14; nd[15] = n15
 
 
 cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *roots,
-                            const int32_t *packed, const int32_t *leaf_of,
+                            const char *packed, const int32_t *leaf_of,
                             const int32_t *leaf_first, const int32_t *leaf_target,
                             const float *leaf_w, float *score, float *has, int agg) noexcept nogil:
-    """Every tree walked exactly depth steps, eight at a time; leaves are accumulated in tree
+    """Every tree walked exactly depth steps, sixteen at a time; leaves are accumulated in tree
     order, as the one-at-a-time path (and onnxruntime) does. With one weight per leaf for one
     target (TF_ONE_WEIGHT), the weight sits in the leaf's threshold slot and the sum is kept
     in a register."""
@@ -515,30 +544,35 @@ cdef void trees_fixed_depth(const ModelOp *op, const float *x, const int32_t *ro
         track = False
     cdef bint one = (op.p[15] & TF_ONE_WEIGHT) != 0 and (agg == AGG_SUM or agg == AGG_AVERAGE)
     cdef const float *pf = <const float *>packed
-    cdef int32_t nd[8]
-    cdef int32_t n
+    cdef int32_t nd[16]
+    cdef int32_t pad[16]
     cdef float acc = 0
-    while t + 8 <= n_trees:
+    while t + 16 <= n_trees:
         if track:
             walk8(packed, x, roots + t, depth, nd, 1)
         else:
             walk8(packed, x, roots + t, depth, nd, 0)
         if one:
-            for j in range(8):
-                acc = acc + pf[4 * nd[j] + 1]
+            for j in range(16):
+                acc = acc + pf[(nd[j] >> 2) + 1]
         else:
-            for j in range(8):
-                add_leaf(leaf_of[nd[j]], leaf_first, leaf_target, leaf_w, score, has, agg)
-        t += 8
-    while t < n_trees:
-        n = roots[t]
-        for d in range(depth):
-            n = step(packed, x, n, track)
-        if one:
-            acc = acc + pf[4 * n + 1]
+            for j in range(16):
+                add_leaf(leaf_of[nd[j] >> 4], leaf_first, leaf_target, leaf_w, score, has, agg)
+        t += 16
+    if t < n_trees:
+        # the last 1-7 trees: still walked side by side (padded with copies of the last root,
+        # whose results are dropped), not one long chain after another
+        for j in range(16):
+            pad[j] = roots[t + j] if t + j < n_trees else roots[n_trees - 1]
+        if track:
+            walk8(packed, x, pad, depth, nd, 1)
         else:
-            add_leaf(leaf_of[n], leaf_first, leaf_target, leaf_w, score, has, agg)
-        t += 1
+            walk8(packed, x, pad, depth, nd, 0)
+        for j in range(n_trees - t):
+            if one:
+                acc = acc + pf[(nd[j] >> 2) + 1]
+            else:
+                add_leaf(leaf_of[nd[j] >> 4], leaf_first, leaf_target, leaf_w, score, has, agg)
     if one and n_trees > 0:
         score[leaf_target[0]] = acc
         has[leaf_target[0]] = 1
@@ -568,7 +602,7 @@ cdef void k_trees(const ModelOp *op) noexcept nogil:
         score[k] = 0
         has[k] = 0
     if flags & TF_FIXED_DEPTH:
-        trees_fixed_depth(op, x, roots, leaf_first + n_leaves + 1 + op.p[11] + n_nodes,
+        trees_fixed_depth(op, x, roots, <const char *>(leaf_first + n_leaves + 1 + op.p[11] + n_nodes),
                           leaf_first + n_leaves + 1 + op.p[11], leaf_first, leaf_target, leaf_w, score, has, agg)
     else:
         for t in range(n_trees):
@@ -925,8 +959,10 @@ cdef int _resolve_trees(NativeModel self, ModelOp *op) except -1:
     if fixed:
         # links anywhere inside the node table (leaves link to themselves); the walk is a fixed
         # number of steps, so no link can make it loop forever
-        for i in range(n_trees):
-            if not (0 <= roots[i] < n_nodes):
+        if n_nodes >= (1 << 27):
+            raise ValueError("too many nodes for the fixed-depth layout")
+        for i in range(n_trees):        # byte offsets of node records
+            if not (0 <= roots[i] < 16 * n_nodes and roots[i] % 16 == 0):
                 raise ValueError("tree root out of range")
         for i in range(n_nodes):
             if not (0 <= feat[i] < (2 * n_feat if split else n_feat)) or (mode[i] != M_LEQ and mode[i] != M_LEQ | M_TRACK_TRUE):
@@ -938,7 +974,7 @@ cdef int _resolve_trees(NativeModel self, ModelOp *op) except -1:
             q = leaf_of + n_nodes + 4 * i
             if not (0 <= (q[0] & 0xFFFFFF) < (2 * n_feat if split else n_feat) and (q[0] >> 24) in (0, 1)):
                 raise ValueError("bad packed node")
-            if not (0 <= q[2] < n_nodes and 0 <= q[3] < n_nodes):
+            if not (0 <= q[2] < 16 * n_nodes and 0 <= q[3] < 16 * n_nodes and q[2] % 16 == 0 and q[3] % 16 == 0):
                 raise ValueError("tree link out of range")
             if (q[0] >> 24) and not (p[15] & TF_TRACKS):
                 raise ValueError("missing-value flag without TF_TRACKS")
