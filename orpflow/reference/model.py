@@ -173,8 +173,8 @@ class Trees:
         if not n or values is None or any(len(x) != n for x in (nodeids, feat, true_ids, false_ids, modes, values)):
             raise ModelError(f"node '{node_label(node)}': the nodes_* attributes differ in length")
         missing = list(a.get("nodes_missing_value_tracks_true", []))
-        self.base = floats("base_values")
-        self.base = [] if self.base is None else [F32(x) for x in self.base]
+        base = floats("base_values")
+        self.base: List[F32] = [] if base is None else [F32(x) for x in base]
         wt = floats(prefix + "_weights")
         ids = list(a.get(prefix + "_ids", []))
         w_nodes = list(a.get(prefix + "_nodeids", []))
@@ -239,18 +239,19 @@ class Trees:
             v = F32(x[self.feature[i]])
             t = self.threshold[i]
             m = self.mode[i]
+            go: bool
             if m == "BRANCH_LEQ":
-                go = v <= t
+                go = bool(v <= t)
             elif m == "BRANCH_LT":
-                go = v < t
+                go = bool(v < t)
             elif m == "BRANCH_GTE":
-                go = v >= t
+                go = bool(v >= t)
             elif m == "BRANCH_GT":
-                go = v > t
+                go = bool(v > t)
             elif m == "BRANCH_EQ":
-                go = v == t
+                go = bool(v == t)
             else:                                 # BRANCH_NEQ: NaN != t, so NaN goes true
-                go = v != t
+                go = bool(v != t)
             if not go and self.tracks_missing[i] and np.isnan(v):
                 go = True
             i = self.true_next[i] if go else self.false_next[i]
