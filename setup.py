@@ -43,7 +43,8 @@ class BuildExt(build_ext):
         MODE_MARKER.write_text(MODE)
 
 
-COMPONENTS = ["types", "ring", "snapshot", "book", "convert", "binance_json", "features", "signals", "risk", "broker", "engine"]
+COMPONENTS = ["types", "ring", "snapshot", "book", "convert", "binance_json", "features", "signals", "model",
+              "model_signal", "risk", "broker", "engine"]
 
 directives = {
     "language_level": 3,

@@ -12,6 +12,7 @@ from orpflow._core.ring import EventRing
 from orpflow._core.snapshot import MarketSnapshot
 from orpflow.feeds import FeedReport, read_binance, read_cryptofeed, read_tardis
 from orpflow.config import FeatureConfig, Fees, Latency, RiskLimits, SignalConfig
+from orpflow.model_config import OnnxSignal
 from orpflow.features import FEATURE_DTYPE, FEATURE_NAMES, FeatureRunner, compute_features
 from orpflow.signals import SIGNAL_DTYPE, SignalRunner, compute_signals, signals_from_features
 from orpflow._core.features import FeatureExtension
@@ -49,7 +50,7 @@ __all__ = [
     "EVENT_DTYPE", "Flags", "Reason", "flags", "check_event_array", "empty_events",
     "load_events", "save_events", "Instrument", "OrderBook", "EventRing", "MarketSnapshot",
     "FeedReport", "read_binance", "read_cryptofeed", "read_tardis",
-    "FeatureConfig", "SignalConfig", "FEATURE_DTYPE", "FEATURE_NAMES", "FeatureRunner",
+    "FeatureConfig", "SignalConfig", "OnnxSignal", "FEATURE_DTYPE", "FEATURE_NAMES", "FeatureRunner",
     "compute_features", "SIGNAL_DTYPE", "SignalRunner", "compute_signals",
     "signals_from_features", "FeatureExtension", "SignalGenerator", "get_include", "__version__",
     "Fees", "Latency", "RiskLimits", "RiskGate", "PaperBroker", "ExecutionSim", "ORDER_DTYPE",

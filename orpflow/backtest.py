@@ -78,11 +78,13 @@ class BacktestResult:
     risk : dict symbol -> the risk gate's stats (decisions by reason code, breakers, trips)
     risk_rejections : dict reason name -> orders the risk gate refused (all symbols)
     breaker_trips : list of records.BreakerTrip (ts, symbol, breaker, value, limit, why, position)
+    models : dict symbol -> the ONNX generator's path, evaluator, why that one, and its output
     records : the raw OUT_DTYPE records
     """
 
     def __init__(self, instruments: Sequence[Instrument], sims: Sequence[Any], records: np.ndarray,
-                 counters: Dict[str, int], latency: Dict[str, Any], seconds: float) -> None:
+                 counters: Dict[str, int], latency: Dict[str, Any], seconds: float,
+                 models: Optional[Dict[str, Dict[str, str]]] = None) -> None:
         from orpflow import records as R
         self.instruments = list(instruments)
         self.symbols = [i.symbol for i in instruments]
@@ -99,6 +101,7 @@ class BacktestResult:
         self.counters = counters
         self.latency = latency
         self.seconds = seconds
+        self.models = dict(models or {})
         self.stats = {s: statistics(self.fills[s], self.accounts[s], self.equity[self.equity["slot"] == i])
                       for i, s in enumerate(self.symbols)}
 
@@ -167,7 +170,7 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
         Keep the latency histograms (two clock reads per feature row).
     """
     from orpflow.engine import latency_percentiles
-    from orpflow.runtime import build_core
+    from orpflow.runtime import build_core, model_descriptions
     from orpflow.events import check_event_array
     cfg = load_config(config) if isinstance(config, str) else config
     if not isinstance(cfg, EngineConfig):
@@ -192,7 +195,8 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
         core.final_accounts()
     seconds = time.perf_counter() - t0
     lat = {name: latency_percentiles(core, name) for name in ("incore", "feature")}
-    return BacktestResult(insts, [p[0] for p in parts], core.take_records(), core.counters(), lat, seconds)
+    return BacktestResult(insts, [p[0] for p in parts], core.take_records(), core.counters(), lat, seconds,
+                          model_descriptions([i.symbol for i in insts], parts))
 
 
 def _stderr_progress(done: int, total: int) -> None:

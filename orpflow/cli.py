@@ -269,6 +269,14 @@ def _print_live(f: dict) -> None:
         print(f"feed         last problem: {f['last_error']}")
 
 
+def _print_models(models: dict) -> None:
+    """Which evaluator runs each model, and why."""
+    import os
+    for sym, m in models.items():
+        print(f"model        {sym}: {os.path.basename(m['path'])} output {m['output']!r} on the "
+              f"{m['evaluator']} evaluator ({m['reason']})")
+
+
 def _print_accounts(accounts: dict) -> None:
     for sym, a in accounts.items():
         net = a["realised_pnl"] - a["fees"] + a["unrealised_pnl"]
@@ -343,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"run          strategy {cfg.strategy_id!r}: {insts}; {len(engine._events):,} events, "
               f"replay {'at full speed' if not speed else f'at {speed:g}x recorded pace'}")
+    _print_models(engine.models())
     if engine.restored.get("symbols"):
         for sym, st in engine.restored["symbols"].items():
             print(f"restored     {sym}: position {st['position']} units from {st['fills']} persisted fills, "
@@ -403,6 +412,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     print(f"backtest     {c['events']:,} events, {c['rows']:,} feature rows, {c['signals']:,} signals, "
           f"{c['orders']:,} orders ({c['rejected']:,} rejected by risk), {c['fills']:,} fills in "
           f"{res.seconds:.3f} s [{res.events_per_second:,.0f} events/s]")
+    _print_models(res.models)
     _print_risk(res.risk_rejections, res.breaker_trips, cfg.risk.on_breaker, events)
     _print_accounts(res.accounts)
     for sym, s in res.stats.items():

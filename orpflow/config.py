@@ -15,6 +15,7 @@ from orpflow._core.signals import SignalGenerator
 from orpflow.feed_config import FEED_SOURCES, MARKET_RING_MAX, OUT_RING_MAX, FeedConfig, check_live
 from orpflow.validate import INT64_MAX, MAX_MS, _check_cpu, _check_float, _check_int, _ms_to_ns
 from orpflow.feature_names import FEATURE_NAMES
+from orpflow.model_config import OnnxSignal
 from orpflow.instrument import DecimalLike, Instrument
 
 #: Feature group names, in column order; their bits come from the compiled enum.
@@ -140,9 +141,10 @@ class SignalConfig:
     Parameters
     ----------
     generator
-        "imbalance" (ORPFlow's rules), "linear" (tanh of weights . features), a Python callable
-        ``f(row) -> strength or None`` (slow: takes the GIL per row), or a ``SignalGenerator``
-        instance compiled from your own ``.pyx``.
+        "imbalance" (ORPFlow's rules), "linear" (tanh of weights . features), an ``OnnxSignal``
+        (an ONNX model; ``generator = "onnx"`` and a ``[signal.onnx]`` table in a config file),
+        a Python callable ``f(row) -> strength or None`` (slow: takes the GIL per row), or a
+        ``SignalGenerator`` instance compiled from your own ``.pyx``.
     max_spread_bps, threshold, persistence, min_confidence, momentum_confirmation,
     momentum_threshold
         The imbalance generator's rules 2, 4, 5, 6 and 7.
@@ -154,7 +156,8 @@ class SignalConfig:
         Close the position when its holding period lapses without a renewing signal.
     weights, bias, entry_threshold, holding_ms
         Linear and callable generators: strength = tanh(sum w_i * feature_i + bias); a signal
-        when |strength| >= entry_threshold, held for holding_ms.
+        when |strength| >= entry_threshold, held for holding_ms. ONNX models in score mode use
+        entry_threshold and holding_ms too.
     features
         The FeatureConfig the signals read.
 
@@ -184,9 +187,17 @@ class SignalConfig:
     def __post_init__(self) -> None:
         g = self.generator
         if isinstance(g, str):
+            if g == "onnx":
+                raise ValueError("generator 'onnx' needs the model: pass an OnnxSignal (in a config "
+                                 "file, a [signal.onnx] table)")
             if g not in SIGNAL_GENERATORS:
-                raise ValueError(f"unknown generator {g!r}; expected one of {SIGNAL_GENERATORS}, "
+                raise ValueError(f"unknown generator {g!r}; expected one of {SIGNAL_GENERATORS + ('onnx',)}, "
                                  "a callable or a SignalGenerator")
+        elif isinstance(g, OnnxSignal):
+            columns = feature_columns(self.features)
+            for name in g.inputs:
+                if name not in columns:
+                    raise ValueError(f"onnx inputs: unknown feature {name!r}; expected names from {columns}")
         elif not callable(g):
             if not isinstance(g, SignalGenerator):
                 raise TypeError("generator must be a name, a callable or a SignalGenerator")
@@ -764,9 +775,22 @@ def _build(section: str, cls: Any, values: Any, **extra: Any) -> Any:
     if not isinstance(values, Mapping):
         raise ConfigError(f"[{section}] must be a table")
     names = {f.name for f in dataclasses.fields(cls) if f.init} - {"extension", "features"}
+    kwargs = dict(values)
     if cls is SignalConfig:
-        names.discard("generator")
-        names.add("generator")
+        names.add("onnx")
+        table = kwargs.pop("onnx", None)
+        if kwargs.get("generator") == "onnx":
+            if not isinstance(table, Mapping):
+                raise ConfigError(f"[{section}] generator 'onnx' needs a [{section}.onnx] table "
+                                  "(path, inputs, ...)")
+            try:
+                kwargs["generator"] = OnnxSignal.from_table(table, extra.pop("base_dir", None))
+            except (TypeError, ValueError) as exc:
+                raise ConfigError(f"[{section}.onnx] {_one_line(exc)}") from None
+        elif table is not None:
+            raise ConfigError(f"[{section}.onnx] is set but generator is "
+                              f"{kwargs.get('generator', 'imbalance')!r}, not 'onnx'")
+        extra.pop("base_dir", None)
     for key in values:
         if key not in names:
             raise ConfigError(f"[{section}] unknown key {key!r}; expected one of {sorted(names)}")
@@ -775,9 +799,8 @@ def _build(section: str, cls: Any, values: Any, **extra: Any) -> Any:
                and f.name not in extra]
     if missing:
         raise ConfigError(f"[{section}] missing key {missing[0]!r}")
-    kwargs = dict(values)
-    if cls is SignalConfig and not isinstance(kwargs.get("generator", "imbalance"), str):
-        raise ConfigError(f"[{section}] generator must be one of {SIGNAL_GENERATORS} in a config file")
+    if cls is SignalConfig and not isinstance(kwargs.get("generator", "imbalance"), (str, OnnxSignal)):
+        raise ConfigError(f"[{section}] generator must be one of {SIGNAL_GENERATORS + ('onnx',)} in a config file")
     try:
         return cls(**kwargs, **extra)
     except (TypeError, ValueError, ArithmeticError) as exc:
@@ -839,7 +862,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
     features = _build("features", FeatureConfig, data.get("features", {}))
     sections = {name: _build(name, cls, data.get(name, {}))
                 for name, cls in _SECTIONS.items() if name not in ("features", "signal")}
-    signal = _build("signal", SignalConfig, data.get("signal", {}), features=features)
+    signal = _build("signal", SignalConfig, data.get("signal", {}), features=features, base_dir=base_dir)
     try:
         cfg = EngineConfig(instruments=tuple(insts), strategy_id=strategy.get("id", "default"),
                            spin_us=strategy.get("spin_us", 1000.0),

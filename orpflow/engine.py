@@ -22,7 +22,7 @@ from orpflow._core.engine import EngineCore, hist_bucket_bounds
 from orpflow._core.ring import EventRing
 from orpflow.config import ConfigError, EngineConfig, MoneyScale, load_config
 from orpflow.instrument import Instrument
-from orpflow.runtime import build_core
+from orpflow.runtime import build_core, model_descriptions
 
 __all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events",
            "repeat_spans"]
@@ -279,7 +279,7 @@ class Engine:
             raise ConfigError(f"[feed] source = {self.config.feed.source!r} needs the live extra "
                               f"(pip install 'orpflow[live]'): {exc}") from None
         self.live = LiveFeed(self.config.feed, self.instruments, self.core, self.market,
-                             [snap for _, snap in self._parts])
+                             [part[1] for part in self._parts])
         self.core.wire_stamps = True
 
     def _open_store(self) -> None:
@@ -480,12 +480,17 @@ class Engine:
     # -- control (any thread)
     def kill(self) -> None:
         """Kill switch: every new order is rejected (RISK_KILL_SWITCH) from the next check on."""
-        for sim, _ in self._parts:
+        for sim, *_ in self._parts:
             sim.risk.kill()
 
     def reset_kill(self) -> None:
-        for sim, _ in self._parts:
+        for sim, *_ in self._parts:
             sim.risk.reset_kill()
+
+    def models(self) -> Dict[str, Dict[str, str]]:
+        """symbol -> the ONNX model generator's path, evaluator ("native" or "onnxruntime"),
+        why that evaluator, and the output it reads (empty without a model)."""
+        return model_descriptions(self.symbols, self._parts)
 
     def breaker_trips(self) -> List[Any]:
         """Circuit breaker trips so far (records.BreakerTrip: ts, symbol, breaker, value, limit,

@@ -17,7 +17,7 @@ from orpflow.features import raw_dtype
 from orpflow.instrument import Instrument
 from orpflow.signals import make_generator
 
-__all__ = ["build_core", "make_broker"]
+__all__ = ["build_core", "make_broker", "model_descriptions"]
 
 
 def make_broker(config: EngineConfig, inst: Instrument) -> PaperBroker:
@@ -26,7 +26,7 @@ def make_broker(config: EngineConfig, inst: Instrument) -> PaperBroker:
 
 
 def build_core(config: EngineConfig, insts: Sequence[Instrument]) -> Tuple[EngineCore, List[Any]]:
-    """The compiled engine with one slot per instrument: (core, [(sim, snapshot), ...])."""
+    """The compiled engine with one slot per instrument: (core, [(sim, snapshot, generator), ...])."""
     core = EngineCore()
     # "always": the idle strategy thread never sleeps (a live feed's latency is then not set
     # by a wake-up); only this thread may spin
@@ -39,7 +39,19 @@ def build_core(config: EngineConfig, insts: Sequence[Instrument]) -> Tuple[Engin
                            weighted_levels=fcfg.weighted_levels, weighted_decay=fcfg.weighted_decay)
         features = FeatureEngine(sim.book, fcfg.resolve(inst), raw_dtype(fcfg), fcfg.extension)
         snapshot = MarketSnapshot()
-        core.add(sim, features, make_generator(config.signal, inst), snapshot,
-                 config.signal.resolve(inst), config.execution.resolve())
-        parts.append((sim, snapshot))
+        generator = make_generator(config.signal, inst)
+        core.add(sim, features, generator, snapshot, config.signal.resolve(inst),
+                 config.execution.resolve())
+        parts.append((sim, snapshot, generator))
     return core, parts
+
+
+def model_descriptions(symbols: Sequence[str], parts: Sequence[Any]) -> dict:
+    """symbol -> {path, evaluator, reason, output} for the slots whose generator is a model."""
+    out = {}
+    for sym, part in zip(symbols, parts):
+        loaded = getattr(part[2], "loaded", None)
+        if loaded is not None:
+            out[sym] = {"path": loaded.path, "evaluator": loaded.evaluator, "reason": loaded.reason,
+                        "output": loaded.output}
+    return out

@@ -15,6 +15,7 @@ from orpflow._core import signals as _signals
 from orpflow.config import SignalConfig, feature_columns
 from orpflow.features import FeatureRunner, raw_dtype
 from orpflow.instrument import Instrument
+from orpflow.model_config import CLASS_SIDES, OnnxSignal
 
 
 def _signal_dtype() -> np.dtype:
@@ -39,6 +40,8 @@ def make_generator(config: SignalConfig, inst: Instrument) -> Any:
     g = config.generator
     if isinstance(g, _signals.SignalGenerator):
         return g
+    if isinstance(g, OnnxSignal):
+        return make_model_generator(g, config, params)
     if g == "imbalance":
         return _signals.ImbalanceSignal(params)
     if g == "linear":
@@ -46,6 +49,19 @@ def make_generator(config: SignalConfig, inst: Instrument) -> Any:
                                      params["entry_threshold"], params["holding_ms"])
     return _signals.PythonSignal(g, feature_columns(config.features), params["entry_threshold"],
                                  params["holding_ms"])
+
+
+def make_model_generator(sig: OnnxSignal, config: SignalConfig, params: Dict[str, Any]) -> Any:
+    """The compiled ONNX generator: the model loaded and checked, its evaluator chosen
+    (orpflow.ml.load; onnx/onnxruntime are imported only here)."""
+    from orpflow._core.model_signal import ModelSignal
+    from orpflow.ml.load import load_model
+    columns = feature_columns(config.features)
+    shift, mul = sig.affine()
+    return ModelSignal(load_model(sig), [columns.index(n) for n in sig.inputs], shift, mul,
+                       sig.mode, float(sig.scale), params["entry_threshold"],
+                       float(sig.min_probability), params["holding_ms"], sig.size_by_strength,
+                       [CLASS_SIDES[c] for c in sig.classes])
 
 
 class SignalRunner:

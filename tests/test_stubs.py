@@ -23,6 +23,8 @@ MODULES = [
     "orpflow._core.binance_json",
     "orpflow._core.features",
     "orpflow._core.signals",
+    "orpflow._core.model",
+    "orpflow._core.model_signal",
     "orpflow._core.risk",
     "orpflow._core.broker",
     "orpflow._core.engine",

@@ -19,6 +19,7 @@ from orpflow.signals import SIGNAL_DTYPE
 
 LOT_EPS = 1e-9
 MAX_LOTS = float(2 ** 52)
+FLT_MAX = float(np.finfo(np.float32).max)
 Z_BAND = 1e-9                # vol_z within 1e-9 of +-1 counts as on the boundary
 
 # (side, reason, strength, confidence, holding_ms, size_mult)
@@ -121,6 +122,50 @@ class CallableRule:
         return strength_candidate(float(r), self.p["entry_threshold"], self.p["holding_ms"])
 
 
+class ModelRule:
+    """The ONNX generator: features checked and normalised in double, rounded to float32, the
+    model run by the numpy reference evaluator, its output mapped to a candidate."""
+
+    def __init__(self, p: Dict[str, Any], sig: Any, model: Any) -> None:
+        from orpflow.model_config import CLASS_SIDES
+        self.p, self.sig, self.model = p, sig, model
+        self.shift, self.mul = sig.affine()
+        self.sides = [CLASS_SIDES[c] for c in sig.classes]
+
+    def __call__(self, row: Dict[str, float]) -> Candidate:
+        if not row["book_ok"]:
+            return none(Reason.SIG_BOOK_UNUSABLE)
+        x = np.zeros(len(self.sig.inputs), dtype=np.float32)
+        for i, name in enumerate(self.sig.inputs):
+            v = (row[name] - self.shift[i]) * self.mul[i]
+            if not abs(v) <= FLT_MAX:          # undefined, infinite, or beyond float32
+                return none(Reason.SIG_FEATURE_NAN)
+            x[i] = v
+        y = [float(v) for v in np.asarray(self.model.evaluate(x), dtype=np.float32).reshape(-1)]
+        if not all(math.isfinite(v) for v in y):
+            return none(Reason.SIG_MODEL_BAD_OUTPUT)
+        size_mult = 1.0
+        if self.sig.mode == "score":
+            s = clamp(y[0] * self.sig.scale, -1.0, 1.0)
+            if not abs(s) >= self.p["entry_threshold"] or s == 0.0:
+                return none(Reason.SIG_WEAK)
+            if self.sig.size_by_strength:
+                size_mult = abs(s)
+            return (1 if s > 0 else -1, 0, s, abs(s), self.p["holding_ms"], size_mult)
+        best = 0
+        for i, v in enumerate(y):
+            if v > y[best]:
+                best = i
+        side, prob = self.sides[best], y[best]
+        if side == 0:
+            return none(Reason.SIG_MODEL_FLAT)
+        if not prob >= self.sig.min_probability:
+            return none(Reason.SIG_WEAK)
+        if self.sig.size_by_strength:
+            size_mult = prob
+        return (side, 0, side * prob, prob, self.p["holding_ms"], size_mult)
+
+
 class PositionRules:
     """Sizing, adds, reversals, the minimum entry interval and holding-period exits."""
 
@@ -187,9 +232,14 @@ def make_rule(config: SignalConfig, inst: Instrument) -> Callable[[Dict[str, flo
         return ImbalanceRules(p)
     if g == "linear":
         return LinearRule(p, feature_columns(config.features))
+    from orpflow.model_config import OnnxSignal
+    if isinstance(g, OnnxSignal):
+        import onnx
+        from orpflow.reference.model import ReferenceModel
+        return ModelRule(p, g, ReferenceModel(onnx.load_model(g.path), g.output))
     if callable(g) and not isinstance(g, str):
         return CallableRule(p, g)
-    raise ValueError("the twin runs the imbalance, linear and callable generators only")
+    raise ValueError("the twin runs the imbalance, linear, onnx and callable generators only")
 
 
 def signals_from_features(features: np.ndarray, inst: Instrument,
