@@ -5,6 +5,7 @@ Nothing here is imported by ``import orpflow``: ``orpflow.ml`` loads on first us
 """
 from __future__ import annotations
 
+from orpflow.ml.dataset import dataset, label_classes, purged_kfold, purged_split
 from orpflow.ml.errors import ModelError, NotNative
 
-__all__ = ["ModelError", "NotNative"]
+__all__ = ["ModelError", "NotNative", "dataset", "label_classes", "purged_kfold", "purged_split"]
