@@ -92,7 +92,7 @@ class EngineCollector:
         # the loop's own counters are read from what it published (seqlock), never directly:
         # this runs on the HTTP thread while the strategy thread writes them
         published = [e.core.slot_stats(i) for i in range(len(e._parts))]
-        for (sim, _), rs in zip(e._parts, published):
+        for (sim, *_), rs in zip(e._parts, published):
             sym = sim.instrument.symbol
             bs = rs["book"]
             for k in ("gaps", "resyncs", "desyncs", "snapshots", "bbo_checked", "bbo_mismatched"):
@@ -112,7 +112,7 @@ class EngineCollector:
         yield book
         yield rej
         trips = CounterMetricFamily("strategy_breaker_trips", "Circuit breaker trips", labels=["symbol", "breaker"])
-        for (sim, _), rs in zip(e._parts, published):
+        for (sim, *_), rs in zip(e._parts, published):
             for name, n in rs["trips"].items():
                 trips.add_metric([sim.instrument.symbol, name], n)
         yield trips
