@@ -18,20 +18,11 @@ from orpflow._core.types cimport (
     R_SIG_MODEL_BAD_OUTPUT,
 )
 from orpflow._core.features cimport FeatureVector, FEATURE_COUNT, FEATURE_EXTRA_MAX
-from orpflow._core.signals cimport SignalCandidate
+from orpflow._core.signals cimport SignalCandidate, candidate_none
 
 cimport cython
 
 import numpy as np
-
-
-cdef inline void candidate_none(SignalCandidate *c, int32_t reason) noexcept nogil:
-    c.side = 0
-    c.reason = reason
-    c.strength = 0.0
-    c.confidence = 0.0
-    c.holding_ms = 0.0
-    c.size_mult = 0.0
 
 
 cdef inline void candidate(SignalCandidate *c, int32_t side, double strength, double confidence,

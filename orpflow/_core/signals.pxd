@@ -51,6 +51,15 @@ cdef struct PositionState:
     int64_t last_entry            # time of the last entry signal (enter/add/reverse)
     int32_t has_entry
 
+# No signal for this row, with the reason (every generator).
+cdef inline void candidate_none(SignalCandidate *c, int32_t reason) noexcept nogil:
+    c.side = 0
+    c.reason = reason
+    c.strength = 0.0
+    c.confidence = 0.0
+    c.holding_ms = 0.0
+    c.size_mult = 0.0
+
 cdef void position_params(PositionParams *p, dict d)
 cdef void signal_decide(PositionState *ps, const PositionParams *p, const FeatureVector *fv,
                         const SignalCandidate *c, SignalRow *out) noexcept nogil

@@ -41,15 +41,6 @@ cdef inline double clamp(double x, double lo, double hi) noexcept nogil:
     return lo if x < lo else (hi if x > hi else x)
 
 
-cdef inline void candidate_none(SignalCandidate *c, int32_t reason) noexcept nogil:
-    c.side = 0
-    c.reason = reason
-    c.strength = 0.0
-    c.confidence = 0.0
-    c.holding_ms = 0.0
-    c.size_mult = 0.0
-
-
 cdef inline void strength_candidate(double strength, double entry_threshold, double holding_ms,
                                     SignalCandidate *c) noexcept nogil:
     """Linear and callable generators: a side when |strength| reaches the threshold."""
