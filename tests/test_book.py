@@ -295,7 +295,9 @@ def test_metrics_one_sided(book_cls):
 
 
 @pytest.mark.parametrize("kwargs", [dict(buffer_capacity=0), dict(imbalance_levels=0), dict(weighted_decay=0.0),
-                                    dict(weighted_decay=1.5), dict(depth_levels=0)])
+                                    dict(weighted_decay=1.5), dict(depth_levels=0), dict(window_ticks=0),
+                                    dict(window_ticks=32), dict(window_ticks=100), dict(window_ticks=-64),
+                                    dict(window_ticks=1 << 25)])
 def test_bad_book_parameters(book_cls, kwargs):
     with pytest.raises(ValueError):
         book_cls(SPOT, **kwargs)

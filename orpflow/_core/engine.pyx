@@ -49,17 +49,8 @@ cdef extern from "orp_atomic.h":
     void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
     int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
 
-cdef extern from *:
-    """
-    static inline int orp_top_bit(unsigned long long v) {   /* index of the highest set bit, v > 0 */
-    #if defined(_MSC_VER)
-        unsigned long i; _BitScanReverse64(&i, v); return (int)i;
-    #else
-        return 63 - __builtin_clzll(v);
-    #endif
-    }
-    """
-    int orp_top_bit(unsigned long long v) noexcept nogil
+cdef extern from "orp_bits.h":
+    int64_t orp_top_bit(uint64_t x) noexcept nogil
 
 # Why a signal placed no order (OutRecord v[9] of OUT_SIGNAL).
 cdef enum:

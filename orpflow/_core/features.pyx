@@ -15,7 +15,8 @@ from orpflow._core.types cimport (
     orp_i128, orp_i128_to_double,
 )
 from orpflow._core.book cimport (
-    Book, BookSide, Level, LevelBlock, OrderBook, book_apply, book_usable, side_best,
+    Book, BookSide, Level, OrderBook, SideIter, book_apply, book_usable, side_best,
+    side_iter_begin, side_iter_next,
 )
 
 cimport cython
@@ -213,17 +214,14 @@ cdef struct SideSums:
 
 
 cdef inline int64_t top_sizes(const BookSide *side, int64_t n, int64_t *q) noexcept nogil:
-    """Sizes of the n best levels, best first, copied block by block; returns how many."""
-    cdef int64_t b = side.nblocks - 1, k = 0, i
-    cdef const LevelBlock *blk
-    while b >= 0 and k < n:
-        blk = &side.pool[side.order[b]]
-        i = blk.n - 1
-        while i >= 0 and k < n:
-            q[k] = blk.lv[i].qty
-            k += 1
-            i -= 1
-        b -= 1
+    """Sizes of the n best levels, best first; returns how many."""
+    cdef SideIter it
+    cdef Level lv
+    cdef int64_t k = 0
+    side_iter_begin(&it, side)
+    while k < n and side_iter_next(&it, &lv):
+        q[k] = lv.qty
+        k += 1
     return k
 
 

@@ -49,7 +49,8 @@ class OrderBook:
     """Reference L2 book. See ``orpflow.OrderBook`` for the documented behaviour."""
 
     def __init__(self, instrument, *, buffer_capacity: int = 65536, imbalance_levels: int = 5,
-                 weighted_levels: int = 10, weighted_decay: float = 0.9, depth_levels: int = 10):
+                 weighted_levels: int = 10, weighted_decay: float = 0.9, depth_levels: int = 10,
+                 window_ticks: int = 16384):
         if instrument.venue not in VENUES:
             raise ValueError(f"unknown venue {instrument.venue!r}; expected one of {sorted(VENUES)}")
         if buffer_capacity < 1:
@@ -58,6 +59,10 @@ class OrderBook:
             raise ValueError("metric level windows must be >= 1")
         if not 0.0 < weighted_decay <= 1.0:
             raise ValueError("weighted_decay must be in (0, 1]")
+        # the compiled book's dense window around the best: a speed setting only (levels are
+        # dicts here), validated the same way so both books accept the same arguments
+        if not (64 <= window_ticks <= 1 << 24) or window_ticks & (window_ticks - 1):
+            raise ValueError(f"window_ticks must be a power of two from 64 to {1 << 24}, got {window_ticks}")
         self.instrument = instrument
         self.venue = VENUES[instrument.venue]
         self.bids: Dict[int, int] = {}
