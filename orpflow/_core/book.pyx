@@ -130,26 +130,27 @@ cdef inline LevelBlock *far_block(const FarLevels *s, int64_t pos) noexcept nogi
 
 cdef inline int64_t far_route(const FarLevels *s, int64_t key) noexcept nogil:
     """Position in `order` of the block that holds key or would receive it: the last block
-    whose first key is <= key (the first block if none)."""
-    cdef int64_t lo = 1, hi = s.nblocks, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if far_block(s, mid).lv[0].key <= key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo - 1
+    whose first key is <= key (the first block if none). Branch-free halving (the step taken
+    is a conditional add, not a jump): far updates land anywhere, so a branch on the
+    comparison would be a coin flip per step."""
+    cdef int64_t base = 0, n = s.nblocks, half
+    while n > 1:
+        half = n >> 1
+        base += half * (far_block(s, base + half).lv[0].key <= key)
+        n -= half
+    return base
 
 
 cdef inline int64_t block_lower_bound(const LevelBlock *blk, int64_t key) noexcept nogil:
-    cdef int64_t lo = 0, hi = blk.n, mid
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if blk.lv[mid].key < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
+    """First index whose key is >= key (blk.n if none), branch-free like far_route."""
+    cdef int64_t base = 0, n = blk.n, half
+    if n == 0:
+        return 0
+    while n > 1:
+        half = n >> 1
+        base += half * (blk.lv[base + half - 1].key < key)
+        n -= half
+    return base + (blk.lv[base].key < key)
 
 
 cdef int64_t far_qty_at(const FarLevels *s, int64_t key) noexcept nogil:
