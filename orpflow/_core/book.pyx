@@ -570,7 +570,27 @@ cdef inline void book_reject(Book *b, int reason) noexcept nogil:
     b.c.rejected += 1
 
 
+cdef int64_t book_top(const Book *b, bint is_ask, int64_t n, const Level **out) noexcept nogil:
+    # the cache is not part of the book's value: filling it from a const view is safe (the
+    # book has one thread: the writer, and readers on that thread between applies)
+    cdef TopLevels *t = &(<Book *>b).top[is_ask]
+    cdef SideIter it
+    cdef int64_t k = 0
+    if n > TOP_CACHE:
+        n = TOP_CACHE
+    if t.version != b.version or (t.n < n and t.n == t.asked):
+        side_iter_begin(&it, &b.ask if is_ask else &b.bid)
+        while k < n and side_iter_next(&it, &t.lv[k]):
+            k += 1
+        t.n = k
+        t.asked = n
+        t.version = b.version
+    out[0] = t.lv
+    return n if n < t.n else t.n
+
+
 cdef inline void book_clear_levels(Book *b) noexcept nogil:
+    b.version += 1
     side_clear(&b.bid)
     side_clear(&b.ask)
     b.crossed_now = 0
@@ -843,6 +863,7 @@ cdef void book_process(Book *b, const Event *e) noexcept nogil:
         else:
             book_reject(b, R_BAD_FLAGS)
         return
+    b.version += 1                # a book record: whatever it does, cached top levels are re-read
     kind = record_kind(f)
     if kind < 0 or side == (F_BID | F_ASK):
         book_reject(b, R_BAD_FLAGS)
@@ -948,13 +969,30 @@ cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil:
     if ba != NULL:
         m.best_ask = (-ba.key) * b.px_num / b.px_den
         m.ask_qty = ba.qty * b.qty_num / b.qty_den
-    # one walk down both sides serves every window; size sums are exact integers
+    # one walk down both sides serves every window (the book's cached top levels when the
+    # windows fit in it); size sums are exact integers
     levels = max(b.depth_levels, max(b.imbalance_levels, b.weighted_levels))
-    side_iter_begin(&bit, &b.bid)
-    side_iter_begin(&ait, &b.ask)
+    cdef bint cached = levels <= TOP_CACHE
+    cdef const Level *tb = NULL
+    cdef const Level *ta = NULL
+    cdef int64_t nb = 0, na = 0
+    if cached:
+        nb = book_top(b, False, levels, &tb)
+        na = book_top(b, True, levels, &ta)
+    else:
+        side_iter_begin(&bit, &b.bid)
+        side_iter_begin(&ait, &b.ask)
     for i in range(levels):
-        has_b = side_iter_next(&bit, &lb)
-        has_a = side_iter_next(&ait, &la)
+        if cached:
+            has_b = i < nb
+            has_a = i < na
+            if has_b:
+                lb = tb[i]
+            if has_a:
+                la = ta[i]
+        else:
+            has_b = side_iter_next(&bit, &lb)
+            has_a = side_iter_next(&ait, &la)
         if not has_b and not has_a:
             break
         if i < b.depth_levels:

@@ -15,7 +15,7 @@ from orpflow._core.types cimport (
     orp_i128, orp_i128_to_double,
 )
 from orpflow._core.book cimport (
-    Book, BookSide, Level, OrderBook, SideIter, book_apply, book_usable, side_best,
+    Book, BookSide, Level, OrderBook, SideIter, TOP_CACHE, book_apply, book_top, book_usable, side_best,
     side_iter_begin, side_iter_next,
 )
 
@@ -213,12 +213,20 @@ cdef struct SideSums:
     double pressure               # sum q_i / (i + 1), top pressure_levels
 
 
-cdef inline int64_t top_sizes(const BookSide *side, int64_t n, int64_t *q) noexcept nogil:
-    """Sizes of the n best levels, best first; returns how many."""
+cdef inline int64_t top_sizes(const Book *b, bint is_ask, int64_t n, int64_t *q) noexcept nogil:
+    """Sizes of the n best levels, best first; returns how many. From the book's top-level
+    cache (read once per book change, shared with the metrics and the snapshot), or a walk
+    when n is beyond it."""
     cdef SideIter it
     cdef Level lv
+    cdef const Level *top
     cdef int64_t k = 0
-    side_iter_begin(&it, side)
+    if n <= TOP_CACHE:
+        n = book_top(b, is_ask, n, &top)
+        for k in range(n):
+            q[k] = top[k].qty
+        return n
+    side_iter_begin(&it, &b.ask if is_ask else &b.bid)
     while k < n and side_iter_next(&it, &lv):
         q[k] = lv.qty
         k += 1
@@ -233,11 +241,12 @@ cdef inline orp_i128 int_sum(const int64_t *q, int64_t n) noexcept nogil:
     return t
 
 
-cdef bint side_sums(const FeatureState *s, const BookSide *side, int64_t *q,
+cdef bint side_sums(const FeatureState *s, const Book *b, bint is_ask, int64_t *q,
                     SideSums *out) noexcept nogil:
     """Every level window of one side (each sum in level order, as the twin); False if empty."""
     cdef const FeatureParams *p = &s.p
-    cdef int64_t n = top_sizes(side, s.top_n, q), i
+    cdef const BookSide *side = &b.ask if is_ask else &b.bid
+    cdef int64_t n = top_sizes(b, is_ask, s.top_n, q), i
     cdef double w = 0.0, pr = 0.0
     cdef const Level *best
     if n == 0:
@@ -289,7 +298,7 @@ cdef orp_i128 book_state(FeatureState *s, const Book *b) noexcept nogil:
     cdef int64_t pb, pa, qb, qa
     cdef double bid_px, ask_px, stoikov
     cdef SideSums sb, sa
-    if not side_sums(s, &b.bid, s.top_qty, &sb) or not side_sums(s, &b.ask, s.top_qty, &sa):
+    if not side_sums(s, b, False, s.top_qty, &sb) or not side_sums(s, b, True, s.top_qty, &sa):
         book_state_nan(fv)
         s.has_prev = 0
         return 0

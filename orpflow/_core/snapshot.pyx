@@ -16,7 +16,7 @@ from libc.string cimport memset
 import numpy as np
 
 from orpflow._core.types cimport debug_count_alloc
-from orpflow._core.book cimport Book, BookMetrics, BookSide, OrderBook, book_usable, book_metrics, side_top
+from orpflow._core.book cimport Book, BookMetrics, Level, OrderBook, TOP_CACHE, book_top, book_usable, book_metrics
 
 cdef extern from "orp_atomic.h":
     int64_t ORP_load_acquire(const int64_t *p) noexcept nogil
@@ -28,6 +28,8 @@ cdef extern from "orp_atomic.h":
     void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
     int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
 
+assert SNAPSHOT_LEVELS <= TOP_CACHE      # the published levels come from the book's top cache
+
 # the payload is copied as int64 words (checked when a MarketSnapshot is made)
 cdef size_t PAYLOAD_WORDS = sizeof(SnapshotData) // 8
 
@@ -38,12 +40,13 @@ cdef void snapshot_write(SeqlockSnapshot *s, SnapshotData *d) noexcept nogil:
     ORP_seqlock_write(&s.seq, <int64_t *>&s.data, <const int64_t *>d, PAYLOAD_WORDS)
 
 
-cdef inline void _copy_side(const BookSide *side, bint is_ask, int64_t *px, int64_t *qty,
+cdef inline void _copy_side(const Book *b, bint is_ask, int64_t *px, int64_t *qty,
                             int64_t *n_out) noexcept nogil:
-    cdef int64_t i, n = side_top(side, SNAPSHOT_LEVELS, px, qty)
-    if is_ask:
-        for i in range(n):
-            px[i] = -px[i]        # ask keys are negated prices
+    cdef const Level *lv
+    cdef int64_t i, n = book_top(b, is_ask, SNAPSHOT_LEVELS, &lv)
+    for i in range(n):
+        px[i] = -lv[i].key if is_ask else lv[i].key      # ask keys are negated prices
+        qty[i] = lv[i].qty
     for i in range(n, SNAPSHOT_LEVELS):
         px[i] = 0                 # no stale levels past n (the whole payload is published)
         qty[i] = 0
@@ -59,8 +62,8 @@ cdef void snapshot_publish_book(SeqlockSnapshot *s, const Book *b) noexcept nogi
     d.ts_local = b.ts_local
     d.in_sync = book_usable(b)
     d.crossed = b.crossed_now
-    _copy_side(&b.bid, False, d.bid_px, d.bid_qty, &d.n_bid)
-    _copy_side(&b.ask, True, d.ask_px, d.ask_qty, &d.n_ask)
+    _copy_side(b, False, d.bid_px, d.bid_qty, &d.n_bid)
+    _copy_side(b, True, d.ask_px, d.ask_qty, &d.n_ask)
     snapshot_write(s, &d)
 
 
