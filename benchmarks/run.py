@@ -926,9 +926,10 @@ def bench_hftbacktest(quick: bool) -> None:
             continue
         h = loop[label]
         add(f"backtest loop, orpflow vs hftbacktest {label.replace('MarketDepthBacktest', '')}",
-            "x faster", res[f"ratio_orpflow_vs_{key}"], ratio=None, samples=None,
-            note=f"{Path(res['data']).name}: orpflow {orp['messages_per_s']:,.0f} msg/s, hftbacktest "
-                 f"{h['messages_per_s']:,.0f} msg/s (median of {res['reps']}); {same}")
+            "speed ratio", res[f"ratio_orpflow_vs_{key}"],
+            note=f"hftbacktest loop time / orpflow's (> 1: orpflow faster); {Path(res['data']).name}: "
+                 f"orpflow {orp['messages_per_s']:,.0f} msg/s, hftbacktest {h['messages_per_s']:,.0f} msg/s "
+                 f"(median of {res['reps']}); {same}")
 
 
 # ---------------------------------------------------------------------------- report
