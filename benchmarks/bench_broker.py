@@ -179,13 +179,22 @@ def callgrind_broker(tmp: Any, events: np.ndarray, add: Callable, valgrind_batch
             for key, (what, n) in runs.items()}
     t0 = time.time()
     counts = valgrind_batch(jobs, timeout)
-    add("callgrind risk: pre-trade check", "instr/check", counts["risk"] / runs["risk"][1],
-        note="all 11 checks, each passing; inside the nogil loop")
-    add("callgrind taker: 1-lot market order", "instr/order", counts["taker"] / runs["taker"][1],
-        note="risk + send + match + fill + account")
+    def both(name, unit, c, per, note):
+        add(name, unit, c / per, note=note)
+        add(f"  {name}: mispredicts", "mispred/" + unit.split("/", 1)[1],
+            getattr(c, "mis", 0) / per, note="Bcm + Bim, same valgrind run (--branch-sim=yes)")
+
+    both("callgrind risk: pre-trade check", "instr/check", counts["risk"], runs["risk"][1],
+         "all 11 checks, each passing; inside the nogil loop")
+    both("callgrind taker: 1-lot market order", "instr/order", counts["taker"], runs["taker"][1],
+         "risk + send + match + fill + account")
     base = (counts["rest0"] - counts["setup0"]) / chunk
     for n_open in OPEN_COUNTS:
-        per = (counts[f"rest{n_open}"] - counts[f"setup{n_open}"]) / chunk
+        c_rest, c_setup = counts[f"rest{n_open}"], counts[f"setup{n_open}"]
+        per = (c_rest - c_setup) / chunk
         add(f"callgrind book event, {n_open:,} resting", "instr/event", per,
             note=f"{chunk:,} spot events after sync, book apply included; +{per - base:.1f} over none"
                  + (f"; valgrind {time.time() - t0:.0f}s" if n_open == OPEN_COUNTS[-1] else ""))
+        add(f"  callgrind book event, {n_open:,} resting: mispredicts", "mispred/event",
+            (getattr(c_rest, "mis", 0) - getattr(c_setup, "mis", 0)) / chunk,
+            note="(run - setup-only run) Bcm + Bim")

@@ -34,11 +34,41 @@ def callgrind_engine(tmp: Path, events: np.ndarray, add: Callable, valgrind_batc
     t0 = time.time()
     counts = valgrind_batch(jobs, timeout)
     m = min(n, len(events))
-    add("callgrind engine loop (core_step)", "instr/event", counts["measure"] / m,
-        note=f"{m:,} spot events, busy rules, all features, latency clocks on")
-    add("callgrind engine loop, clocks off", "instr/event", counts["nomeasure"] / m, note="measure=False")
-    add("callgrind engine loop, book+history", "instr/event", counts["lean"] / m,
-        note=f"the groups the imbalance rules read; valgrind {time.time() - t0:.0f}s")
+    rows = [("callgrind engine loop (core_step)", "measure",
+             f"{m:,} spot events, busy rules, all features, latency clocks on; "
+             "book -> features -> signal -> risk -> broker"),
+            ("callgrind engine loop, clocks off", "nomeasure", "measure=False"),
+            ("callgrind engine loop, book+history", "lean",
+             f"the groups the imbalance rules read; valgrind {time.time() - t0:.0f}s")]
+    for name, key, note in rows:
+        c = counts[key]
+        add(name, "instr/event", c / m, note=note)
+        ev = getattr(c, "ev", {})
+        add(f"  {name}: mispredicts", "mispred/event", getattr(c, "mis", 0) / m,
+            note=f"Bcm {ev.get('Bcm', 0):,} of Bc {ev.get('Bc', 0):,}, Bim {ev.get('Bim', 0):,} of Bi {ev.get('Bi', 0):,}")
+    try:
+        from run import cg_top_functions
+        top = cg_top_functions(tmp / "cge.measure.out", "Bcm", 5)
+    except Exception as e:  # noqa: BLE001
+        top = []
+        print(f"top mispredict functions: {type(e).__name__}: {e}", file=sys.stderr)
+    total_bcm = getattr(counts["measure"], "ev", {}).get("Bcm", 0) or 1
+    for rank, (fn, cost) in enumerate(top, 1):
+        add(f"  top mispredicts #{rank}: {short_fn(fn)}", "Bcm/event", cost.get("Bcm", 0) / m,
+            note=f"{cost.get('Bcm', 0) / total_bcm:.0%} of the loop's Bcm; "
+                 f"{cost.get('Ir', 0) / m:.0f} instr/event, Bim {cost.get('Bim', 0) / m:.3g}/event; {fn}")
+
+
+def short_fn(name: str) -> str:
+    """A Cython C function name without its module prefix: __pyx_f_7orpflow_5_core_4book_X
+    -> book.X (Cython length-prefixes each dotted part)."""
+    import re
+    mm = re.match(r"__pyx_f_7orpflow_5_core_(\d+)", name)
+    if mm:
+        k = int(mm.group(1))
+        rest = name[mm.end():]
+        return f"{rest[:k]}.{rest[k + 1:]}"
+    return name if len(name) <= 48 else name[:45] + "..."
 
 
 def run_engine(data_paths: Sequence[str], quick: bool, add: Callable) -> Dict[str, Any]:

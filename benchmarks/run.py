@@ -643,15 +643,103 @@ def _instructions(total: int, what: str) -> int:
     return total
 
 
+# Every callgrind run also simulates the branch predictor (same run, no extra one): the out
+# file's totals then carry Bc/Bcm (conditional branches / mispredicted) and Bi/Bim (indirect).
+BRANCH_SIM = "--branch-sim=yes"
+
+
+class Cost(int):
+    """An instruction total (an int, so existing arithmetic keeps working) that also carries
+    the run's simulated branch figures: `.mis` = Bcm + Bim, `.ev` = every event total."""
+
+    ev: dict
+    mis: int
+
+    @classmethod
+    def of(cls, ev: dict, what: str) -> "Cost":
+        c = cls(_instructions(ev.get("Ir", 0), what))
+        c.ev = ev
+        c.mis = ev.get("Bcm", 0) + ev.get("Bim", 0)
+        return c
+
+
+def cg_totals(out: Path) -> dict:
+    """Event totals of a callgrind out file ({"Ir": .., "Bc": .., "Bcm": .., ...}): the
+    `totals:` line (or `summary:`) against the `events:` header."""
+    names, vals = None, None
+    for line in Path(out).read_text(errors="replace").splitlines():
+        if line.startswith("events:"):
+            names = line.split()[1:]
+        elif line.startswith(("totals:", "summary:")):
+            vals = [int(x) for x in line.split()[1:]]
+    if not names or vals is None:
+        raise RuntimeError(f"no 'events:' / 'totals:' lines in {out}")
+    return dict(zip(names, vals + [0] * (len(names) - len(vals))))
+
+
+def cg_top_functions(out: Path, event: str = "Bcm", n: int = 5) -> list:
+    """The n functions with the highest self cost of `event` in a callgrind out file, as
+    (name, {event: self cost}) pairs. Self cost = the cost lines under `fn=`, without the
+    inclusive cost line that follows each `calls=` line."""
+    names: list = []
+    ids: dict = {}
+    self_cost: dict = {}
+    fn = None
+    skip_next = False
+
+    def name_of(spec: str) -> str:
+        spec = spec.strip()
+        if spec.startswith("("):
+            k, _, rest = spec.partition(")")
+            if rest.strip():
+                ids[k] = rest.strip()
+            return ids.get(k, spec)
+        return spec
+
+    for line in Path(out).read_text(errors="replace").splitlines():
+        if line.startswith("events:"):
+            names = line.split()[1:]
+        elif line.startswith("fn="):
+            fn = name_of(line[3:])
+        elif line.startswith(("cfn=", "cfi=", "cfl=")):
+            if line.startswith("cfn="):
+                name_of(line[4:])           # registers a compressed name
+        elif line.startswith("calls="):
+            skip_next = True
+        elif line[:1].isdigit() or line[:1] in "+-*":
+            if skip_next:
+                skip_next = False
+                continue
+            if fn is None:
+                continue
+            parts = line.split()[1:]
+            acc = self_cost.setdefault(fn, [0] * len(names))
+            for i, v in enumerate(parts[: len(names)]):
+                acc[i] += int(v)
+    if event not in names:
+        return []
+    k = names.index(event)
+    ranked = sorted(self_cost.items(), key=lambda kv: kv[1][k], reverse=True)[:n]
+    return [(f, dict(zip(names, c))) for f, c in ranked]
+
+
+def add_cg(name: str, unit: str, instr: float, mis: float, note: str = "", mis_note: str = ""):
+    """An instructions row and, right below it, the same figure's simulated branch
+    mispredicts (Bcm + Bim, from the same valgrind runs)."""
+    add(name, unit, instr, note=note)
+    per = unit.split("/", 1)[1] if "/" in unit else unit
+    add(f"  {name.strip()}: mispredicts", f"mispred/{per}", mis, note=mis_note)
+
+
 def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float,
-                    extra: tuple = ()) -> tuple[int, int]:
-    """Instruction totals of the child with all the input and with setup only (run in
-    parallel: instruction counts do not depend on load)."""
+                    extra: tuple = ()) -> tuple:
+    """Instruction totals (`Cost`, with branch figures) of the child with all the input and
+    with setup only (run in parallel: instruction counts do not depend on load)."""
     env = child_env()
     procs = {}
     for mode in ("all", "setup"):
         out = tmp / f"cg.{what}.{mode}.{'-'.join(extra)}.out"
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+        cmd = ["valgrind", "--tool=callgrind", BRANCH_SIM, f"--callgrind-out-file={out}",
                sys.executable, str(tmp / "child.py"), what, mode, str(path), *extra]
         procs[mode] = (subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, env=env, cwd=str(tmp)), out)
@@ -661,13 +749,7 @@ def _callgrind_pair(tmp: Path, what: str, path: Path, timeout: float,
             _, err = p.communicate(timeout=timeout)
             if p.returncode != 0:
                 raise RuntimeError(f"valgrind exit {p.returncode}: {err.strip().splitlines()[-1:]}")
-            m = re.search(r"Collected\s*:\s*(\d+)", err)
-            if not m:
-                m = re.search(r"^(?:summary|totals):\s*(\d+)",
-                              out.read_text(errors="replace"), re.M)
-            if not m:
-                raise RuntimeError("no 'Collected' / 'summary:' total in callgrind output")
-            totals[mode] = _instructions(int(m.group(1)), f"{what} ({mode})")
+            totals[mode] = Cost.of(cg_totals(out), f"{what} ({mode})")
     finally:
         for p, _ in procs.values():
             if p.poll() is None:
@@ -686,21 +768,23 @@ def argv_dir(argv: list) -> Path:
 
 def valgrind_batch(jobs: dict, timeout: float) -> dict:
     """Run `valgrind --tool=callgrind` jobs (key -> argv after "valgrind") two at a time (two
-    cores) and return each one's instruction total."""
+    cores) and return each one's instruction total as a `Cost` (an int that also carries the
+    simulated branch figures: every job runs with --branch-sim=yes). A job must name its
+    --callgrind-out-file."""
     env = child_env()
     out: dict = {}
     pending = list(jobs.items())
     while pending:
         batch, pending = pending[:2], pending[2:]
-        procs = [(key, subprocess.Popen(["valgrind", "--tool=callgrind", *argv], stdout=subprocess.PIPE,
+        procs = [(key, subprocess.Popen(["valgrind", "--tool=callgrind", BRANCH_SIM, *argv], stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, env=env, cwd=str(argv_dir(argv))))
                  for key, argv in batch]
         for key, p in procs:
             _, err = p.communicate(timeout=timeout)
-            m = re.search(r"Collected\s*:\s*(\d+)", err) or re.search(r"I\s+refs:\s*([\d,]+)", err)
-            if p.returncode != 0 or not m:
+            if p.returncode != 0:
                 raise RuntimeError(f"valgrind exit {p.returncode}: {err.strip().splitlines()[-1:]}")
-            out[key] = _instructions(int(m.group(1).replace(",", "")), key)
+            path = next(a.split("=", 1)[1] for a in jobs[key] if str(a).startswith("--callgrind-out-file="))
+            out[key] = Cost.of(cg_totals(Path(path)), key)
     return out
 
 
@@ -728,24 +812,36 @@ def bench_callgrind_features(tmp: Path, ev) -> None:
         runs[f"-{g}"] = ("features", ",".join(x for x in groups if x != g))
     runs["trades-only"] = ("features", "trades,toxicity")      # no book-derived group at all
     c = _callgrind_inside(tmp, runs, 300)
+    m = {k: v.mis for k, v in c.items()}          # mispredicts of the same runs
     feat_sig = c["signals"] - c["book"]
-    add("callgrind book apply (inside apply)", "instr/event", c["book"] / n,
-        note=f"{n:,} events; counted inside the compiled call only")
-    add("callgrind book+features+signal", "instr/event", c["signals"] / n, note=f"{rows:,} feature rows")
-    add("callgrind features+signal per row", "instr/row", feat_sig / rows,
-        note="(book+features+signal - book) / feature rows")
-    for g in groups:
-        cost = c["features"] - c[f"-{g}"]
-        add(f"  callgrind group {g}", "instr/row", cost / rows, note=f"{cost / feat_sig:.0%} of features+signal")
+    mis_fs = m["signals"] - m["book"]
+
+    def rate(key):
+        ev = c[key].ev
+        return f"Bcm {ev.get('Bcm', 0):,} of Bc {ev.get('Bc', 0):,}, Bim {ev.get('Bim', 0):,} of Bi {ev.get('Bi', 0):,}"
+
+    add_cg("callgrind book apply (inside apply)", "instr/event", c["book"] / n, m["book"] / n,
+           note=f"{n:,} events; counted inside the compiled call only", mis_note=rate("book"))
+    add_cg("callgrind book+features+signal", "instr/event", c["signals"] / n, m["signals"] / n,
+           note=f"{rows:,} feature rows", mis_note=rate("signals"))
+    add_cg("callgrind features+signal per row", "instr/row", feat_sig / rows, mis_fs / rows,
+           note="(book+features+signal - book) / feature rows")
     marginal = {g: c["features"] - c[f"-{g}"] for g in groups}
+    mmarg = {g: m["features"] - m[f"-{g}"] for g in groups}
+    for g in groups:
+        add_cg(f"  callgrind group {g}", "instr/row", marginal[g] / rows, mmarg[g] / rows,
+               note=f"{marginal[g] / feat_sig:.0%} of features+signal")
     walk = c["features"] - c["trades-only"] - marginal["book"] - marginal["history"] - marginal["windows"]
-    add("  callgrind top-of-book walk (shared)", "instr/row", walk / rows,
-        note=f"{walk / feat_sig:.0%} of features+signal; needed by book, history and windows")
+    mwalk = m["features"] - m["trades-only"] - mmarg["book"] - mmarg["history"] - mmarg["windows"]
+    add_cg("  callgrind top-of-book walk (shared)", "instr/row", walk / rows, mwalk / rows,
+           note=f"{walk / feat_sig:.0%} of features+signal; needed by book, history and windows")
     sig = c["signals"] - c["features"]
-    add("  callgrind signal + position rules", "instr/row", sig / rows, note=f"{sig / feat_sig:.0%} of features+signal")
+    add_cg("  callgrind signal + position rules", "instr/row", sig / rows,
+           (m["signals"] - m["features"]) / rows, note=f"{sig / feat_sig:.0%} of features+signal")
     rest = feat_sig - sig - walk - sum(marginal.values())
-    add("  callgrind common (event scan, clock, rows)", "instr/row", rest / rows,
-        note=f"{rest / feat_sig:.0%} of features+signal; valgrind {time.time() - t0:.0f}s")
+    mrest = mis_fs - (m["signals"] - m["features"]) - mwalk - sum(mmarg.values())
+    add_cg("  callgrind common (event scan, clock, rows)", "instr/row", rest / rows, mrest / rows,
+           note=f"{rest / feat_sig:.0%} of features+signal; valgrind {time.time() - t0:.0f}s")
 
 
 def bench_callgrind(S, events, spot_files):
@@ -763,14 +859,22 @@ def bench_callgrind(S, events, spot_files):
         try:
             t0 = time.time()
             full, base = _callgrind_pair(tmp, "book", tmp / "events.npy", 150)
-            add("callgrind book apply (spot)", "instr/record", (full - base) / len(ev),
-                note=f"({full:,} - {base:,}) / {len(ev):,} records; valgrind {time.time() - t0:.0f}s")
+            add_cg("callgrind book apply (spot)", "instr/record", (full - base) / len(ev),
+                   (full.mis - base.mis) / len(ev),
+                   note=f"({full:,} - {base:,}) / {len(ev):,} records; valgrind {time.time() - t0:.0f}s",
+                   mis_note=f"({full.mis:,} - {base.mis:,}) / {len(ev):,} records (Bcm + Bim)")
         except Exception as e:  # noqa: BLE001
             add("callgrind book apply (spot)", "instr/record", skipped=f"{type(e).__name__}: {e}")
         try:
             bench_callgrind_features(tmp, ev)
         except Exception as e:  # noqa: BLE001
             add("callgrind book+features+signal", "instr/event", skipped=f"{type(e).__name__}: {e}")
+
+        try:
+            from bench_engine import callgrind_engine
+            callgrind_engine(tmp, events, add, valgrind_batch)
+        except Exception as e:  # noqa: BLE001
+            add("callgrind engine loop (core_step)", "instr/event", skipped=f"{type(e).__name__}: {e}")
 
         try:
             from bench_broker import callgrind_broker
@@ -785,11 +889,47 @@ def bench_callgrind(S, events, spot_files):
         try:
             t0 = time.time()
             full, base = _callgrind_pair(tmp, "convert", tmp / "lines.txt", 150)
-            add("callgrind convert (json+convert)", "instr/msg", (full - base) / len(lines),
-                note=f"({full:,} - {base:,}) / {len(lines):,} lines incl. orjson; "
-                     f"valgrind {time.time() - t0:.0f}s")
+            add_cg("callgrind convert (json+convert)", "instr/msg", (full - base) / len(lines),
+                   (full.mis - base.mis) / len(lines),
+                   note=f"({full:,} - {base:,}) / {len(lines):,} lines incl. orjson; "
+                        f"valgrind {time.time() - t0:.0f}s")
         except Exception as e:  # noqa: BLE001
             add("callgrind convert (json+convert)", "instr/msg", skipped=f"{type(e).__name__}: {e}")
+
+
+# ---------------------------------------------------------------------------- hftbacktest
+
+def bench_hftbacktest(quick: bool) -> None:
+    """benchmarks/bench_hftbacktest.py in a child process (numba and hftbacktest stay out of this
+    one): the same rule in both engines, identical orders checked, loop times compared."""
+    import importlib.util
+    name = "vs hftbacktest 2.4.4, same rule and orders"
+    if importlib.util.find_spec("hftbacktest") is None or importlib.util.find_spec("numba") is None:
+        add(name, "x", skipped="hftbacktest not importable (pip install 'orpflow[bench]')")
+        return
+    with tempfile.TemporaryDirectory(prefix="orpflow-hbt-") as td:
+        out = Path(td) / "hbt.json"
+        cmd = [sys.executable, str(Path(__file__).resolve().parent / "bench_hftbacktest.py"), "--json", str(out)]
+        p = subprocess.run(cmd + (["--quick"] if quick else []), capture_output=True, text=True, timeout=1800)
+        if not out.is_file():
+            add(name, "x", skipped=f"bench_hftbacktest.py exit {p.returncode}: {p.stderr.strip().splitlines()[-1:]}")
+            return
+        res = json.loads(out.read_text())
+    if res.get("skipped"):
+        add(name, "x", skipped=res["skipped"])
+        return
+    same = "identical orders and fills" if res.get("identical") else "ORDERS DIFFER (see bench_hftbacktest.py)"
+    loop = res["loop"]
+    orp = loop["orpflow backtest (Cython)"]
+    for key, label in (("roivec", "ROIVectorMarketDepthBacktest"), ("hashmap", "HashMapMarketDepthBacktest")):
+        if f"ratio_orpflow_vs_{key}" not in res:
+            continue
+        h = loop[label]
+        add(f"backtest loop, orpflow vs hftbacktest {label.replace('MarketDepthBacktest', '')}",
+            "speed ratio", res[f"ratio_orpflow_vs_{key}"],
+            note=f"hftbacktest loop time / orpflow's (> 1: orpflow faster); {Path(res['data']).name}: "
+                 f"orpflow {orp['messages_per_s']:,.0f} msg/s, hftbacktest {h['messages_per_s']:,.0f} msg/s "
+                 f"(median of {res['reps']}); {same}")
 
 
 # ---------------------------------------------------------------------------- report
@@ -939,6 +1079,8 @@ def main(argv=None) -> int:
     bench_ring(S)
     print("* seqlock", file=sys.stderr, flush=True)
     bench_seqlock(S, book)
+    print("* hftbacktest", file=sys.stderr, flush=True)
+    bench_hftbacktest(args.quick)
     if args.callgrind:
         print("* callgrind", file=sys.stderr, flush=True)
         bench_callgrind(S, spot_events, data["spot"])

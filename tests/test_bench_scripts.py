@@ -1,0 +1,47 @@
+"""benchmarks/bench_hftbacktest.py: orpflow and hftbacktest 2.4.4 must place identical orders and
+get identical fills for the same rule on real data (the bundled sample). Skipped where hftbacktest
+(the optional `bench` extra) is not installed; nothing here looks at a timing."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SCRIPT = REPO / "benchmarks" / "bench_hftbacktest.py"
+SAMPLE = REPO / "examples" / "data" / "binance_spot_btcusdt_sample.gz"
+
+
+def test_hftbacktest_side_by_side_identical_orders(tmp_path):
+    pytest.importorskip("hftbacktest", reason="hftbacktest is not installed (pip install 'orpflow[bench]')")
+    pytest.importorskip("numba", reason="numba is not installed (hftbacktest needs it)")
+    if not SAMPLE.is_file():
+        pytest.skip(f"bundled sample {SAMPLE} missing")
+    out = tmp_path / "hbt.json"
+    p = subprocess.run([sys.executable, str(SCRIPT), "--quick", "--reps", "1", "--show", "0",
+                        "--data", str(SAMPLE), "--json", str(out)],
+                       capture_output=True, text=True, timeout=600, cwd=str(tmp_path))
+    assert out.is_file(), p.stdout[-2000:] + p.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert "skipped" not in res, res.get("skipped")
+    cmp = res["compare"]["ROIVectorMarketDepthBacktest"]
+    # the rule trades on the sample: an empty comparison would prove nothing
+    assert cmp["orpflow_orders"] > 10 and cmp["orpflow_fills"] > 10, cmp
+    assert cmp["identical"], (cmp, p.stdout[-3000:])
+    assert cmp["orpflow_orders"] == cmp["hftbacktest_orders"] and cmp["orpflow_fills"] == cmp["hftbacktest_fills"]
+    assert res["identical"] and p.returncode == 0, p.stdout[-3000:]
+    loop = res["loop"]
+    assert loop["orpflow backtest (Cython)"]["rows"] > 0 and loop["ROIVectorMarketDepthBacktest"]["rows"] > 0
+
+
+def test_hftbacktest_script_skips_with_reason_without_data(tmp_path):
+    """A missing recording is a skip with the reason (exit 0), never a traceback."""
+    out = tmp_path / "hbt.json"
+    p = subprocess.run([sys.executable, str(SCRIPT), "--data", str(tmp_path / "missing.gz"), "--json", str(out)],
+                       capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert "SKIP" in p.stdout and "Traceback" not in p.stderr
+    assert "skipped" in json.loads(out.read_text())
