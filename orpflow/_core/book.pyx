@@ -847,6 +847,24 @@ cdef void book_process(Book *b, const Event *e) noexcept nogil:
     cdef uint32_t f = e.flags
     cdef uint32_t side = f & (F_BID | F_ASK)
     cdef int kind
+    if (b.msg_open and b.msg_action == A_APPLY and b.msg_kind == K_DEPTH
+            and (f & (F_DEPTH | F_SNAPSHOT | F_TRADE | F_BBO | F_CLEAR)) == F_DEPTH
+            and (side == F_BID or side == F_ASK) and e.instrument == b.instrument
+            and e.price > 0 and e.qty >= 0):
+        # the common case, one level of the diff being applied: exactly what the general path
+        # below does for it, without deciding again what the message is
+        b.version += 1
+        if side_set(&b.ask if side == F_ASK else &b.bid,
+                    -e.price if side == F_ASK else e.price, e.qty) != 0:
+            book_abandon_message(b)
+        else:
+            b.c.applied += 1
+        if f & F_LAST:
+            if b.msg_action == A_APPLY:      # not after an out-of-memory abandon
+                b.ts_exch = e.ts_exch
+                b.ts_local = e.ts_local
+            book_end_message(b)
+        return
     if e.instrument != b.instrument:
         book_reject(b, R_WRONG_INSTRUMENT)
         return

@@ -925,10 +925,15 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
         if hit != 0 and e.price > 0 and e.qty > 0 and e.instrument == book.instrument:
             on_trade(b, hit, e.price, e.qty)
     elif (f & (F_DEPTH | F_SNAPSHOT | F_CLEAR)) == F_DEPTH and delta == 1:
-        on_depth(b, book, 1 if f & F_BID else -1, e.price)
+        # most updates touch nothing of ours: test that here rather than pay a call per level
+        if b.n_consumed or b.rest[0].n or b.rest[1].n:
+            on_depth(b, book, 1 if f & F_BID else -1, e.price)
     elif delta > 0 or f & (F_SNAPSHOT | F_CLEAR):
         x.dirty = 1
-    if f & F_LAST and not book.msg_open and f & (F_DEPTH | F_SNAPSHOT | F_CLEAR):
+    # the end of a book message, as one test (records of every kind interleave at random, so
+    # separate short-circuit tests of LAST, the kind and the open message each mispredict)
+    cdef bint book_end = ((f & F_LAST) != 0) & (book.msg_open == 0) & ((f & (F_DEPTH | F_SNAPSHOT | F_CLEAR)) != 0)
+    if book_end:
         if x.dirty:
             refresh_levels(b, book)
             x.dirty = 0
