@@ -34,7 +34,8 @@ from orpflow._core.broker cimport (
     broker_trim,
 )
 from orpflow._core.features cimport (
-    FeatureState, FeatureEngine, FeatureExtension, features_update,
+    FeatureState, FeatureEngine, FeatureExtension, features_begin, features_finish, features_late,
+    G_ALL, G_BOOK, G_EXTENSION,
 )
 from orpflow._core.signals cimport (
     SignalGenerator, SignalCandidate, SignalRow, PositionParams, PositionState, signal_decide,
@@ -405,21 +406,12 @@ cdef void resend_restored(Core *c, Slot *s) noexcept nogil:
     s.n_restore = 0
 
 
-cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
-                 int64_t stamp) noexcept nogil:
+cdef void decide(Core *c, int32_t slot, Slot *s, int64_t t0, int64_t stamp) noexcept nogil:
+    """The row's decision: flatten / restored orders, the generator, the position rules, the
+    order; tick-to-trade ends when its record is written."""
     cdef SignalCandidate cand
     cdef SignalRow row
-    cdef int64_t t1 = 0, result = 0, why = NO_ORDER_WARMUP
-    if c.measure:
-        t1 = ORP_now_ns()
-    if not features_update(s.st, s.x.book, e):
-        return
-    if s.extension != NULL:
-        (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
-    if c.measure:
-        hist_add(&c.feature, ORP_now_ns() - t1)
-    s.rows += 1
-    bump(&c.c.rows, 1)
+    cdef int64_t t1, result = 0, why = NO_ORDER_WARMUP
     if s.flatten_pending:
         flatten(c, s)
     if s.n_restore and s.rows > s.ep.warmup_rows:
@@ -441,6 +433,36 @@ cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
             if stamp > 0:
                 hist_add(&c.wire if c.wire_stamps else &c.ingress, t1 - stamp)
     emit_signal(c, slot, s, &row, result, why)
+
+
+cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
+                 int64_t stamp) noexcept nogil:
+    """Only what the decision reads before it: the feature groups the generator reads (and
+    the book group: the position rules size with mid), the decision and the order, then the
+    other groups and the extension (if the generator reads none of its columns). Same rows,
+    same values as computing them all first (features_finish; tests compare the records)."""
+    cdef int64_t t1 = 0, t2 = 0
+    if c.measure:
+        t1 = ORP_now_ns()
+    if not features_begin(s.st, s.x.book, e, s.late):
+        return
+    if s.extension != NULL and not s.ext_late:
+        (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
+    if c.measure:
+        t1 = ORP_now_ns() - t1
+    s.rows += 1
+    bump(&c.c.rows, 1)
+    decide(c, slot, s, t0, stamp)
+    # after the order: the rest of the row
+    if c.measure:
+        t2 = ORP_now_ns()
+    if s.late:
+        features_finish(s.st, e, s.late)
+    if s.ext_late:
+        (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
+    if c.measure:
+        # features per row: both phases
+        hist_add(&c.feature, t1 + ORP_now_ns() - t2)
 
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
@@ -701,11 +723,47 @@ cdef class EngineCore:
         for k in range(BRK_COUNT):
             s.trips_out[k] = sim.x.risk.trips[k]
         sim.x.b.journal_on = 1
+        self._order_features(s, features, generator.feature_reads())
         generator.reset()
         self._keep.append((sim, features, generator, snapshot))
         self.n_slots += 1
         self.c.n_slots = self.n_slots
         return self.n_slots - 1
+
+    cdef void _order_features(self, Slot *s, FeatureEngine features, int reads):
+        """Which feature groups wait until after the order: those the generator does not read.
+        The book group never waits (the position rules size with mid); an extension whose
+        columns the generator reads may read any built-in column, so then nothing waits."""
+        cdef int32_t first = (reads & G_ALL) | G_BOOK
+        if features.has_extension and reads & G_EXTENSION:
+            first = G_ALL
+        s.late = features_late(&features.st.p, first)
+        s.ext_late = 1 if features.has_extension and not (reads & G_EXTENSION) else 0
+
+    def feature_order(self, int slot):
+        """{"first": groups computed before the decision, "after": groups computed after the
+        order, "extension": "first", "after" or None}."""
+        from orpflow._core.features import FEATURE_GROUPS
+        self._slot(slot)
+        cdef Slot *s = &self.c.slots[slot]
+        groups = s.st.p.groups
+        ext = None if s.extension == NULL else ("after" if s.ext_late else "first")
+        return {"first": [k for k, b in FEATURE_GROUPS.items() if groups & b and not s.late & b],
+                "after": [k for k, b in FEATURE_GROUPS.items() if s.late & b], "extension": ext}
+
+    def feature_row(self, int slot):
+        """The raw FeatureVector of `slot`'s latest row (tests: both orders give the same)."""
+        self._slot(slot)
+        cdef FeatureState *st = self.c.slots[slot].st
+        return bytes((<char *>&st.fv)[:sizeof(st.fv)])
+
+    def set_feature_reads(self, int slot, int reads):
+        """Debug: order the features of `slot` as if its generator read `reads` (READS_ALL:
+        everything before the decision, the order before this split existed)."""
+        self._slot(slot)
+        cdef Slot *s = &self.c.slots[slot]
+        cdef FeatureEngine fe = self._keep[slot][1]
+        self._order_features(s, fe, reads)
 
     def restore(self, int slot, *, cash, cost, realised, fees, int64_t position,
                 int64_t round_trips=0, int64_t losing_round_trips=0):
