@@ -15,6 +15,7 @@ from orpflow._core.snapshot import MarketSnapshot
 
 OUT_DTYPE: np.dtype[Any]
 COUNTER_NAMES: Tuple[str, ...]
+FEATURE_SAMPLE_EVERY: int
 
 @disjoint_base
 class EngineCore:
