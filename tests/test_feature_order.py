@@ -85,14 +85,17 @@ def test_engine_orders_the_groups_at_build_time() -> None:
 
 # ------------------------------------------------------------------ the same results
 
-def run_both(cfg: EngineConfig, events: np.ndarray, chunks: int = 40, reads_all_in: str = "b"):
+def run_both(cfg: EngineConfig, events: np.ndarray, chunks: int = 40, reads_all_in: str = "b",
+             measure: bool = False):
     """Two engines over the same events, one splitting the row around the order (the
     generator's declaration), one computing every group first; the feature rows are compared
-    at every chunk boundary, the records and broker state at the end."""
+    at every chunk boundary, the records and broker state at the end. measure: the latency
+    histograms on (rows timed for the feature histogram are computed all first)."""
     insts = cfg.make_instruments()
     cores = []
     for which in "ab":
         core, parts = build_core(cfg, insts)
+        core.measure = measure
         if which == reads_all_in:
             core.set_feature_reads(0, READS_ALL)
         cores.append((core, parts))
@@ -131,9 +134,10 @@ SAMPLE_CASES = {
 }
 
 
+@pytest.mark.parametrize("measure", [False, True])
 @pytest.mark.parametrize("case", list(SAMPLE_CASES))
-def test_split_gives_the_same_results_on_the_sample(sample_events: np.ndarray, case: str) -> None:
-    recs, counters = run_both(config(SAMPLE, **SAMPLE_CASES[case]), sample_events)
+def test_split_gives_the_same_results_on_the_sample(sample_events: np.ndarray, case: str, measure: bool) -> None:
+    recs, counters = run_both(config(SAMPLE, **SAMPLE_CASES[case]), sample_events, measure=measure)
     assert counters["orders"] > 50 and counters["fills"] > 0, counters
 
 

@@ -442,33 +442,29 @@ cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
     the book group: the position rules size with mid), the decision and the order, then the
     other groups and the extension (if the generator reads none of its columns). Same rows,
     same values as computing them all first (features_finish; tests compare the records)."""
-    # the feature histogram samples one row in FEATURE_SAMPLE: each clock read costs 20-120 ns
-    # and the two before the decision would lie on every order's path
+    # The feature histogram times one row in FEATURE_SAMPLE, with every group before the
+    # decision (the same values): a clock read costs 20-120 ns, and the two around the
+    # features would otherwise lie on every order's path.
     cdef bint timed = c.measure and (s.rows & (FEATURE_SAMPLE - 1)) == 0
-    cdef int64_t t1 = 0, t2 = 0
+    cdef int32_t late = 0 if timed else s.late
+    cdef bint ext_late = s.ext_late and not timed
+    cdef int64_t t1 = 0
     if timed:
         t1 = ORP_now_ns()
-    if not features_begin(s.st, s.x.book, e, s.late):
+    if not features_begin(s.st, s.x.book, e, late):
         return
-    if s.extension != NULL and not s.ext_late:
+    if s.extension != NULL and not ext_late:
         (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
     if timed:
-        t1 = ORP_now_ns() - t1
+        hist_add(&c.feature, ORP_now_ns() - t1)
     s.rows += 1
     bump(&c.c.rows, 1)
     decide(c, slot, s, t0, stamp)
     # after the order: the rest of the row
-    if s.late or s.ext_late:
-        if timed:
-            t2 = ORP_now_ns()
-        if s.late:
-            features_finish(s.st, e, s.late)
-        if s.ext_late:
-            (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
-        if timed:
-            t1 += ORP_now_ns() - t2
-    if timed:
-        hist_add(&c.feature, t1)            # features per row: both phases
+    if late:
+        features_finish(s.st, e, late)
+    if ext_late:
+        (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
 
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
