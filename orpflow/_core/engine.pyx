@@ -1,9 +1,10 @@
 """The engine's per-event loop (DESIGN §6, §7).
 
 ``core_step`` is the whole strategy for one record: the venue and the book (``exec_apply``),
-on a row-making record the features, the signal, the position rules, the pre-trade risk gate
-and the order, then on a complete book message the seqlock snapshot (published after the
-order: it serves other threads, not the decision); then every order state change, fill,
+on a row-making record the feature groups the generator reads, the signal, the position rules,
+the pre-trade risk gate and the order, then the rest of the row (the other groups, the
+extension: same values, after the order), then on a complete book message the seqlock snapshot
+(published after the order: it serves other threads, not the decision); then every order state change, fill,
 emitted signal, sync change, breaker trip and account snapshot as a fixed-size OutRecord.
 The same function runs in the caller's thread over an array (``run_array``: backtest, records
 collected in a buffer) and in the strategy thread over the `market` ring (``run_ring``: records
