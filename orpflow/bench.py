@@ -47,9 +47,31 @@ BENCH_RULES: Dict[str, Dict[str, Any]] = {
 }
 
 
+# BTCUSDT on each Binance market the bench can read (venue, tick size, lot size)
+BENCH_MARKETS = {"binance-spot": ("0.01", "0.00001"), "binance-usdm": ("0.1", "0.001")}
+
+
+def recording_venue(path: str, lines: int = 2000) -> str:
+    """"binance-usdm" if the recording's depth diffs carry the futures field "pu" within its
+    first lines, else "binance-spot" (a spot grid on a futures file never gives a usable book)."""
+    import gzip
+    try:
+        with gzip.open(path, "rt", encoding="utf-8", errors="replace") as f:
+            for i, line in enumerate(f):
+                if '"depthUpdate"' in line:
+                    return "binance-usdm" if '"pu":' in line else "binance-spot"
+                if i >= lines:
+                    break
+    except (OSError, EOFError):
+        pass                           # not gzip text: the loader reports it
+    return "binance-spot"
+
+
 def bench_config(paths: Sequence[str], **sections: Any) -> EngineConfig:
-    data: Dict[str, Any] = {"instruments": [{"symbol": "BTCUSDT", "venue": "binance-spot", "tick_size": "0.01",
-                                             "lot_size": "0.00001", "paths": list(paths)}],
+    venue = recording_venue(paths[0]) if paths else "binance-spot"
+    tick, lot = BENCH_MARKETS[venue]
+    data: Dict[str, Any] = {"instruments": [{"symbol": "BTCUSDT", "venue": venue, "tick_size": tick,
+                                             "lot_size": lot, "paths": list(paths)}],
                             "persistence": {"path": None}}
     for k, v in BENCH_RULES.items():
         data[k] = dict(v)
@@ -152,7 +174,12 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     lats = [backtest(events, cfg).latency for _ in range(reps)]
     mid = sorted(lats, key=lambda d: d["incore"]["p50"])[len(lats) // 2]
     row("tick-to-trade in-core, backtest", _lat(mid["incore"]), "record dequeued -> order record written")
-    row("features per row, backtest", _lat(mid["feature"]), "all 22 features")
+    row("features per row, backtest", _lat(mid["feature"]), "all 22 features; one row in 16 timed")
+    # the same run with every feature group computed before the decision (the order before
+    # the engine deferred the groups the generator does not read): same records, more work first
+    first = _all_first_latency(events, cfg, reps)
+    row("tick-to-trade in-core, every group first", _lat(first["incore"]),
+        f"engine defers {'+'.join(first['after']) or 'nothing'}; records {'identical' if first['same'] else 'DIFFER'}")
     # the imbalance rules read only the book and history groups: computing only those gives
     # the same orders with less work per row
     lean = bench_config(paths, features={"groups": ["book", "history"]})
@@ -238,6 +265,26 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     if out is not None:
         out.update(results)
     return 0
+
+
+def _all_first_latency(events: np.ndarray, cfg: EngineConfig, reps: int) -> Dict[str, Any]:
+    """In-core latency with every feature group before the decision; also whether the records
+    equal the default (split) engine's and which groups it defers."""
+    from orpflow.engine import latency_percentiles
+    from orpflow.runtime import build_core
+    from orpflow._core.features import READS_ALL
+    lats, recs, after = [], [], []
+    for split in [False] * reps + [True]:
+        core, _ = build_core(cfg, cfg.make_instruments())
+        after = core.feature_order(0)["after"] if split else after
+        if not split:
+            core.set_feature_reads(0, READS_ALL)
+        core.run_array(events)
+        recs.append(core.take_records())
+        if not split:
+            lats.append({"incore": latency_percentiles(core, "incore")})
+    mid = sorted(lats, key=lambda d: d["incore"]["p50"])[len(lats) // 2]
+    return {"incore": mid["incore"], "after": after, "same": recs[0].tobytes() == recs[-1].tobytes()}
 
 
 def _model_rows(row: Any, results: Dict[str, Any], events: np.ndarray, paths: Sequence[str], reps: int,

@@ -190,3 +190,14 @@ def test_data_path_that_is_a_directory(tmp_path, capsys):
 
 def test_bench_events_out_of_range(capsys):
     assert "--events" in fails(capsys, "bench", "--events", "0")
+
+
+def test_bench_reads_the_market_of_the_recording():
+    """A USD-M recording gets the futures grid (a spot grid never gives a usable book)."""
+    from orpflow.bench import bench_config, recording_venue
+    from helpers import shared_file
+    assert recording_venue(str(SAMPLE)) == "binance-spot"
+    usdm = shared_file("binance", "usdm_btcusdt_20240808.gz")
+    assert recording_venue(str(usdm)) == "binance-usdm"
+    inst = bench_config([str(usdm)]).make_instruments()[0]
+    assert inst.venue == "binance-usdm"

@@ -56,3 +56,24 @@ def test_cython_signal_generator(my_strategy):
     assert (feats["kind"][entries] == 1).all() and (feats["spread_ticks"][entries] == 1).all()
     assert (np.sign(feats["trade_flow"][entries]) == -sig["side"][entries]).all()
     assert (np.abs(feats["trade_flow"][entries]) >= 0.8).all()
+
+
+def test_extension_after_the_order_same_results(my_strategy):
+    """The imbalance rules read no extension column: the extension runs after the order, with
+    the same values (feature rows compared at chunk boundaries) and the same records. A Cython
+    generator declares nothing: everything before its decision."""
+    import dataclasses
+    from orpflow.engine import load_engine_events
+    from orpflow.runtime import build_core
+    from test_feature_order import config, run_both
+    cfg = config(SAMPLE)
+    feats = dataclasses.replace(cfg.signal.features, extension=my_strategy.SpreadAndLastTrade())
+    cfg = dataclasses.replace(cfg, signal=dataclasses.replace(cfg.signal, features=feats))
+    events = load_engine_events(cfg, cfg.make_instruments())[0]
+    core, _ = build_core(cfg, cfg.make_instruments())
+    assert core.feature_order(0)["extension"] == "after"
+    run_both(cfg, events)
+    fade = dataclasses.replace(cfg, signal=dataclasses.replace(cfg.signal, generator=my_strategy.FadeTheFlow(0.8)))
+    core, _ = build_core(fade, fade.make_instruments())
+    assert core.feature_order(0) == {"first": ["book", "history", "trades", "windows", "toxicity"],
+                                     "after": [], "extension": "first"}

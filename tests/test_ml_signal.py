@@ -349,3 +349,23 @@ def test_hostile_graphs_never_reach_the_compiler_unchecked(tmp_path, case):
     from orpflow.ml.errors import NotNative
     with pytest.raises((ModelError, NotNative)):
         compile_native(HOSTILE[case](tmp_path), None)
+
+
+@pytest.mark.parametrize("evaluator", ["native", "onnxruntime"])
+def test_model_reads_its_inputs_first_the_rest_after_the_order(sample, models, evaluator):
+    """The model's inputs are book and history columns: the engine computes those before the
+    decision and the other groups after the order, with the same records and feature rows as
+    computing everything first."""
+    from orpflow.engine import load_engine_events
+    from orpflow.runtime import build_core
+    from orpflow._core.features import FEATURE_GROUPS
+    from test_feature_order import run_both
+    cfg = engine_config(signal_config(models["score"], evaluator))
+    core, parts = build_core(cfg, cfg.make_instruments())
+    assert parts[0][2].feature_reads() == FEATURE_GROUPS["book"] | FEATURE_GROUPS["history"]
+    events = load_engine_events(cfg, cfg.make_instruments())[0]
+    recs, counters = run_both(cfg, events, chunks=10)
+    assert counters["orders"] > 0, counters
+    flow = engine_config(signal_config({**models["score"], "inputs": INPUTS[:4] + ("trade_flow",)}, evaluator))
+    core, parts = build_core(flow, flow.make_instruments())
+    assert core.feature_order(0)["after"] == ["history", "windows", "toxicity"]

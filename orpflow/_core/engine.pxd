@@ -99,6 +99,8 @@ cdef struct Slot:
     int64_t trips_seen         # the risk gate's n_trips last looked at
     int64_t trips_out[8]       # trips of each breaker already written
     int flatten_pending        # on_breaker = "flatten": close the position at the next row
+    int32_t late               # feature groups computed after the order (the generator does not read them)
+    int32_t ext_late           # 1: the extension too (the generator reads none of its columns)
     RestoredOrder restore[MAX_RESTORE]
     int64_t n_restore
     SeqlockStats stats

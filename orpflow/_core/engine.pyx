@@ -1,9 +1,10 @@
 """The engine's per-event loop (DESIGN §6, §7).
 
 ``core_step`` is the whole strategy for one record: the venue and the book (``exec_apply``),
-on a row-making record the features, the signal, the position rules, the pre-trade risk gate
-and the order, then on a complete book message the seqlock snapshot (published after the
-order: it serves other threads, not the decision); then every order state change, fill,
+on a row-making record the feature groups the generator reads, the signal, the position rules,
+the pre-trade risk gate and the order, then the rest of the row (the other groups, the
+extension: same values, after the order), then on a complete book message the seqlock snapshot
+(published after the order: it serves other threads, not the decision); then every order state change, fill,
 emitted signal, sync change, breaker trip and account snapshot as a fixed-size OutRecord.
 The same function runs in the caller's thread over an array (``run_array``: backtest, records
 collected in a buffer) and in the strategy thread over the `market` ring (``run_ring``: records
@@ -34,7 +35,8 @@ from orpflow._core.broker cimport (
     broker_trim,
 )
 from orpflow._core.features cimport (
-    FeatureState, FeatureEngine, FeatureExtension, features_update,
+    FeatureState, FeatureEngine, FeatureExtension, features_begin, features_finish, features_late,
+    G_ALL, G_BOOK, G_EXTENSION,
 )
 from orpflow._core.signals cimport (
     SignalGenerator, SignalCandidate, SignalRow, PositionParams, PositionState, signal_decide,
@@ -62,6 +64,7 @@ cdef enum:
 # Idle back-off of the strategy thread: spin (pause) for Core.spin_ns after the last record,
 # then sleep in short steps. Only this thread spins (DESIGN §6: never more spinners than cores).
 cdef int64_t IDLE_SLEEP_NS = 50000
+cdef int64_t FEATURE_SAMPLE = 16        # the feature histogram times one row in 16 (a power of two)
 cdef int64_t FEED_WAIT_NS = 20000       # the feed's sleep while the market ring is full
 cdef int64_t OUT_WAIT_SPINS = 64        # spins before the strategy sleeps on a full out ring
 
@@ -396,21 +399,12 @@ cdef void resend_restored(Core *c, Slot *s) noexcept nogil:
     s.n_restore = 0
 
 
-cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
-                 int64_t stamp) noexcept nogil:
+cdef void decide(Core *c, int32_t slot, Slot *s, int64_t t0, int64_t stamp) noexcept nogil:
+    """The row's decision: flatten / restored orders, the generator, the position rules, the
+    order; tick-to-trade ends when its record is written."""
     cdef SignalCandidate cand
     cdef SignalRow row
-    cdef int64_t t1 = 0, result = 0, why = NO_ORDER_WARMUP
-    if c.measure:
-        t1 = ORP_now_ns()
-    if not features_update(s.st, s.x.book, e):
-        return
-    if s.extension != NULL:
-        (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
-    if c.measure:
-        hist_add(&c.feature, ORP_now_ns() - t1)
-    s.rows += 1
-    bump(&c.c.rows, 1)
+    cdef int64_t t1, result = 0, why = NO_ORDER_WARMUP
     if s.flatten_pending:
         flatten(c, s)
     if s.n_restore and s.rows > s.ep.warmup_rows:
@@ -432,6 +426,37 @@ cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
             if stamp > 0:
                 hist_add(&c.wire if c.wire_stamps else &c.ingress, t1 - stamp)
     emit_signal(c, slot, s, &row, result, why)
+
+
+cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
+                 int64_t stamp) noexcept nogil:
+    """Only what the decision reads before it: the feature groups the generator reads (and
+    the book group: the position rules size with mid), the decision and the order, then the
+    other groups and the extension (if the generator reads none of its columns). Same rows,
+    same values as computing them all first (features_finish; tests compare the records)."""
+    # The feature histogram times one row in FEATURE_SAMPLE, with every group before the
+    # decision (the same values): a clock read costs 20-120 ns, and the two around the
+    # features would otherwise lie on every order's path.
+    cdef bint timed = c.measure and (s.rows & (FEATURE_SAMPLE - 1)) == 0
+    cdef int32_t late = 0 if timed else s.late
+    cdef bint ext_late = s.ext_late and not timed
+    cdef int64_t t1 = 0
+    if timed:
+        t1 = ORP_now_ns()
+    if not features_begin(s.st, s.x.book, e, late):
+        return
+    if s.extension != NULL and not ext_late:
+        (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
+    if timed:
+        hist_add(&c.feature, ORP_now_ns() - t1)
+    s.rows += 1
+    bump(&c.c.rows, 1)
+    decide(c, slot, s, t0, stamp)
+    # after the order: the rest of the row
+    if late:
+        features_finish(s.st, e, late)
+    if ext_late:
+        (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
 
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
@@ -624,6 +649,9 @@ cdef int64_t feed_loop(Core *c, RingState *market, const Event *evs, int64_t n, 
 
 OUT_DTYPE = np.dtype([("kind", "<i4"), ("slot", "<i4"), ("event_no", "<i8"), ("ts_exch", "<i8"),
                       ("ts_local", "<i8"), ("v", "<i8", (OUT_FIELDS,))])
+#: The "feature" histogram times one feature row in this many (the rows whose index is a multiple).
+FEATURE_SAMPLE_EVERY = FEATURE_SAMPLE
+
 COUNTER_NAMES = ("events", "rows", "signals", "orders", "rejected", "fills", "out_records",
                  "out_waits", "unknown", "idle_sleeps", "market_waits", "fed", "out_lost", "breaker_trips",
                  "feed_lost")
@@ -692,11 +720,47 @@ cdef class EngineCore:
         for k in range(BRK_COUNT):
             s.trips_out[k] = sim.x.risk.trips[k]
         sim.x.b.journal_on = 1
+        self._order_features(s, features, generator.feature_reads())
         generator.reset()
         self._keep.append((sim, features, generator, snapshot))
         self.n_slots += 1
         self.c.n_slots = self.n_slots
         return self.n_slots - 1
+
+    cdef void _order_features(self, Slot *s, FeatureEngine features, int reads):
+        """Which feature groups wait until after the order: those the generator does not read.
+        The book group never waits (the position rules size with mid); an extension whose
+        columns the generator reads may read any built-in column, so then nothing waits."""
+        cdef int32_t first = (reads & G_ALL) | G_BOOK
+        if features.has_extension and reads & G_EXTENSION:
+            first = G_ALL
+        s.late = features_late(&features.st.p, first)
+        s.ext_late = 1 if features.has_extension and not (reads & G_EXTENSION) else 0
+
+    def feature_order(self, int slot):
+        """{"first": groups computed before the decision, "after": groups computed after the
+        order, "extension": "first", "after" or None}."""
+        from orpflow._core.features import FEATURE_GROUPS
+        self._slot(slot)
+        cdef Slot *s = &self.c.slots[slot]
+        groups = s.st.p.groups
+        ext = None if s.extension == NULL else ("after" if s.ext_late else "first")
+        return {"first": [k for k, b in FEATURE_GROUPS.items() if groups & b and not s.late & b],
+                "after": [k for k, b in FEATURE_GROUPS.items() if s.late & b], "extension": ext}
+
+    def feature_row(self, int slot):
+        """The raw FeatureVector of `slot`'s latest row (tests: both orders give the same)."""
+        self._slot(slot)
+        cdef FeatureState *st = self.c.slots[slot].st
+        return bytes((<char *>&st.fv)[:sizeof(st.fv)])
+
+    def set_feature_reads(self, int slot, int reads):
+        """Debug: order the features of `slot` as if its generator read `reads` (READS_ALL:
+        everything before the decision, the order before this split existed)."""
+        self._slot(slot)
+        cdef Slot *s = &self.c.slots[slot]
+        cdef FeatureEngine fe = self._keep[slot][1]
+        self._order_features(s, fe, reads)
 
     def restore(self, int slot, *, cash, cost, realised, fees, int64_t position,
                 int64_t round_trips=0, int64_t losing_round_trips=0):

@@ -18,6 +18,7 @@ cdef enum:
     G_WINDOWS = 8                 # time windows over book rows: ofi_window, imbalance_twa, acceleration
     G_TOXICITY = 16               # VPIN over volume buckets
     G_ALL = 31
+    G_EXTENSION = 32              # not a group: the extension's columns (SignalGenerator.feature_reads)
 
 # One row. The layout is mirrored by FEATURE_DTYPE (checked at import).
 cdef struct FeatureVector:
@@ -168,11 +169,34 @@ cdef struct FeatureState:
     int64_t bucket_buy
     int64_t bucket_sell
     orp_i128 buckets_sum
+    orp_i128 row_mid2             # bid + ask ticks of this book row (0: unusable), for a late history
 
 cdef int features_init(FeatureState *s, const FeatureParams *p) noexcept nogil
 cdef void features_free(FeatureState *s) noexcept nogil
 # After `e` was applied to the book: update the state; 1 if `e` made a row (in s.fv).
 cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcept nogil
+# The same in two phases (the engine decides between them): features_begin does the row's
+# bookkeeping and every group outside `late`, features_finish (only after a begin that made a
+# row, for the same record) the groups in `late`. Same values as features_update, provided
+# `late` comes from features_late.
+cdef int features_begin(FeatureState *s, const Book *b, const Event *e, int32_t late) noexcept nogil
+cdef void features_finish(FeatureState *s, const Event *e, int32_t late) noexcept nogil
+# The groups that may be left for after the decision when it reads only `first`.
+cdef int32_t features_late(const FeatureParams *p, int32_t first) noexcept nogil
+
+# The group that computes built-in column i (FEATURE_GROUP); G_EXTENSION for extension columns.
+cdef inline int32_t column_group(int64_t i) noexcept nogil:
+    if i < 10:
+        return G_BOOK
+    if i < 15:
+        return G_HISTORY
+    if i == 15 or i == 16 or i == 20:
+        return G_TRADES
+    if i < 20:
+        return G_WINDOWS
+    if i == 21:
+        return G_TOXICITY
+    return G_EXTENSION
 
 # Subclass in your own .pyx to add columns (see examples/custom_cython/). compute() runs on
 # every row after the built-in features and writes n_outputs values to out.
@@ -190,4 +214,6 @@ cdef class FeatureEngine:
     cdef readonly FeatureExtension extension
     cdef readonly object dtype
     cdef bint has_extension
+    cdef int32_t late             # groups advance() computes in a second phase (tests: same rows)
     cdef int64_t advance(self, const Event *evs, int64_t n, int *row) noexcept nogil
+    cdef object run_rows(self, events)

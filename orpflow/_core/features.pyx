@@ -611,7 +611,14 @@ cdef inline void advance_clock(FeatureState *s, int64_t ts) noexcept nogil:
         s.clock = ts
 
 
-cdef void on_book_row(FeatureState *s, const Book *b) noexcept nogil:
+cdef void history_row(FeatureState *s) noexcept nogil:
+    if s.p.groups & G_HISTORY and s.row_mid2 > 0:
+        history_update(s, s.row_mid2)
+    else:
+        history_nan(&s.fv)
+
+
+cdef void on_book_row(FeatureState *s, const Book *b, int32_t late) noexcept nogil:
     cdef FeatureVector *fv = &s.fv
     cdef int32_t g = s.p.groups
     cdef orp_i128 mid2 = 0
@@ -622,20 +629,32 @@ cdef void on_book_row(FeatureState *s, const Book *b) noexcept nogil:
     else:
         book_state_nan(fv)
         s.has_prev = 0
-    if g & G_HISTORY and mid2 > 0:
-        history_update(s, mid2)
-    else:
-        history_nan(fv)
-    if g & G_WINDOWS:
+    s.row_mid2 = mid2
+    if not (late & G_HISTORY):
+        history_row(s)
+    if g & G_WINDOWS and not (late & G_WINDOWS):
         segments_push(s, fv.imbalance, fv.mid, s.has_ofi, s.ofi_units)
     if not (g & G_BOOK):
         book_state_nan(fv)
 
 
+cdef int32_t features_late(const FeatureParams *p, int32_t first) noexcept nogil:
+    # The book group is never late: history and windows read this row's book state, and
+    # signal_decide sizes with mid. Without it the book columns are NaN-ed after history and
+    # windows read them, so nothing is split then.
+    if not (p.groups & G_BOOK):
+        return 0
+    return p.groups & G_ALL & ~(first | G_BOOK)
+
+
 cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcept nogil:
+    return features_begin(s, b, e, 0)
+
+
+cdef int features_begin(FeatureState *s, const Book *b, const Event *e, int32_t late) noexcept nogil:
     cdef uint32_t f = e.flags
     cdef int64_t side
-    cdef int32_t g = s.p.groups
+    cdef int32_t g = s.p.groups & ~late
     cdef FeatureVector *fv = &s.fv
     # a record without exchange time (ts_exch 0: a REST snapshot) is stamped with its receive
     # time, so its row does not sit at 1970 on a time axis
@@ -658,7 +677,7 @@ cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcep
     elif f & F_BOOK_KINDS and f & F_LAST and e.instrument == b.instrument and not b.msg_open:
         advance_clock(s, ts)
         fv.kind = ROW_BOOK
-        on_book_row(s, b)
+        on_book_row(s, b, late)
     else:
         return 0
     fv.ts_exch = ts
@@ -671,6 +690,32 @@ cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcep
         segments_features(s)
     s.rows += 1
     return 1
+
+
+cdef void features_finish(FeatureState *s, const Event *e, int32_t late) noexcept nogil:
+    # Each late group reads only its own state, the clock and this row's book columns, which
+    # nothing between the two phases writes: the values are those of one features_update.
+    cdef uint32_t f = e.flags
+    cdef int64_t side
+    if late == 0:
+        return
+    if f & F_TRADE:
+        side = 1 if f & F_BUY else (-1 if f & F_SELL else 0)
+        if late & G_TRADES:
+            trades_push(s, e, side)
+        if late & G_TOXICITY and s.p.vpin_bucket > 0:
+            vpin_trade(s, e.qty, side)
+    else:
+        if late & G_HISTORY:
+            history_row(s)
+        if late & G_WINDOWS:
+            segments_push(s, s.fv.imbalance, s.fv.mid, s.has_ofi, s.ofi_units)
+    if late & G_TRADES:
+        trades_evict(s)
+        trades_features(s)
+    if late & G_WINDOWS:
+        segments_evict(s)
+        segments_features(s)
 
 
 # ------------------------------------------------------------------------------------------
@@ -708,6 +753,14 @@ def vector_layout():
 
 FEATURE_GROUPS = {"book": G_BOOK, "history": G_HISTORY, "trades": G_TRADES,
                   "windows": G_WINDOWS, "toxicity": G_TOXICITY}
+#: SignalGenerator.feature_reads() bits: the extension's columns, and everything.
+READS_EXTENSION = G_EXTENSION
+READS_ALL = G_ALL | G_EXTENSION
+
+
+def column_groups():
+    """The group bit of every column (built-ins then extension columns), as the engine maps them."""
+    return [column_group(i) for i in range(FEATURE_COUNT + FEATURE_EXTRA_MAX)]
 
 
 cdef class FeatureEngine:
@@ -756,8 +809,18 @@ cdef class FeatureEngine:
         if self.initialised:
             features_free(&self.st)
 
-    def run(self, events):
-        """Apply `events` to the book and return one feature row per book message or trade."""
+    def run(self, events, int first=G_ALL):
+        """Apply `events` to the book and return one feature row per book message or trade.
+
+        first: compute these groups (bits of FEATURE_GROUPS), then the rest, per row, as the
+        engine does around its decision; the rows are the same (tests check it)."""
+        self.late = features_late(&self.st.p, first)
+        try:
+            return self.run_rows(events)
+        finally:
+            self.late = 0
+
+    cdef object run_rows(self, events):
         cdef Event *evs = event_ptr(events, False)
         cdef int64_t n = events.shape[0], i = 0, rows = 0
         cdef int row = 0
@@ -794,7 +857,9 @@ cdef class FeatureEngine:
             row[0] = 0
             return n
         book_apply(self.book.book, evs, j + 1)
-        row[0] = features_update(&self.st, self.book.book, &evs[j])
+        row[0] = features_begin(&self.st, self.book.book, &evs[j], self.late)
+        if row[0] and self.late:
+            features_finish(&self.st, &evs[j], self.late)
         if row[0] and self.has_extension:
             self.extension.compute(&self.st, self.book.book, &evs[j], self.st.fv.extra)
         return j + 1

@@ -17,8 +17,8 @@ from orpflow._core.types cimport (
     R_SIG_BOOK_UNUSABLE, R_SIG_FEATURE_NAN, R_SIG_WEAK, R_SIG_ERROR, R_SIG_MODEL_FLAT,
     R_SIG_MODEL_BAD_OUTPUT,
 )
-from orpflow._core.features cimport FeatureVector, FEATURE_COUNT, FEATURE_EXTRA_MAX
-from orpflow._core.signals cimport SignalCandidate, candidate_none
+from orpflow._core.features cimport FeatureVector, FEATURE_COUNT, FEATURE_EXTRA_MAX, G_BOOK, column_group
+from orpflow._core.signals cimport SignalCandidate, candidate_none, reads_if_exact
 
 cimport cython
 
@@ -87,6 +87,13 @@ cdef class ModelSignal(SignalGenerator):
             self.ort_y = loaded.ort.flat_y
             if self.ort_x.shape[0] != n or self.ort_y.shape[0] != self.n_out:
                 raise ValueError("onnxruntime buffers do not match the model's widths")
+
+    def feature_reads(self):
+        """book_ok and the groups of the model's input columns."""
+        cdef int32_t reads = G_BOOK
+        for i in range(self.n_in):
+            reads |= column_group(self.cols[i])
+        return reads_if_exact(self, ModelSignal, reads)
 
     @property
     def evaluator(self):

@@ -61,6 +61,7 @@ cdef inline void candidate_none(SignalCandidate *c, int32_t reason) noexcept nog
     c.size_mult = 0.0
 
 cdef void position_params(PositionParams *p, dict d)
+cdef int32_t reads_if_exact(object gen, type cls, int32_t reads)
 cdef void signal_decide(PositionState *ps, const PositionParams *p, const FeatureVector *fv,
                         const SignalCandidate *c, SignalRow *out) noexcept nogil
 

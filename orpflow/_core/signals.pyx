@@ -19,7 +19,8 @@ from orpflow._core.types cimport (
     R_SIG_USER_NONE, R_SIG_ERROR,
 )
 from orpflow._core.features cimport (
-    FeatureVector, FeatureEngine, FEATURE_COUNT, FEATURE_EXTRA_MAX, ROW_BOOK,
+    FeatureVector, FeatureEngine, FEATURE_COUNT, FEATURE_EXTRA_MAX, ROW_BOOK, G_ALL, G_BOOK,
+    G_HISTORY, G_EXTENSION, column_group,
 )
 
 cimport cython
@@ -131,6 +132,12 @@ cdef void signal_decide(PositionState *ps, const PositionParams *p, const Featur
 # generators
 
 
+cdef int32_t reads_if_exact(object gen, type cls, int32_t reads):
+    """A built-in generator's feature_reads(): a subclass may override evaluate(), so what it
+    reads is unknown (everything)."""
+    return reads if type(gen) is cls else G_ALL | G_EXTENSION
+
+
 @cython.auto_pickle(False)     # C state: not picklable
 cdef class SignalGenerator:
     """Base class of signal generators; subclass it in Cython for a nogil generator.
@@ -139,6 +146,8 @@ cdef class SignalGenerator:
     noexcept nogil``: set ``out.side`` (+1, -1 or 0), ``strength``, ``confidence``,
     ``holding_ms``, ``size_mult`` (1.0 = equity * base_position_pct) or, for no signal,
     ``side = 0`` and a ``reason``. Return 0. ``reset()`` clears any state between runs.
+    Override ``feature_reads()`` to let the engine compute the other feature groups after
+    the order.
     """
 
     cdef int evaluate(self, const FeatureVector *fv, SignalCandidate *out) noexcept nogil:
@@ -147,6 +156,12 @@ cdef class SignalGenerator:
 
     cpdef reset(self):
         pass
+
+    def feature_reads(self):
+        """The feature groups evaluate() reads, as bits of orpflow._core.features.FEATURE_GROUPS
+        (| READS_EXTENSION for the extension's columns). The engine asks once, when it is built,
+        and computes the groups outside it after the order (same rows). Default: everything."""
+        return G_ALL | G_EXTENSION
 
 
 @cython.auto_pickle(False)     # C state: not picklable
@@ -165,6 +180,11 @@ cdef class ImbalanceSignal(SignalGenerator):
     cpdef reset(self):
         self.streak = 0
         self.last_sign = 0
+
+    def feature_reads(self):
+        """book (book_ok, mid, spread_bps, imbalance, weighted_imbalance) and history
+        (volatility_z, momentum, imbalance_momentum)."""
+        return reads_if_exact(self, ImbalanceSignal, G_BOOK | G_HISTORY)
 
     cdef int evaluate(self, const FeatureVector *fv, SignalCandidate *out) noexcept nogil:
         cdef double imb = fv.imbalance, conf, a
@@ -248,6 +268,14 @@ cdef class LinearSignal(SignalGenerator):
         self.bias = bias
         self.entry_threshold = entry_threshold
         self.holding_ms = holding_ms
+
+    def feature_reads(self):
+        """book_ok and the groups of the columns with a non-zero weight."""
+        cdef int32_t reads = G_BOOK
+        for i in range(self.n):
+            if self.weights[i] != 0.0:
+                reads |= column_group(i)
+        return reads_if_exact(self, LinearSignal, reads)
 
     cdef int evaluate(self, const FeatureVector *fv, SignalCandidate *out) noexcept nogil:
         cdef const double *x = &fv.mid
