@@ -97,7 +97,7 @@ def test_small_windows_equal_the_twin(stream):
     for chunk in np.split(arr, cuts):
         assert a.apply(chunk) == b.apply(chunk)
         a._check()
-        assert_same(a, b)
+        assert_same(a, b)      # metrics(): the top levels are tracked from here on
 
 
 def _walk(book, ops, start_u):
@@ -117,7 +117,8 @@ def _truth_apply(truth, ops):
 
 
 def _assert_truth(book, truth):
-    book._check()
+    book._check()           # includes the tracked top levels, once metrics() started them
+    book.metrics()
     for side, name in ((F.BID, "bid"), (F.ASK, "ask")):
         expected = sorted(truth[side].items(), reverse=side == F.BID)
         assert [tuple(x) for x in book.levels_raw(name).tolist()] == expected, name

@@ -131,16 +131,17 @@ cdef int64_t side_qty_at(const BookSide *s, int64_t key) noexcept nogil
 # Copy up to n best levels (best first) into keys/qty; returns how many.
 cdef int64_t side_top(const BookSide *s, int64_t n, int64_t *keys, int64_t *qty) noexcept nogil
 
-# The top levels of a side, walked once per book change and shared by every reader of that
-# state (features, book metrics, the published snapshot), so a row walks each side once.
+# The best levels of a side, kept up to date as the book changes once a reader has asked for
+# them (features, book metrics, the published snapshot all read them every row): a read is a
+# pointer, and an update below the tracked levels costs one comparison.
 cdef enum:
     TOP_CACHE = 64
 
 cdef struct TopLevels:
-    int64_t version           # Book.version the levels were read at (-1: never)
-    int64_t n                 # levels in lv
-    int64_t asked             # levels asked for when they were read (n < asked: side exhausted)
-    Level lv[TOP_CACHE]
+    int valid                 # lv holds the side's n best levels (0: read them again)
+    int64_t want              # levels tracked (the most any reader asked for, <= TOP_CACHE)
+    int64_t n                 # levels in lv: want, or fewer when the side has fewer
+    Level lv[TOP_CACHE]       # best first
 
 cdef struct BookCounters:
     int64_t records           # records seen by apply()
@@ -220,12 +221,11 @@ cdef struct Book:
     double weighted_decay
     BookCounters c
     int64_t rejects[R_COUNT]
-    int64_t version               # +1 on every book record and every clear: the levels may differ
-    TopLevels top[2]              # [bid, ask], read lazily (book_top)
+    TopLevels top[2]              # [bid, ask]: tracked once read (book_top)
 
 # The n best levels of one side (is_ask 0/1), best first, n <= TOP_CACHE: a pointer into the
-# book's cache, read from the book when it changed since; returns how many (fewer if the side
-# has fewer). The pointer is valid until the book changes.
+# book's tracked top levels; returns how many (fewer if the side has fewer). The pointer is
+# valid until the book changes.
 cdef int64_t book_top(const Book *b, bint is_ask, int64_t n, const Level **out) noexcept nogil
 
 cdef int64_t book_apply(Book *b, const Event *evs, int64_t n) noexcept nogil

@@ -614,21 +614,102 @@ cdef int64_t side_read_top(const BookSide *s, int64_t n, Level *out) noexcept no
 
 
 cdef int64_t book_top(const Book *b, bint is_ask, int64_t n, const Level **out) noexcept nogil:
-    # the cache is not part of the book's value: filling it from a const view is safe (the
-    # book has one thread: the writer, and readers on that thread between applies)
+    # tracking starts at the first read: filling it from a const view is safe (the book has
+    # one thread, the writer, and readers on that thread between applies)
     cdef TopLevels *t = &(<Book *>b).top[is_ask]
+    if n <= 0:
+        out[0] = t.lv
+        return 0
     if n > TOP_CACHE:
         n = TOP_CACHE
-    if t.version != b.version or (t.n < n and t.n == t.asked):
-        t.n = side_read_top(&b.ask if is_ask else &b.bid, n, t.lv)
-        t.asked = n
-        t.version = b.version
+    if not t.valid or n > t.want:
+        if n > t.want:
+            t.want = n
+        t.n = side_read_top(&b.ask if is_ask else &b.bid, t.want, t.lv)
+        t.valid = 1
     out[0] = t.lv
     return n if n < t.n else t.n
 
 
+cdef inline void top_forget(Book *b) noexcept nogil:
+    """The levels changed wholesale (snapshot, clear, a failure): read them again when asked."""
+    b.top[0].valid = 0
+    b.top[1].valid = 0
+
+
+cdef bint side_next_below(const BookSide *s, int64_t key, Level *out) noexcept nogil:
+    """The best level strictly below key; False if none."""
+    cdef int64_t pos, i
+    cdef const LevelBlock *blk
+    cdef const Level *top
+    if key > s.lo:
+        if <uint64_t>key - <uint64_t>s.lo <= <uint64_t>s.wsize:
+            if window_next(s, <int64_t>(<uint64_t>key - <uint64_t>s.lo) - 1, out):
+                return True
+        elif window_next(s, s.wsize - 1, out):
+            return True
+        top = far_top(&s.far)
+        if top == NULL:
+            return False
+        out[0] = top[0]
+        return True
+    if s.far.nblocks == 0:
+        return False
+    pos = far_route(&s.far, key)
+    blk = far_block(&s.far, pos)
+    i = block_lower_bound(blk, key) - 1          # the last level < key in this block
+    if i < 0:
+        if pos == 0:
+            return False
+        blk = far_block(&s.far, pos - 1)
+        i = blk.n - 1
+    out[0] = blk.lv[i]
+    return True
+
+
+cdef void top_track(TopLevels *t, const BookSide *s, int64_t key, int64_t qty) noexcept nogil:
+    """Keep the tracked best levels equal to the side's after the level at key became qty."""
+    cdef int64_t n = t.n, i = 0
+    if n == t.want and key < t.lv[n - 1].key:
+        return                                  # below every tracked level: nothing to do
+    while i < n and t.lv[i].key > key:
+        i += 1
+    if i < n and t.lv[i].key == key:
+        if qty != 0:
+            t.lv[i].qty = qty
+            return
+        memmove(&t.lv[i], &t.lv[i + 1], <size_t>(n - i - 1) * sizeof(Level))
+        n -= 1
+        # the level that now becomes the last tracked one, if the side has it
+        if n == t.want - 1 and side_next_below(s, t.lv[n - 1].key if n > 0 else key, &t.lv[n]):
+            n += 1
+        t.n = n
+        return
+    if qty == 0:
+        return                                  # removing a level the side did not have
+    if n == t.want:
+        n -= 1                                  # the last tracked level drops out
+    memmove(&t.lv[i + 1], &t.lv[i], <size_t>(n - i) * sizeof(Level))
+    t.lv[i].key = key
+    t.lv[i].qty = qty
+    t.n = n + 1
+
+
+cdef inline int book_set_level(Book *b, uint32_t side, int64_t price, int64_t qty) noexcept nogil:
+    """side_set on the record's side, keeping the tracked top levels; -1 out of memory."""
+    cdef bint ask = side == F_ASK
+    cdef BookSide *s = &b.ask if ask else &b.bid
+    cdef int64_t key = -price if ask else price
+    if side_set(s, key, qty) != 0:
+        top_forget(b)
+        return -1
+    if b.top[ask].valid:
+        top_track(&b.top[ask], s, key, qty)
+    return 0
+
+
 cdef inline void book_clear_levels(Book *b) noexcept nogil:
-    b.version += 1
+    top_forget(b)
     side_clear(&b.bid)
     side_clear(&b.ask)
     b.crossed_now = 0
@@ -831,6 +912,7 @@ cdef void book_end_message(Book *b) noexcept nogil:
         if b.bbo_n:
             book_bbo_due(b)
     elif b.msg_action == A_SNAPSHOT:
+        top_forget(b)
         if side_finish_snapshot(&b.bid) != 0 or side_finish_snapshot(&b.ask) != 0:
             book_clear_levels(b)          # out of memory: no half-loaded book
             book_lose_sync(b)
@@ -891,9 +973,7 @@ cdef void book_process(Book *b, const Event *e) noexcept nogil:
             and e.price > 0 and e.qty >= 0):
         # the common case, one level of the diff being applied: exactly what the general path
         # below does for it, without deciding again what the message is
-        b.version += 1
-        if side_set(&b.ask if side == F_ASK else &b.bid,
-                    -e.price if side == F_ASK else e.price, e.qty) != 0:
+        if book_set_level(b, side, e.price, e.qty) != 0:
             book_abandon_message(b)
         else:
             b.c.applied += 1
@@ -919,7 +999,6 @@ cdef void book_process(Book *b, const Event *e) noexcept nogil:
         else:
             book_reject(b, R_BAD_FLAGS)
         return
-    b.version += 1                # a book record: whatever it does, cached top levels are re-read
     kind = record_kind(f)
     if kind < 0 or side == (F_BID | F_ASK):
         book_reject(b, R_BAD_FLAGS)
@@ -950,8 +1029,7 @@ cdef void book_process(Book *b, const Event *e) noexcept nogil:
         book_reject(b, b.msg_drop_reason)
     elif side != 0:
         if b.msg_action == A_APPLY:
-            if side_set(&b.ask if side == F_ASK else &b.bid,
-                        -e.price if side == F_ASK else e.price, e.qty) != 0:
+            if book_set_level(b, side, e.price, e.qty) != 0:
                 book_abandon_message(b)   # out of memory: never half-apply silently
             else:
                 b.c.applied += 1
@@ -1109,6 +1187,21 @@ cdef dict _side_layout(const BookSide *s, bint is_ask):
     cdef int64_t first = s.lo, last = s.lo + s.wsize - 1
     return {"window_levels": s.nwin, "far_levels": s.far.n, "recentres": s.recentres,
             "window_prices": (-last, -first) if is_ask else (first, last)}
+
+
+cdef void _check_top(const TopLevels *t, const BookSide *s, str name) except *:
+    """The tracked best levels, when tracking, equal a fresh read of the side."""
+    cdef Level fresh[TOP_CACHE]
+    cdef int64_t i, got
+    if not t.valid:
+        return
+    got = side_read_top(s, t.want, fresh)
+    if got != t.n:
+        raise AssertionError(f"{name}: {t.n} tracked top levels, the side has {got} of {t.want}")
+    for i in range(got):
+        if fresh[i].key != t.lv[i].key or fresh[i].qty != t.lv[i].qty:
+            raise AssertionError(f"{name}: tracked level {i} {t.lv[i].key}/{t.lv[i].qty}, "
+                                 f"side {fresh[i].key}/{fresh[i].qty}")
 
 
 cdef void _check_side(const BookSide *s, str name) except *:
@@ -1333,6 +1426,8 @@ cdef class OrderBook:
         try:
             _check_side(&self.book.bid, "bid")
             _check_side(&self.book.ask, "ask")
+            _check_top(&self.book.top[0], &self.book.bid, "bid")
+            _check_top(&self.book.top[1], &self.book.ask, "ask")
         finally:
             self._exit_read()
 
