@@ -139,6 +139,8 @@ cdef enum:
 
 cdef struct TopLevels:
     int valid                 # lv holds the side's n best levels (0: read them again)
+    int64_t floor             # an update at a key below this leaves lv as it is (INT64_MAX when
+                              # not tracking; INT64_MIN while the side has fewer than `want`)
     int64_t want              # levels tracked (the most any reader asked for, <= TOP_CACHE)
     int64_t n                 # levels in lv: want, or fewer when the side has fewer
     Level lv[TOP_CACHE]       # best first

@@ -627,14 +627,21 @@ cdef int64_t book_top(const Book *b, bint is_ask, int64_t n, const Level **out) 
             t.want = n
         t.n = side_read_top(&b.ask if is_ask else &b.bid, t.want, t.lv)
         t.valid = 1
+        top_set_floor(t)
     out[0] = t.lv
     return n if n < t.n else t.n
+
+
+cdef inline void top_set_floor(TopLevels *t) noexcept nogil:
+    t.floor = t.lv[t.n - 1].key if t.n == t.want else INT64_MIN
 
 
 cdef inline void top_forget(Book *b) noexcept nogil:
     """The levels changed wholesale (snapshot, clear, a failure): read them again when asked."""
     b.top[0].valid = 0
     b.top[1].valid = 0
+    b.top[0].floor = INT64_MAX
+    b.top[1].floor = INT64_MAX
 
 
 cdef bint side_next_below(const BookSide *s, int64_t key, Level *out) noexcept nogil:
@@ -669,30 +676,38 @@ cdef bint side_next_below(const BookSide *s, int64_t key, Level *out) noexcept n
 
 cdef void top_track(TopLevels *t, const BookSide *s, int64_t key, int64_t qty) noexcept nogil:
     """Keep the tracked best levels equal to the side's after the level at key became qty."""
-    cdef int64_t n = t.n, i = 0
-    if n == t.want and key < t.lv[n - 1].key:
-        return                                  # below every tracked level: nothing to do
-    while i < n and t.lv[i].key > key:
-        i += 1
+    cdef int64_t n = t.n, i = 0, j, half, m = n
+    while m > 1:                                # position: tracked levels better than key
+        half = m >> 1                           # (branch-free halving, as far_route)
+        i += half * (t.lv[i + half - 1].key > key)
+        m -= half
+    if n > 0:
+        i += t.lv[i].key > key
     if i < n and t.lv[i].key == key:
         if qty != 0:
             t.lv[i].qty = qty
             return
-        memmove(&t.lv[i], &t.lv[i + 1], <size_t>(n - i - 1) * sizeof(Level))
+        for j in range(i, n - 1):
+            t.lv[j] = t.lv[j + 1]
         n -= 1
         # the level that now becomes the last tracked one, if the side has it
         if n == t.want - 1 and side_next_below(s, t.lv[n - 1].key if n > 0 else key, &t.lv[n]):
             n += 1
         t.n = n
+        top_set_floor(t)
         return
     if qty == 0:
         return                                  # removing a level the side did not have
     if n == t.want:
         n -= 1                                  # the last tracked level drops out
-    memmove(&t.lv[i + 1], &t.lv[i], <size_t>(n - i) * sizeof(Level))
+    j = n
+    while j > i:
+        t.lv[j] = t.lv[j - 1]
+        j -= 1
     t.lv[i].key = key
     t.lv[i].qty = qty
     t.n = n + 1
+    top_set_floor(t)
 
 
 cdef inline int book_set_level(Book *b, uint32_t side, int64_t price, int64_t qty) noexcept nogil:
@@ -703,7 +718,7 @@ cdef inline int book_set_level(Book *b, uint32_t side, int64_t price, int64_t qt
     if side_set(s, key, qty) != 0:
         top_forget(b)
         return -1
-    if b.top[ask].valid:
+    if key >= b.top[ask].floor:              # at or above the last tracked level (when tracking)
         top_track(&b.top[ask], s, key, qty)
     return 0
 
@@ -1299,6 +1314,8 @@ cdef class OrderBook:
             raise MemoryError()
         debug_count_alloc(1)
         memset(self.book, 0, sizeof(Book))
+        self.book.top[0].floor = INT64_MAX     # not tracking until a reader asks
+        self.book.top[1].floor = INT64_MAX
         self.book.buf = <Event *>malloc(<size_t>buffer_capacity * sizeof(Event))
         if self.book.buf == NULL or side_init(&self.book.bid, window_ticks) or side_init(&self.book.ask, window_ticks):
             raise MemoryError()
