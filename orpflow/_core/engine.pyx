@@ -281,7 +281,7 @@ cdef void check_breakers(Core *c, int32_t slot, Slot *s) noexcept nogil:
         s.flatten_pending = 1
 
 
-cdef void forget_written(Slot *s) noexcept nogil:
+cdef inline void forget_written(Slot *s) noexcept nogil:
     """Without keep_history: drop the fills just written, and free chunks of final orders
     (they were written when they became final), so memory does not grow with the run."""
     cdef Broker *b = s.x.b
@@ -299,9 +299,8 @@ cdef void drain_journal(Core *c, int32_t slot, Slot *s) noexcept nogil:
     b.n_journal = 0
 
 
-cdef void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept nogil:
-    """After a record: order changes, new fills (then an account snapshot), sync changes,
-    and on a row-making record the periodic account snapshot."""
+cdef bint flush_orders(Core *c, int32_t slot, Slot *s) noexcept nogil:
+    """Order changes, then new fills and an account snapshot after them; True if filled."""
     cdef Broker *b = s.x.b
     cdef bint filled = b.n_fills > s.fills_out
     if b.n_journal:
@@ -313,11 +312,26 @@ cdef void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept no
         bump(&c.c.fills, 1)
     if filled:
         emit_account(c, slot, s)
-    elif row_maker and s.ep.account_every_ns > 0 and b.clock >= s.next_account:
+    return filled
+
+
+cdef inline void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept nogil:
+    """After a record: order changes, new fills (then an account snapshot), sync changes,
+    and on a row-making record the periodic account snapshot. Inline: on most records there
+    is nothing to write, and each test here is a compare (the work is out of line)."""
+    cdef Broker *b = s.x.b
+    cdef const Book *bk = s.x.book
+    cdef bint filled = False
+    if b.n_journal | (b.n_fills - s.fills_out):
+        filled = flush_orders(c, slot, s)
+    if not filled and row_maker and s.ep.account_every_ns > 0 and b.clock >= s.next_account:
         emit_account(c, slot, s)
         s.next_account = b.clock + s.ep.account_every_ns
-    check_sync(c, slot, s)
-    check_breakers(c, slot, s)
+    if ((bk.state ^ s.sync_key[0]) | (bk.c.gaps ^ s.sync_key[1]) | (bk.c.resyncs ^ s.sync_key[2])
+            | (bk.c.desyncs ^ s.sync_key[3])):
+        check_sync(c, slot, s)
+    if s.x.risk.n_trips != s.trips_seen:
+        check_breakers(c, slot, s)
     if not s.ep.keep_history:
         forget_written(s)
     if b.failed:
@@ -464,21 +478,26 @@ cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
     cdef int32_t slot = 0
     cdef Slot *s = find_slot(c, e.instrument, &slot)
     cdef uint32_t f = e.flags
-    cdef bint row_maker = (f & F_TRADE) != 0 or ((f & F_LAST) != 0 and (f & F_BOOK_KINDS) != 0)
+    # one test, not a short-circuit chain: the kinds of consecutive records are not predictable
+    cdef bint row_maker = ((f & F_TRADE) != 0) | (((f & F_LAST) != 0) & ((f & F_BOOK_KINDS) != 0))
     cdef int64_t t0 = 0
     bump(&c.c.events, 1)
     if s == NULL:
         bump(&c.c.unknown, 1)
         return
-    if row_maker and c.measure:
+    if not row_maker:
+        exec_apply(s.x, e)
+        flush_slot(c, slot, s, False)
+        return
+    if c.measure:
         t0 = ORP_now_ns()
     exec_apply(s.x, e)
-    if row_maker and not s.x.book.msg_open:
+    if not s.x.book.msg_open:
         on_row(c, slot, s, e, t0, stamp)
         if f & F_LAST and f & F_BOOK_KINDS:
             # for the control thread's readers: after the order, off the tick-to-trade path
             snapshot_publish_book(s.snap, s.x.book)
-    flush_slot(c, slot, s, row_maker)
+    flush_slot(c, slot, s, True)
 
 
 cdef void publish_stats(Core *c) noexcept nogil:

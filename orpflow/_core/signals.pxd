@@ -79,6 +79,8 @@ cdef class ImbalanceSignal(SignalGenerator):
 cdef class LinearSignal(SignalGenerator):
     cdef double weights[64]       # one per feature column (built-ins then extension columns)
     cdef int64_t n
+    cdef int32_t used[64]         # the columns with a non-zero weight, ascending: the only ones read
+    cdef int64_t n_used
     cdef double bias
     cdef double entry_threshold
     cdef double holding_ms

@@ -263,8 +263,12 @@ cdef class LinearSignal(SignalGenerator):
         if len(w) > 64:
             raise ValueError("at most 64 weights")
         self.n = len(w)
+        self.n_used = 0
         for i in range(self.n):
             self.weights[i] = w[i]
+            if w[i] != 0.0:
+                self.used[self.n_used] = i
+                self.n_used += 1
         self.bias = bias
         self.entry_threshold = entry_threshold
         self.holding_ms = holding_ms
@@ -280,16 +284,16 @@ cdef class LinearSignal(SignalGenerator):
     cdef int evaluate(self, const FeatureVector *fv, SignalCandidate *out) noexcept nogil:
         cdef const double *x = &fv.mid
         cdef double z = self.bias
-        cdef int64_t i
+        cdef int64_t k, i
         if not fv.book_ok:
             candidate_none(out, R_SIG_BOOK_UNUSABLE)
             return 0
-        for i in range(self.n):
-            if self.weights[i] != 0.0:
-                if x[i] != x[i]:
-                    candidate_none(out, R_SIG_FEATURE_NAN)
-                    return 0
-                z += self.weights[i] * x[i]
+        for k in range(self.n_used):            # same columns, same order as all with w != 0
+            i = self.used[k]
+            if x[i] != x[i]:
+                candidate_none(out, R_SIG_FEATURE_NAN)
+                return 0
+            z += self.weights[i] * x[i]
         strength_candidate(tanh(z), self.entry_threshold, self.holding_ms, out)
         return 0
 
