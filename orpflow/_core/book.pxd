@@ -64,6 +64,7 @@ cdef struct BookSide:
 cdef extern from "orp_bits.h":
     int64_t orp_top_bit(uint64_t x) noexcept nogil
     int64_t orp_low_bit(uint64_t x) noexcept nogil
+    int64_t orp_max_i64(int64_t a, int64_t b) noexcept nogil
 
 
 cdef inline bint window_next(const BookSide *s, int64_t off, Level *out) noexcept nogil:

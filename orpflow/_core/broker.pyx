@@ -21,7 +21,7 @@ from orpflow._core.types cimport (
 )
 from orpflow._core.book cimport (
     Book, BookSide, Level, SideIter, OrderBook, book_process, book_in_sync, side_best,
-    side_iter_begin, side_iter_next, side_qty_at,
+    side_iter_begin, side_iter_next, side_qty_at, orp_max_i64,
 )
 from orpflow._core.risk cimport (
     RiskState, RiskGate, OrderContext, risk_check, risk_count, risk_on_reject, risk_on_mark,
@@ -913,8 +913,8 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
     cdef int hit
     if not book.msg_open and (b.n_req or b.gtd_resting):
         exec_run_until(x, e.ts_exch)
-    if e.ts_exch > b.clock:
-        b.clock = e.ts_exch
+    # clocks only move forward; a max, not a branch (ties and out-of-order stamps are common)
+    b.clock = orp_max_i64(e.ts_exch, b.clock)
     before = book.c.applied
     book.c.records += 1
     book_process(book, e)
@@ -943,8 +943,7 @@ cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil:
             mark(b, book, b.clock)
     if book.c.gaps + book.c.desyncs != x.risk.book_losses_seen:
         risk_on_book(x.risk, book.c.gaps + book.c.desyncs, b.clock)
-    if e.ts_local > x.now:
-        x.now = e.ts_local
+    x.now = orp_max_i64(e.ts_local, x.now)
 
 
 # ------------------------------------------------------------------ Python API

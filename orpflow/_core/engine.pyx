@@ -315,27 +315,36 @@ cdef bint flush_orders(Core *c, int32_t slot, Slot *s) noexcept nogil:
     return filled
 
 
-cdef inline void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept nogil:
-    """After a record: order changes, new fills (then an account snapshot), sync changes,
-    and on a row-making record the periodic account snapshot. Inline: on most records there
-    is nothing to write, and each test here is a compare (the work is out of line)."""
+cdef void flush_changes(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept nogil:
+    """flush_slot's work when something changed (out of line)."""
     cdef Broker *b = s.x.b
-    cdef const Book *bk = s.x.book
     cdef bint filled = False
     if b.n_journal | (b.n_fills - s.fills_out):
         filled = flush_orders(c, slot, s)
     if not filled and row_maker and s.ep.account_every_ns > 0 and b.clock >= s.next_account:
         emit_account(c, slot, s)
         s.next_account = b.clock + s.ep.account_every_ns
-    if ((bk.state ^ s.sync_key[0]) | (bk.c.gaps ^ s.sync_key[1]) | (bk.c.resyncs ^ s.sync_key[2])
-            | (bk.c.desyncs ^ s.sync_key[3])):
-        check_sync(c, slot, s)
-    if s.x.risk.n_trips != s.trips_seen:
-        check_breakers(c, slot, s)
-    if not s.ep.keep_history:
-        forget_written(s)
+    check_sync(c, slot, s)
+    check_breakers(c, slot, s)
     if b.failed:
         c.failed = 1
+
+
+cdef inline void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept nogil:
+    """After a record: order changes, new fills (then an account snapshot), sync changes,
+    and on a row-making record the periodic account snapshot. Inline and one test: on most
+    records nothing changed (the work, out of line, re-checks each part)."""
+    cdef Broker *b = s.x.b
+    cdef const Book *bk = s.x.book
+    cdef int64_t due = 0
+    if row_maker and s.ep.account_every_ns > 0:
+        due = b.clock >= s.next_account
+    if (b.n_journal | (b.n_fills - s.fills_out) | due | b.failed
+            | (bk.state ^ s.sync_key[0]) | (bk.c.gaps ^ s.sync_key[1]) | (bk.c.resyncs ^ s.sync_key[2])
+            | (bk.c.desyncs ^ s.sync_key[3]) | (s.x.risk.n_trips ^ s.trips_seen)):
+        flush_changes(c, slot, s, row_maker)
+    if not s.ep.keep_history:
+        forget_written(s)
 
 
 # ------------------------------------------------------------------ the strategy step
