@@ -2,6 +2,7 @@
 """orpflow vs hftbacktest 2.4.4 side by side: the same rule, the same orders and fills, timed.
 
     python benchmarks/bench_hftbacktest.py [--quick] [--reps N] [--data FILE] [--json PATH]
+    python benchmarks/bench_hftbacktest.py --callgrind     # orpflow's side only, under valgrind
 
 The rule, in both: top-5 book imbalance I = (sum bid sizes - sum ask sizes) / sum, top 5 levels,
 evaluated after every complete depth message (and the REST snapshot) once the book is synced;
@@ -431,6 +432,54 @@ def child(argv: list) -> dict:
 
 # ---------------------------------------------------------------------------- main
 
+CG_CHILD = r"""
+import gc, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+import bench_hftbacktest as B
+import orpflow as of
+cfg = B.orp_config(sys.argv[3])
+ev = B.orp_events(Path(sys.argv[2]), sys.argv[3], 0)
+of.backtest(ev[:1000], cfg, measure=False)          # warm: first-call work outside the count
+gc.disable()
+r = of.backtest(ev, cfg, measure=False)
+print(len(ev), r.counters["orders"], r.counters["fills"])
+"""
+
+
+def orp_callgrind(path: Path, market: str) -> dict:
+    """Instructions and simulated branch mispredicts per record of orpflow's whole loop for this
+    rule (book -> features -> signal -> risk -> broker -> records), counted inside the compiled
+    run only (valgrind --toggle-collect on EngineCore.run_array, --branch-sim=yes)."""
+    import shutil
+    if shutil.which("valgrind") is None:
+        raise RuntimeError("valgrind not on PATH")
+    with tempfile.TemporaryDirectory(prefix="orpflow-cg-") as td:
+        tmp = Path(td)
+        (tmp / "child.py").write_text(CG_CHILD)
+        out = tmp / "cg.out"
+        env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+        p = subprocess.run(["valgrind", "--tool=callgrind", "--branch-sim=yes",
+                            "--toggle-collect=__pyx_pw_*run_array", f"--callgrind-out-file={out}",
+                            sys.executable, str(tmp / "child.py"), str(REPO / "benchmarks"), str(path), market],
+                           capture_output=True, text=True, cwd=tmp, env=env, timeout=1800)
+        if p.returncode != 0:
+            raise RuntimeError(f"valgrind exit {p.returncode}: {p.stderr.strip().splitlines()[-1:]}")
+        n, orders, fills = (int(x) for x in p.stdout.split()[-3:])
+        names = totals = None
+        for line in out.read_text().splitlines():
+            if line.startswith("events:"):
+                names = line.split()[1:]
+            elif line.startswith(("summary:", "totals:")):
+                totals = [int(x) for x in line.split()[1:]]
+        if not names or not totals or totals[0] == 0:
+            raise RuntimeError("no instruction total in the callgrind output")
+        ev = dict(zip(names, totals))
+        return {"records": n, "orders": orders, "fills": fills, "instr_per_record": ev["Ir"] / n,
+                "mispredicts_per_record": (ev.get("Bcm", 0) + ev.get("Bim", 0)) / n,
+                "cond_branches_per_record": ev.get("Bc", 0) / n}
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true",
@@ -439,6 +488,9 @@ def main(argv=None) -> int:
     ap.add_argument("--data", help="a Binance recording (default: the USD-M 2024-08-08 file)")
     ap.add_argument("--json", metavar="PATH", help="also write the figures and the comparison as JSON")
     ap.add_argument("--show", type=int, default=10, help="orders to print beside each other (mismatches always)")
+    ap.add_argument("--callgrind", action="store_true",
+                    help="only orpflow's loop for this rule under valgrind: instructions and simulated "
+                         "branch mispredicts per record (no hftbacktest needed)")
     args = ap.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
     result: dict = {"tool": "bench_hftbacktest", "quick": args.quick, "reps": reps}
@@ -449,6 +501,18 @@ def main(argv=None) -> int:
             print(f"wrote {args.json}")
         return code
 
+    if args.callgrind:
+        path, market = find_input(args.data, args.quick)
+        if path is None:
+            print(f"SKIP: no recording: {market}")
+            return 0
+        print(f"callgrind, orpflow's loop for the rule on {path.name} ({market}) ...", flush=True)
+        cg = orp_callgrind(path, market)
+        result["callgrind"] = cg
+        print(f"  {cg['records']:,} records, {cg['orders']} orders, {cg['fills']} fills: "
+              f"{cg['instr_per_record']:.1f} instructions, {cg['mispredicts_per_record']:.3f} branch "
+              f"mispredicts, {cg['cond_branches_per_record']:.1f} conditional branches per record")
+        return finish(0)
     try:
         import hftbacktest
         import numba
