@@ -60,7 +60,7 @@ class OrderBook:
         weighted_levels: int = 10,
         weighted_decay: float = 0.9,
         depth_levels: int = 10,
-        window_ticks: int = 16384,
+        window_ticks: int = 32768,
     ) -> Self: ...
     @property
     def instrument(self) -> Instrument: ...

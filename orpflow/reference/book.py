@@ -50,7 +50,7 @@ class OrderBook:
 
     def __init__(self, instrument, *, buffer_capacity: int = 65536, imbalance_levels: int = 5,
                  weighted_levels: int = 10, weighted_decay: float = 0.9, depth_levels: int = 10,
-                 window_ticks: int = 16384):
+                 window_ticks: int = 32768):
         if instrument.venue not in VENUES:
             raise ValueError(f"unknown venue {instrument.venue!r}; expected one of {sorted(VENUES)}")
         if buffer_capacity < 1:
