@@ -43,7 +43,7 @@ class BuildExt(build_ext):
         MODE_MARKER.write_text(MODE)
 
 
-COMPONENTS = ["types", "ring", "snapshot", "book", "convert", "binance_json", "features", "signals", "model",
+COMPONENTS = ["types", "ring", "snapshot", "levels", "book", "convert", "binance_json", "features", "signals", "model",
               "model_signal", "risk", "broker", "engine"]
 
 directives = {

@@ -18,6 +18,7 @@ MODULES = [
     "orpflow._core.types",
     "orpflow._core.ring",
     "orpflow._core.snapshot",
+    "orpflow._core.levels",
     "orpflow._core.book",
     "orpflow._core.convert",
     "orpflow._core.binance_json",
