@@ -11,7 +11,7 @@ from libc.string cimport memcpy, memmove, memset
 
 
 # ------------------------------------------------------------------------------------------
-# far levels: a blocked sorted array (see book.pxd)
+# far levels: a blocked sorted array (see levels.pxd)
 
 
 cdef int far_grow_pool(FarLevels *s) noexcept nogil:
@@ -220,7 +220,7 @@ cdef int far_load(FarLevels *s, const Level *lv, int64_t n) noexcept nogil:
 
 
 # ------------------------------------------------------------------------------------------
-# one side: the window and the far levels (see book.pxd)
+# one side: the window and the far levels (see levels.pxd)
 #
 # Window policy, from the recordings (Binance BTCUSDT spot and USD-M, every level update
 # measured against the best of its side): updates land far from the touch, median 2,600
