@@ -647,6 +647,16 @@ cdef int32_t features_late(const FeatureParams *p, int32_t first) noexcept nogil
     return p.groups & G_ALL & ~(first | G_BOOK)
 
 
+cdef inline void window_columns(FeatureState *s, int32_t groups) noexcept nogil:
+    """Every row, of the given groups: drop what left the time windows, recompute their columns."""
+    if groups & G_TRADES:
+        trades_evict(s)
+        trades_features(s)
+    if groups & G_WINDOWS:
+        segments_evict(s)
+        segments_features(s)
+
+
 cdef int features_update(FeatureState *s, const Book *b, const Event *e) noexcept nogil:
     return features_begin(s, b, e, 0)
 
@@ -682,12 +692,7 @@ cdef int features_begin(FeatureState *s, const Book *b, const Event *e, int32_t 
         return 0
     fv.ts_exch = ts
     fv.seq = e.seq
-    if g & G_TRADES:
-        trades_evict(s)
-        trades_features(s)
-    if g & G_WINDOWS:
-        segments_evict(s)
-        segments_features(s)
+    window_columns(s, g)
     s.rows += 1
     return 1
 
@@ -710,12 +715,7 @@ cdef void features_finish(FeatureState *s, const Event *e, int32_t late) noexcep
             history_row(s)
         if late & G_WINDOWS:
             segments_push(s, s.fv.imbalance, s.fv.mid, s.has_ofi, s.ofi_units)
-    if late & G_TRADES:
-        trades_evict(s)
-        trades_features(s)
-    if late & G_WINDOWS:
-        segments_evict(s)
-        segments_features(s)
+    window_columns(s, late)
 
 
 # ------------------------------------------------------------------------------------------
