@@ -16,7 +16,7 @@ cdef enum SyncState:
 from orpflow._core.levels cimport (
     BLOCK_LEVELS, TOP_CACHE, WINDOW_DEFAULT, WINDOW_MIN, WINDOW_MAX, Level, LevelBlock, FarLevels,
     BookSide, TopLevels, SideIter, window_next, side_iter_begin, side_iter_next, side_best,
-    side_qty_at, orp_top_bit, orp_low_bit, orp_max_i64,
+    side_qty_at, side_top, orp_top_bit, orp_low_bit, orp_max_i64,
 )
 
 cdef enum:

@@ -15,8 +15,8 @@ takes the book out of sync instead of leaving it silently wrong.
 """
 from cpython.mem cimport PyMem_RawMalloc, PyMem_RawFree
 from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t, INT64_MIN, INT64_MAX
-from libc.stdlib cimport malloc, free
-from libc.string cimport memmove, memset
+from libc.stdlib cimport malloc, calloc, realloc, free
+from libc.string cimport memcpy, memmove, memset
 from libc.math cimport NAN
 
 import numpy as np

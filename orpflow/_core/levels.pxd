@@ -121,6 +121,8 @@ cdef inline const Level *side_best(const BookSide *s) noexcept nogil:
 # Size at one key (price for bids, -price for asks); 0 if the level is absent.
 cdef int64_t side_qty_at(const BookSide *s, int64_t key) noexcept nogil
 
+# Copy up to n best levels (best first) into keys/qty; returns how many.
+cdef int64_t side_top(const BookSide *s, int64_t n, int64_t *keys, int64_t *qty) noexcept nogil
 
 # The best levels of a side, kept up to date as the book changes once a reader has asked for
 # them (features, book metrics, the published snapshot all read them every row): a read is a

@@ -471,6 +471,19 @@ cdef int side_finish_snapshot(BookSide *s) noexcept nogil:
     return 0
 
 
+cdef int64_t side_top(const BookSide *s, int64_t n, int64_t *keys, int64_t *qty) noexcept nogil:
+    """Copy up to n best levels (best first) into keys/qty; returns how many."""
+    cdef SideIter it
+    cdef Level lv
+    cdef int64_t k = 0
+    side_iter_begin(&it, s)
+    while k < n and side_iter_next(&it, &lv):
+        keys[k] = lv.key
+        qty[k] = lv.qty
+        k += 1
+    return k
+
+
 cdef int64_t side_read_top(const BookSide *s, int64_t n, Level *out) noexcept nogil:
     """The n best levels into out, best first; returns how many. The window's bitmap is read a
     word (64 ticks) at a time from the best down, every level in a word taken before the next
