@@ -60,6 +60,9 @@ class Order:
     def open(self) -> bool:
         return self.status in (St.ACCEPTED, St.PARTIALLY_FILLED)
 
+    def copy(self) -> "Order":
+        return Order(**{k: getattr(self, k) for k in self.__slots__})
+
 
 class Latency:
     """Entry/response legs: constant or interpolated from recorded rows, plus seeded jitter."""
@@ -157,6 +160,14 @@ class PaperBroker:
         self.peak: Optional[int] = None
         self.max_drawdown = 0.0
         self.risk: Optional[RiskGate] = None
+        # copies of orders at every state change, at the compiled broker's journal() points
+        # (only while journal_on: the engine switches it on and drains it after each record)
+        self.journal: List[Order] = []
+        self.journal_on = False
+
+    def journal_add(self, o: Order) -> None:
+        if self.journal_on:
+            self.journal.append(o.copy())
 
     # ------------------------------------------------------------ book views
     def _book_qty(self, book: OrderBook, side: int, price: int) -> int:
@@ -203,6 +214,7 @@ class PaperBroker:
             self._unrest(o)
         else:
             o.status = St.PARTIALLY_FILLED
+        self.journal_add(o)
         self.fills.append((o.id, o.client_id, o.side, int(taker), price, qty,
                            self.scale.to_money("fee", fee, floor=False),
                            self.scale.to_money("realised", realised, floor=False), self.position,
@@ -371,6 +383,7 @@ class PaperBroker:
     def _end(self, o: Order, status: int, reason: int) -> None:
         self._unrest(o)
         o.status, o.reason, o.ts_done = status, reason, self.clock
+        self.journal_add(o)
         self._count(reason)
         if status == St.REJECTED and self.risk is not None:
             self.risk.on_reject(self.clock)
@@ -421,6 +434,7 @@ class PaperBroker:
         if o.tif == Tif.FOK and self._takeable(book, o, limit) < o.leaves:
             return self._end(o, St.EXPIRED, R["FOK_UNFILLABLE"])
         o.status = St.ACCEPTED
+        self.journal_add(o)
         self._walk(book, o, limit)
         if o.leaves == 0:
             return
@@ -434,12 +448,14 @@ class PaperBroker:
             return self._count(R["MODIFY_REJECTED"])
         if price == o.price and qty <= o.qty:
             o.qty = qty                          # a size cut keeps the queue position
+            self.journal_add(o)
             return self._count(R["OK"])
         probe = Order(side=o.side, qty=qty, filled=o.filled)
         if o.type == Ty.POST_ONLY and self._takeable(book, probe, price) > 0:
             return self._count(R["MODIFY_REJECTED"])
         self._unrest(o)
         o.price, o.qty = price, qty
+        self.journal_add(o)
         self._walk(book, o, price)
         if o.leaves > 0:
             self._rest(book, o)
@@ -515,9 +531,17 @@ class ExecutionSim:
     def submit(self, side: Any, qty: Any, type: Any = "limit", price: Any = None, tif: Any = None, *,
                client_id: int = 0, expire_at: Optional[int] = None, ts: Optional[int] = None) -> Any:
         s, ty, tf, ticks, units, exp, reason = parse_order(self.inst, side, qty, type, price, tif, expire_at)
-        b, t = self.broker, self._t(ts)
+        r = self.submit_units(s, ty, tf, ticks, units, int(client_id), exp, self._t(ts), reason)
+        return r if r > 0 else Reason(-r)
+
+    @_exact
+    def submit_units(self, s: int, ty: int, tf: int, ticks: int, units: int, client_id: int, exp: int,
+                     t: int, reason: int = 0) -> int:
+        """Twin of ``exec_submit``: risk-check an order in grid units and send it; its id, or
+        -reason if it was rejected (recorded too). `reason` != 0: already invalid."""
+        b = self.broker
         buy, sell, n = b.open_exposure()
-        o = Order(id=len(b.orders) + 1, client_id=int(client_id), side=s, type=ty, tif=tf,
+        o = Order(id=len(b.orders) + 1, client_id=client_id, side=s, type=ty, tif=tf,
                   price=ticks, qty=units, ts_request=t, expire_at=exp, status=St.PENDING)
         b.orders.append(o)
         if reason == 0:
@@ -529,7 +553,9 @@ class ExecutionSim:
         if reason:
             o.status, o.reason, o.ts_done = St.REJECTED, reason, t
             self.risk.on_reject(t)
-            return Reason(reason)
+            b.journal_add(o)
+            return -reason
+        b.journal_add(o)
         b.send(NEW, o.id, t)
         return o.id
 
@@ -554,7 +580,7 @@ class ExecutionSim:
         return True
 
     @_exact
-    def modify(self, order_id: int, *, price: Any = None, qty: Any = None, ts: Optional[int] = None) -> bool:
+    def modify(self, order_id: int, *, price: Any = None, qty: Any = None, ts: Optional[int] = None) -> Any:
         o = self._known(order_id)
         if o is None or o.status not in (St.PENDING, St.ACCEPTED, St.PARTIALLY_FILLED) or o.type == Ty.MARKET:
             return False
@@ -562,7 +588,13 @@ class ExecutionSim:
         units = o.qty if qty is None else self.inst.size_to_units(qty)
         if ticks <= 0 or units <= 0 or units % self.inst.lot_units:
             raise ValueError("modify: price must be > 0 and qty a positive whole number of lots")
-        t = self._t(ts)
+        reason = self.modify_units(o, ticks, units, self._t(ts))
+        return Reason(reason) if reason else True
+
+    @_exact
+    def modify_units(self, o: Order, ticks: int, units: int, t: int) -> int:
+        """Twin of ``exec_modify``: risk-check the order it would become (its own leaves leave
+        the open exposure first) and send it; 0 or the reason. A size cut is sent unchecked."""
         if not (ticks == o.price and units <= o.qty):       # a size cut only lowers risk
             buy, sell, n = self.broker.open_exposure()
             if o.side > 0:
@@ -572,10 +604,10 @@ class ExecutionSim:
             reason, q = self.risk.check(self._context(o.side, units - o.filled, ticks, t, buy, sell, n - 1))
             if reason:
                 self.risk.on_reject(t)
-                return Reason(reason)
+                return int(reason)
             units = o.filled + q
         self.broker.send(MODIFY, o.id, t, ticks, units)
-        return True
+        return 0
 
     def _known(self, order_id: int) -> Optional[Order]:
         if isinstance(order_id, bool) or not isinstance(order_id, int):
