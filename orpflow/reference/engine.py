@@ -8,6 +8,7 @@ No snapshot publication, no latency clocks, no extensions, no restored orders.
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -17,7 +18,8 @@ from orpflow.config import EngineConfig
 from orpflow.events import Reason
 from orpflow.instrument import Instrument
 from orpflow.records import OUT_ACCOUNT, OUT_BREAKER, OUT_DTYPE, OUT_FILL, OUT_ORDER, OUT_SIGNAL, OUT_SYNC
-from orpflow.reference.broker import ExecutionSim, Order, PaperBroker, _exact
+from orpflow.orders import OrderStatus as St, OrderType as Ty, TimeInForce as Tif
+from orpflow.reference.broker import ExecutionSim, PaperBroker, _exact
 from orpflow.reference.features import FeatureTwin
 from orpflow.reference.risk import BREAKERS
 from orpflow.reference.signals import PositionRules, make_rule
@@ -26,6 +28,7 @@ from orpflow.reference.strategy import Context, as_fill_update, as_order_update,
 TRADE, LAST, BUY, SELL = FLAGS["TRADE"], FLAGS["LAST"], FLAGS["BUY"], FLAGS["SELL"]
 BOOK_KINDS = FLAGS["DEPTH"] | FLAGS["SNAPSHOT"] | FLAGS["CLEAR"]
 MASK64 = (1 << 64) - 1
+FINAL = (St.FILLED, St.CANCELLED, St.REJECTED, St.EXPIRED)
 NO_ORDER_PLACED, NO_ORDER_WARMUP, NO_ORDER_AT_TARGET, NO_ORDER_NO_PRICE = 0, 1, 2, 3
 
 
@@ -43,26 +46,27 @@ def _callback(strategy: Any, name: str) -> Any:
     return fn if callable(fn) else None
 
 
+CALLBACKS = ("on_start", "on_book", "on_trade", "on_order", "on_fill", "on_timer", "on_stop")
+
+
 def strategies_for(strategy: Any, insts: Sequence[Instrument]) -> List[Any]:
-    """One strategy per instrument from an instance (one instrument), a dict {symbol:
-    instance} or a callable f(instrument) -> instance (as the compiled engine takes them)."""
+    """One strategy per instrument (None: the signal rules), as orpflow.runtime takes them:
+    an object with Strategy callbacks (one instrument), a dict {symbol: object} naming every
+    instrument, or a callable f(instrument) -> object."""
     if strategy is None:
         return [None] * len(insts)
     if isinstance(strategy, dict):
-        unknown = set(strategy) - {i.symbol for i in insts}
-        if unknown:
-            raise ValueError(f"strategy for unknown symbols {sorted(unknown)}")
-        return [strategy.get(i.symbol) for i in insts]
+        syms = [i.symbol for i in insts]
+        if set(strategy) != set(syms):
+            raise ValueError(f"strategy dict: symbols {sorted(strategy)}, trading {syms}")
+        return [strategy[s] for s in syms]
     if any(_callback(strategy, n) for n in CALLBACKS):
         if len(insts) != 1:
-            raise ValueError("one strategy instance for several instruments: pass a dict or a factory")
+            raise ValueError("one strategy instance for several instruments: pass a dict or a callable")
         return [strategy]
     if callable(strategy):
         return [strategy(i) for i in insts]
     raise TypeError("strategy must be a Strategy, a dict {symbol: Strategy} or a callable f(instrument)")
-
-
-CALLBACKS = ("on_start", "on_book", "on_trade", "on_order", "on_fill", "on_timer", "on_stop")
 
 
 class _Slot:
@@ -79,7 +83,10 @@ class _Slot:
         self.rules = PositionRules(config.signal.resolve(inst))
         self.ep = config.execution.resolve()
         self.rows = 0
-        self.fills_out = 0
+        self.fills_out = 0                       # fills written
+        self.fills_cb = 0                        # fills given to on_fill
+        self.j_written = 0                       # journal entries written
+        self.j_done = 0                          # journal entries given to on_order
         self.next_account = 0
         self.sync_key: Tuple[int, ...] = (-1, 0, 0, 0)
         self.trips_seen = 0
@@ -88,11 +95,9 @@ class _Slot:
         self.sim.broker.journal_on = journal
         self.strategy = strategy
         self.cb = {n: _callback(strategy, n) for n in CALLBACKS} if strategy is not None else {}
-        self.ctx = Context(self) if strategy is not None else None
-        self.last_row = (0, 0)                  # (ts_exch, seq) of the latest feature row
-        self.started = False
-        self.pend_orders: List[Order] = []       # journal copies not yet given to on_order
-        self.pend_fills: List[tuple] = []
+        self.ctx = Context(self)
+        self.last_row = (0, 0)                   # (ts_exch, seq) of the latest feature row
+        self.started = False                     # on_start ran this run
 
     def call(self, name: str, *args: Any) -> None:
         fn = self.cb.get(name)
@@ -107,7 +112,8 @@ class EngineTwin:
 
     ``strategy``: as for ``orpflow.backtest`` (an object with any of the Strategy callbacks,
     a dict {symbol: object} or a callable f(instrument) -> object); it replaces the signal
-    rules of its instrument and is called where the compiled engine calls a strategy."""
+    rules of its instrument and is called where the compiled engine calls a strategy. An
+    exception in a callback propagates (``records()`` keeps what was written until then)."""
 
     def __init__(self, config: EngineConfig, insts: Optional[Sequence[Instrument]] = None,
                  strategy: Any = None, journal: Optional[bool] = None) -> None:
@@ -115,6 +121,8 @@ class EngineTwin:
         strats = strategies_for(strategy, self.insts)
         self.journal = bool(journal) if journal is not None else strategy is not None
         self.slots = [_Slot(config, i, st, self.journal) for i, st in zip(self.insts, strats)]
+        for i, s in enumerate(self.slots):
+            s.ctx.sent = functools.partial(self._sent, i, s)
         self.events = 0
         self.unknown = 0
         self.breaker_trips = 0
@@ -125,20 +133,16 @@ class EngineTwin:
 
     @_exact
     def run(self, events: np.ndarray, final: bool = True) -> np.ndarray:
-        """Every record through step(); final: on_stop, then the account records. A
-        strategy's exception propagates (``out`` keeps the records written until then)."""
-        for s in self.slots:
-            if s.strategy is not None and not s.started:
-                s.started = True
-                s.call("on_start")
+        """Every record through step(); final: each slot's on_stop (what it sends is written),
+        then its account record."""
         for rec in events.tolist():
             self.step(tuple(rec))
         if final:
             for i, s in enumerate(self.slots):
-                if s.strategy is not None:
+                if s.started:
                     s.call("on_stop")
-                    self._settle(i, s, False)
-            for i, s in enumerate(self.slots):
+                    s.started, s.rows = False, 0          # a next run starts afresh
+                    s.ctx.timers.clear()
                 self._flush(i, s, False)
                 self._account(i, s)
         return self.records()
@@ -160,16 +164,24 @@ class EngineTwin:
         i = found[0]
         s = self.slots[i]
         row_maker = bool(f & TRADE) or bool(f & LAST and f & BOOK_KINDS)
-        if s.ctx is not None and s.ctx.timers and not s.sim.book.message_open:
-            self._fire_timers(s, rec[1])
+        self._due(i, s, rec[1])
         s.sim._apply_record(rec)
         if row_maker and not s.sim.book.message_open:
             self._on_row(i, s, rec)
-        self._settle(i, s, row_maker)
+        self._flush(i, s, row_maker)
 
-    def _fire_timers(self, s: _Slot, ts_local: int) -> None:
-        """Timers due by this record's local time, earliest first, the local clock at each."""
-        assert s.ctx is not None
+    def _due(self, i: int, s: _Slot, ts_local: int) -> None:
+        """Before the record: on_start at the slot's first record of the run (the local clock
+        at its time), then the timers due by its local time, earliest first (ties: lower id),
+        the local clock moved to each due time; only between book messages."""
+        if not s.started:
+            s.started = True
+            s.sim.now = max(s.sim.now, ts_local)
+            s.call("on_start")
+            if s.sim.broker.journal:
+                self._dispatch(i, s)
+        if s.sim.book.message_open:
+            return
         while True:
             nxt = s.ctx.next_timer()
             if nxt is None or nxt[0] > ts_local:
@@ -178,19 +190,16 @@ class EngineTwin:
             del s.ctx.timers[tid]
             s.sim.now = max(s.sim.now, due)
             s.call("on_timer", tid)
+            if s.sim.broker.journal:
+                self._dispatch(i, s)
 
-    def _settle(self, i: int, s: _Slot, row_maker: bool) -> None:
-        """Write what the record changed; then a strategy's on_order for each state change and
-        on_fill for each fill, in order, and again for what those callbacks did."""
-        self._flush(i, s, row_maker)
-        while s.pend_orders or s.pend_fills:
-            orders, fills = s.pend_orders, s.pend_fills
-            s.pend_orders, s.pend_fills = [], []
-            for o in orders:
-                s.call("on_order", as_order_update(o))
-            for fl in fills:
-                s.call("on_fill", as_fill_update(fl))
-            self._flush(i, s, False)
+    def _sent(self, i: int, s: _Slot, result: int) -> None:
+        """An order was sent or rejected (result != 0): its record is written now."""
+        self._drain(i, s)
+
+    def _send_order(self, s: _Slot, side: int, kind: int, price: int, units: int) -> int:
+        """The engine's own orders (the signal's, breaker flattening): IOC, through the context."""
+        return s.ctx.send(side, kind, int(Tif.IOC), price, units, 0, self.events)
 
     def _on_row(self, i: int, s: _Slot, rec: Tuple[int, ...]) -> None:
         row = s.features.update(rec)
@@ -215,11 +224,17 @@ class EngineTwin:
         result, why = 0, NO_ORDER_WARMUP
         if s.rows > s.ep["warmup_rows"]:
             result, why = self._place(s, side, target)
-        if result != 0:
-            self._drain(i, s)                    # the order's record before the signal's
         self._emit(OUT_SIGNAL, i, ts, s.sim.now,
                    (seq, side, reason, units, target, _bits(strength), _bits(conf), _bits(holding),
                     result, why, s.rows))
+
+    def _price(self, s: _Slot, side: int) -> int:
+        """The IOC limit: the opposite best +- slippage (at least 1); 0 if that side is empty."""
+        levels = s.sim.book.asks if side > 0 else s.sim.book.bids
+        if not levels:
+            return 0
+        slip = s.ep["slippage_ticks"]
+        return max((min(levels) + slip) if side > 0 else (max(levels) - slip), 1)
 
     def _place(self, s: _Slot, side: int, target: int) -> Tuple[int, int]:
         b = s.sim.broker
@@ -227,23 +242,13 @@ class EngineTwin:
         delta = target - (b.position + buy - sell)
         if delta == 0 or (delta > 0) != (side > 0):
             return 0, NO_ORDER_AT_TARGET
-        return self._send(s, 1 if delta > 0 else -1, abs(delta))
-
-    def _send(self, s: _Slot, side: int, units: int) -> Tuple[int, int]:
-        inst = s.inst
-        oside = "buy" if side > 0 else "sell"
-        qty = inst.units_to_size(units)
+        side = 1 if delta > 0 else -1
+        price, kind = 0, Ty.MARKET
         if s.ep["order_type"] == "ioc":
-            book = s.sim.book
-            levels = book.asks if side > 0 else book.bids
-            if not levels:
+            price, kind = self._price(s, side), Ty.LIMIT
+            if price == 0:
                 return 0, NO_ORDER_NO_PRICE
-            slip = s.ep["slippage_ticks"]
-            ticks = (min(levels) + slip) if side > 0 else (max(levels) - slip)
-            r = s.sim.submit(oside, qty, "ioc", inst.ticks_to_price(max(ticks, 1)), client_id=self.events)
-        else:
-            r = s.sim.submit(oside, qty, "market", client_id=self.events)
-        return (-int(r) if isinstance(r, Reason) else r), NO_ORDER_PLACED
+        return self._send_order(s, side, int(kind), price, abs(delta)), NO_ORDER_PLACED
 
     def _flatten(self, s: _Slot) -> None:
         b, lot = s.sim.broker, s.inst.lot_units
@@ -251,39 +256,75 @@ class EngineTwin:
         buy, sell, _ = b.open_exposure()
         pos = b.position
         qty = (pos - sell if pos > 0 else -pos - buy) // lot * lot
-        if pos != 0 and qty > 0 and s.sim.risk.breakers:
-            self._send(s, -1 if pos > 0 else 1, qty)
+        if pos == 0 or qty <= 0 or not s.sim.risk.breakers:
+            return
+        side = -1 if pos > 0 else 1
+        price, kind = 0, Ty.MARKET
+        if s.ep["order_type"] == "ioc":
+            price, kind = self._price(s, side), Ty.LIMIT
+            if price == 0:
+                return
+        self._send_order(s, side, int(kind), price, qty)
 
+    # ------------------------------------------------------------ records and callbacks
     def _drain(self, i: int, s: _Slot) -> None:
-        """The broker's journal as OUT_ORDER records (and for the strategy's on_order)."""
+        """Journal entries not yet written, as OUT_ORDER records (they stay for on_order)."""
         b = s.sim.broker
-        for o in b.journal:
+        while s.j_written < len(b.journal):
+            o = b.journal[s.j_written]
+            s.j_written += 1
             packed = (o.side + 1) | (o.type << 8) | (o.tif << 16) | (o.status << 24) | (o.reason << 32)
             self._emit(OUT_ORDER, i, b.clock, s.sim.now,
                        (o.id, o.client_id, o.price, o.qty, o.filled, o.ts_request, o.ts_arrival,
                         o.ts_done) + _i128(o.fees) + (packed, o.expire_at))
-        if s.strategy is not None:
-            s.pend_orders.extend(b.journal)
-        b.journal = []
 
-    def _flush(self, i: int, s: _Slot, row_maker: bool) -> None:
+    def _write_fills(self, i: int, s: _Slot) -> bool:
+        """New fills, then an account record after them; True if there were any."""
         b = s.sim.broker
         filled = len(b.fills) > s.fills_out
-        if b.journal:
-            self._drain(i, s)
         while s.fills_out < len(b.fills):
             f = b.fills[s.fills_out]
-            if s.strategy is not None:
-                s.pend_fills.append(f)
             oid, cid, side, taker, price, qty, fee, realised, pos, ts_exch, ts_local = f
             self._emit(OUT_FILL, i, ts_exch, ts_local,
                        (oid, cid, price, qty, pos, s.fills_out + 1) + _i128(fee) + _i128(realised)
                        + ((side + 1) | (taker << 8),))
             s.fills_out += 1
-        every = s.ep["account_every_ns"]
         if filled:
             self._account(i, s)
-        elif row_maker and every > 0 and b.clock >= s.next_account:
+        return filled
+
+    def _dispatch(self, i: int, s: _Slot) -> bool:
+        """Write every state change and fill, and give the strategy each state change
+        (on_order), then each fill (on_fill), one callback at a time, writing what each one
+        sent before the next; until nothing is pending. True if filled."""
+        b = s.sim.broker
+        filled = False
+        while True:
+            self._drain(i, s)
+            filled |= self._write_fills(i, s)
+            if s.j_done < len(b.journal):
+                o = b.journal[s.j_done]
+                s.j_done += 1
+                if o.status in FINAL:
+                    s.ctx.closed(o.id)
+                s.call("on_order", as_order_update(o))
+            elif s.fills_cb < len(b.fills):
+                f = b.fills[s.fills_cb]
+                s.fills_cb += 1
+                s.call("on_fill", as_fill_update(f))
+            else:
+                break
+        b.journal = []
+        s.j_done = s.j_written = 0
+        return filled
+
+    def _flush(self, i: int, s: _Slot, row_maker: bool) -> None:
+        b = s.sim.broker
+        filled = False
+        if b.journal or s.fills_cb < len(b.fills):
+            filled = self._dispatch(i, s)
+        every = s.ep["account_every_ns"]
+        if not filled and row_maker and every > 0 and b.clock >= s.next_account:
             self._account(i, s)
             s.next_account = b.clock + every
         book = s.sim.book

@@ -7,7 +7,7 @@ Prices in ticks, sizes in size units, times in ns. Orders are sent at the local 
 from __future__ import annotations
 
 import numbers
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from orpflow.features import FEATURE_NAMES
 from orpflow.orders import OPEN_STATUSES, OrderType as Ty, TimeInForce as Tif
@@ -15,6 +15,7 @@ from orpflow.reference.broker import Order
 from orpflow.strategy_types import ORDER_TYPES, STATUSES, TIFS, FillUpdate, OrderUpdate, Trade
 
 MAX_TIMERS = 16
+TOP_MAX = 64                       # levels top() reads at most
 _SIDES = {1: 1, -1: -1, "buy": 1, "sell": -1}
 _KINDS = {"market": (Ty.MARKET, None), "limit": (Ty.LIMIT, None), "post_only": (Ty.POST_ONLY, None),
           "ioc": (Ty.LIMIT, Tif.IOC), "fok": (Ty.LIMIT, Tif.FOK)}
@@ -55,18 +56,42 @@ def _side(v: Any, allow_both: bool = False) -> int:
 
 
 class Context:
-    """One instrument's context for its strategy (the same object every call)."""
+    """One instrument's context for its strategy (the same object every call).
 
-    def __init__(self, slot: Any) -> None:
-        self._slot = slot                   # the engine twin's _Slot: sim, features, rows, timers
+    ``open``: the ids of orders sent and not yet reported final to the strategy (on_order),
+    in send order; ``sent(result)``: the engine's hook after every order sent or rejected."""
+
+    def __init__(self, slot: Any, sent: Optional[Callable[[int], None]] = None) -> None:
+        self._slot = slot                   # the engine twin's _Slot: sim, features, rows
         self._sim = slot.sim
         self._inst = slot.inst
         self.timers: Dict[int, int] = {}    # timer id -> due local time (ns)
+        self.open: List[int] = []
+        self.sent = sent
+
+    # ------------------------------------------------------------ engine side
+    def send(self, side: int, kind: int, tif: int, price: int, qty: int, expire_at: int, client_id: int,
+             reason: int = 0) -> int:
+        """Any order of the instrument (the strategy's, the engine's): through the risk gate
+        at the local clock; its id, or -reason."""
+        r = self._sim.submit_units(side, kind, tif, price, qty, client_id, expire_at, self._sim.now, reason)
+        if r > 0:
+            self.open.append(r)
+        if r != 0 and self.sent is not None:
+            self.sent(r)
+        return r
+
+    def closed(self, order_id: int) -> None:
+        """The strategy was told the order is final: it leaves ``open``."""
+        if order_id in self.open:
+            self.open.remove(order_id)
 
     # ------------------------------------------------------------ orders
-    def submit(self, side: Any, qty_units: int, price_ticks: int = 0, type: str = "limit", tif: str = "GTC",
-               expire_at: int = 0, client_id: int = 0) -> int:
-        """Send an order; its id (> 0), or -reason if the risk gate rejected it."""
+    def submit(self, side: Any, qty_units: int, price_ticks: int = 0, type: str = "limit",
+               tif: Optional[str] = None, expire_at: int = 0, client_id: int = 0) -> int:
+        """Send an order; its id (> 0), or -reason if the risk gate rejected it. tif None:
+        IOC for market orders, the type's for "ioc"/"fok", else GTC. Invalid arguments raise
+        ValueError."""
         s = _side(side)
         qty, price = _int("qty_units", qty_units), _int("price_ticks", price_ticks)
         exp, cid = _int("expire_at", expire_at), _int("client_id", client_id)
@@ -74,17 +99,16 @@ class Context:
         if key not in _KINDS:
             raise ValueError(f"type must be one of {list(_KINDS)}, got {type!r}")
         kind, forced = _KINDS[key]
-        t = tif.upper() if isinstance(tif, str) else tif
-        if t not in _TIFS:
-            raise ValueError(f"tif must be one of {list(_TIFS)}, got {tif!r}")
-        tf = _TIFS[t]
-        if forced is not None:                      # "ioc" / "fok": a limit order with that tif
-            if tf not in (Tif.GTC, forced):
+        if tif is None:
+            tf = forced if forced is not None else (Tif.IOC if kind == Ty.MARKET else Tif.GTC)
+        else:
+            t = tif.upper() if isinstance(tif, str) else tif
+            if t not in _TIFS:
+                raise ValueError(f"tif must be one of {list(_TIFS)}, got {tif!r}")
+            tf = _TIFS[t]
+            if forced is not None and tf != forced:     # "ioc" / "fok": a limit order with that tif
                 raise ValueError(f"type {type!r} implies tif {forced.name}, got {tif!r}")
-            tf = forced
         if kind == Ty.MARKET:
-            if tf == Tif.GTC:
-                tf = Tif.IOC                        # a market order never rests
             if tf not in (Tif.IOC, Tif.FOK):
                 raise ValueError("market orders are IOC or FOK")
             if price != 0:
@@ -99,7 +123,7 @@ class Context:
             raise ValueError("GTD orders need expire_at (venue time, ns)")
         if tf != Tif.GTD and exp != 0:
             raise ValueError("expire_at is for GTD orders only")
-        return self._sim.submit_units(s, int(kind), int(tf), price, qty, cid, exp, self._sim.now, 0)
+        return self.send(s, int(kind), int(tf), price, qty, exp, cid)
 
     def _live(self, order_id: Any) -> Optional[Order]:
         if isinstance(order_id, bool) or not isinstance(order_id, int):
@@ -125,12 +149,13 @@ class Context:
         return self._sim.modify_units(o, price, qty, self._sim.now)
 
     def cancel_all(self, side: Any = 0) -> int:
-        """Cancels sent to every pending or open order (of one side if side != 0), by id."""
+        """Cancels sent to every pending or open order (of one side if side != 0), in send order."""
         s = _side(side, allow_both=True)
         n = 0
-        for o in list(self._sim.broker.orders):
-            if o.status in OPEN_STATUSES and (s == 0 or o.side == s):
-                n += self._sim.cancel(o.id)
+        for oid in list(self.open):
+            o = self._sim._known(oid)
+            if o is not None and (s == 0 or o.side == s):
+                n += self.cancel(oid)
         return n
 
     # ------------------------------------------------------------ timers
@@ -157,7 +182,9 @@ class Context:
         return self._sim.account()
 
     def open_orders(self) -> List[OrderUpdate]:
-        return [as_order_update(o) for o in self._sim.broker.orders if o.status in OPEN_STATUSES]
+        """The orders sent and not yet reported final (current state), in send order: an
+        order that became final since the last on_order shows its final status until then."""
+        return [as_order_update(self._sim.broker.orders[oid - 1]) for oid in self.open]
 
     def order(self, order_id: int) -> Optional[OrderUpdate]:
         if isinstance(order_id, bool) or not isinstance(order_id, int):
@@ -186,6 +213,10 @@ class Context:
         return min(asks) if asks else 0
 
     def top(self, n: int = 5) -> Tuple[List[Tuple[int, int]], List[Tuple[int, int]]]:
+        """(bids, asks): up to n (<= 64) levels each, best first, as (price_ticks, qty_units)."""
+        n = min(_int("n", n), TOP_MAX)
+        if n <= 0:
+            return [], []
         book = self._sim.book
         return list(book.top("bid", n)), list(book.top("ask", n))
 
