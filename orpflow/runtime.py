@@ -56,9 +56,15 @@ def resolve_strategies(strategy: Any, insts: Sequence[Instrument]) -> List[Optio
         if unknown or missing:
             raise ValueError(f"strategy dict: unknown symbols {unknown}, missing {missing} "
                              f"(trading {syms})")
+        if len({id(strategy[i.symbol]) for i in insts}) != len(insts):
+            raise ValueError("one strategy object per instrument: give each symbol its own instance")
         return [_as_cstrategy(strategy[i.symbol], i.symbol) for i in insts]
     if callable(strategy):
-        return [_as_cstrategy(strategy(i), i.symbol) for i in insts]
+        made = [strategy(i) for i in insts]
+        if len({id(m) for m in made}) != len(made):
+            raise ValueError("one strategy object per instrument: the callable returned the same "
+                             "instance twice (a strategy keeps one instrument's state)")
+        return [_as_cstrategy(m, i.symbol) for m, i in zip(made, insts)]
     raise TypeError("strategy must be an orpflow.Strategy, a CStrategy, a dict {symbol: strategy} "
                     f"or a callable f(instrument) -> strategy; got {type(strategy).__name__}")
 
