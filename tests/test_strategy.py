@@ -169,11 +169,16 @@ def test_strategy_exception_surfaces_with_its_traceback(sample_events: np.ndarra
 def test_strategy_exception_stops_the_engine_with_everything_persisted(
         tmp_path: Path, sample_events: np.ndarray) -> None:
     db = tmp_path / "boom.db"
-    cfg = sample_config(persistence={"path": str(db), "batch_ms": 5})
+    # a market ring far smaller than the recording: the feed is blocked on a full ring when
+    # the strategy fails, and must still stop
+    cfg = sample_config(persistence={"path": str(db), "batch_ms": 5}, feed={"market_ring": 1024})
     e = Engine(cfg, events=sample_events, strategy=Boom(5)).start()
     with pytest.raises(ZeroDivisionError, match="on purpose"):
         e.wait(60)
     e.close()
+    for t in e._threads.values():                       # the feed too, though it was blocked
+        t.join(5)
+        assert not t.is_alive(), t.name
     assert e.orders()["id"].tolist() == [1, 2, 3, 4, 5]
     with of.Store(str(db)) as s:
         runs = s.runs()
