@@ -578,3 +578,25 @@ def sample_events() -> np.ndarray:
         cfg = sample_config()
         _SAMPLE["ev"], _ = load_engine_events(cfg, cfg.make_instruments())
     return _SAMPLE["ev"]
+
+
+def test_config_strategy_class_in_both(tmp_path: Any) -> None:
+    """[strategy] class / params: the twin loads the same class (through orpflow.runtime)."""
+    (tmp_path / "quoter.py").write_text(
+        "import orpflow as of\n"
+        "class Quoter(of.Strategy):\n"
+        "    def __init__(self, lots):\n"
+        "        self.lots = lots\n"
+        "    def on_book(self, ctx):\n"
+        "        if ctx.best_bid and not ctx.open_orders():\n"
+        "            ctx.submit('buy', self.lots * ctx.instrument.lot_units, ctx.best_bid - 1, type='post_only')\n"
+        "    def on_trade(self, ctx, trade):\n"
+        "        if ctx.position > 0:\n"
+        "            ctx.submit('sell', ctx.position, type='market')\n")
+    cfg = sample_config(strategy={"class": f"{tmp_path / 'quoter.py'}:Quoter", "params": {"lots": 3}})
+    ev = sample_events()[:8000]
+    res = backtest(ev, cfg)
+    trecs = EngineTwin(cfg).run(ev)
+    assert res.counters["fills"] > 2
+    assert (trecs["kind"] == R.OUT_ORDER).any() and not (trecs["kind"] == R.OUT_SIGNAL).any()
+    assert np.array_equal(res.records, trecs)

@@ -59,14 +59,18 @@ def strategies_for(strategy: Any, insts: Sequence[Instrument]) -> List[Any]:
         syms = [i.symbol for i in insts]
         if set(strategy) != set(syms):
             raise ValueError(f"strategy dict: symbols {sorted(strategy)}, trading {syms}")
-        return [strategy[s] for s in syms]
-    if any(_callback(strategy, n) for n in CALLBACKS):
+        made = [strategy[s] for s in syms]
+    elif any(_callback(strategy, n) for n in CALLBACKS):
         if len(insts) != 1:
             raise ValueError("one strategy instance for several instruments: pass a dict or a callable")
-        return [strategy]
-    if callable(strategy):
-        return [strategy(i) for i in insts]
-    raise TypeError("strategy must be a Strategy, a dict {symbol: Strategy} or a callable f(instrument)")
+        made = [strategy]
+    elif callable(strategy):
+        made = [strategy(i) for i in insts]
+    else:
+        raise TypeError("strategy must be a Strategy, a dict {symbol: Strategy} or a callable f(instrument)")
+    if len({id(m) for m in made}) != len(made):
+        raise ValueError("one strategy object per instrument (a strategy keeps one instrument's state)")
+    return made
 
 
 class _Slot:
@@ -118,6 +122,9 @@ class EngineTwin:
     def __init__(self, config: EngineConfig, insts: Optional[Sequence[Instrument]] = None,
                  strategy: Any = None, journal: Optional[bool] = None) -> None:
         self.insts = list(insts if insts is not None else config.make_instruments())
+        if strategy is None and config.strategy_class is not None:
+            from orpflow.runtime import strategy_from_config      # [strategy] class (Python ones)
+            strategy = strategy_from_config(config)
         strats = strategies_for(strategy, self.insts)
         self.journal = bool(journal) if journal is not None else strategy is not None
         self.slots = [_Slot(config, i, st, self.journal) for i, st in zip(self.insts, strats)]
