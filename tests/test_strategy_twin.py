@@ -80,7 +80,7 @@ def streams(draw: Any) -> np.ndarray:
     return np.concatenate(parts)
 
 
-def make_config(signal: Optional[dict] = None, **v: Any) -> EngineConfig:
+def make_config(signal: Optional[dict] = None, two: bool = False, **v: Any) -> EngineConfig:
     """The TEST instrument (1 tick = 0.01, lot = 2 size units of 0.001); `v` overrides the
     defaults below (the first of each choice the Hypothesis configs draw from)."""
     p = {"rate": 0, "max_position": None, "max_open_orders": None, "qty_policy": "reject", "losses": None,
@@ -100,6 +100,9 @@ def make_config(signal: Optional[dict] = None, **v: Any) -> EngineConfig:
         "execution": {"order_type": p["order_type"], "slippage_ticks": p["slippage"], "warmup_rows": p["warmup"],
                       "account_every_ms": p["account_ms"], "keep_history": True},
     }
+    if two:                              # a second instrument, id 1, with other grid sizes
+        data["instruments"].append({"symbol": "TEST2", "venue": "generic", "tick_size": "0.5",
+                                    "lot_size": "0.01", "size_increment": "0.01"})
     if signal is not None:
         data["signal"] = signal
     return config_from_dict(data)
@@ -511,6 +514,31 @@ def compare(cfg: EngineConfig, ev: np.ndarray, seed: int, activity: float = 0.5)
 @given(streams(), configs(), st.integers(0, 2 ** 32))
 def test_compiled_strategy_equals_twin(ev: np.ndarray, cfg: EngineConfig, seed: int) -> None:
     compare(cfg, ev, seed)
+
+
+@settings(max_examples=15, deadline=None, derandomize=True,
+          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(streams(), streams(), st.integers(0, 2 ** 32))
+def test_two_instruments_compiled_equals_twin(a: np.ndarray, b: np.ndarray, seed: int) -> None:
+    """A strategy per instrument ({symbol: strategy}), their records interleaved in time."""
+    b = b.copy()
+    b["instrument"] = np.where(b["instrument"] == 0, 1, 7)          # 7: an instrument nobody trades
+    ev = np.concatenate([a, b])
+    ev = ev[np.argsort(ev["ts_local"], kind="stable")]
+    cfg = make_config(two=True, entry=200_000, queue="prob_power2")
+    lots = [i.lot_units for i in cfg.make_instruments()]
+
+    def pair() -> Dict[str, RandomStrategy]:
+        return {"TEST": RandomStrategy(seed, lots[0]), "TEST2": RandomStrategy(seed + 1, lots[1])}
+    comp, tw = pair(), pair()
+    res = backtest(ev, cfg, strategy=comp)
+    twin = EngineTwin(cfg, strategy=tw)
+    trecs = twin.run(ev)
+    for sym in ("TEST", "TEST2"):
+        assert comp[sym].log == tw[sym].log, sym
+    assert np.array_equal(res.records, trecs)
+    assert np.array_equal(res.orders["TEST2"], twin.orders(1))
+    assert set(trecs["slot"][trecs["kind"] == R.OUT_ORDER]) <= {0, 1}
 
 
 @settings(max_examples=40, deadline=None, derandomize=True,
