@@ -33,7 +33,7 @@ MID = 10_000
 MAX_ORDERS = 150                 # per random strategy and run
 OPEN = ("pending", "accepted", "partially_filled")
 FINAL = ("filled", "cancelled", "rejected", "expired")
-FAST = settings(max_examples=30, deadline=None, derandomize=True,
+FAST = settings(max_examples=60, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 
