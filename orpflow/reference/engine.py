@@ -15,7 +15,6 @@ import numpy as np
 
 from orpflow._core.types import FLAGS
 from orpflow.config import EngineConfig
-from orpflow.events import Reason
 from orpflow.instrument import Instrument
 from orpflow.records import OUT_ACCOUNT, OUT_BREAKER, OUT_DTYPE, OUT_FILL, OUT_ORDER, OUT_SIGNAL, OUT_SYNC
 from orpflow.orders import OrderStatus as St, OrderType as Ty, TimeInForce as Tif

@@ -2,7 +2,10 @@
 Python over the twin ExecutionSim: the same methods and properties, the same results.
 
 Prices in ticks, sizes in size units, times in ns. Orders are sent at the local clock
-(``ctx.now``) and go through the same risk gate as the engine's own orders.
+(``ctx.now``) and go through the same risk gate as the engine's own orders. As the strategy
+API contract says, invalid arguments (unknown names, a size off the lot grid, a missing or
+superfluous price or expiry, a type and time in force that contradict) raise ValueError; the
+compiled Python context records some of them as rejected orders instead.
 """
 from __future__ import annotations
 
