@@ -17,6 +17,8 @@ from orpflow.features import FEATURE_DTYPE, FEATURE_NAMES, FeatureRunner, comput
 from orpflow.signals import SIGNAL_DTYPE, SignalRunner, compute_signals, signals_from_features
 from orpflow._core.features import FeatureExtension
 from orpflow._core.signals import SignalGenerator
+from orpflow._core.strategy import CStrategy
+from orpflow.strategy import FillUpdate, OrderUpdate, Strategy, Trade
 from orpflow._core.risk import RiskGate
 from orpflow._core.broker import ExecutionSim, PaperBroker
 from orpflow.orders import (
@@ -58,4 +60,5 @@ __all__ = [
     "BrokerConfig", "ConfigError", "EngineConfig", "ExecutionConfig", "FeedConfig", "InstrumentConfig",
     "MetricsConfig", "PersistenceConfig", "config_from_dict", "load_config", "Engine",
     "load_engine_events", "repeat_events", "BacktestResult", "backtest", "Store",
+    "Strategy", "CStrategy", "Trade", "OrderUpdate", "FillUpdate",
 ]

@@ -152,7 +152,7 @@ class BacktestResult:
 
 def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
              progress: Union[bool, Callable[[int, int], None], None] = None,
-             measure: bool = True) -> BacktestResult:
+             measure: bool = True, strategy: Any = None) -> BacktestResult:
     """Run the engine's loop over `events` in this thread; returns a BacktestResult.
 
     Parameters
@@ -168,6 +168,11 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
         costs nothing per event.
     measure
         Keep the latency histograms (two clock reads per feature row).
+    strategy
+        Your own strategy instead of the config's signal strategy: an ``orpflow.Strategy`` or a
+        compiled ``CStrategy`` (single-instrument config), a dict {symbol: strategy}, or a
+        callable ``f(instrument) -> strategy``. An exception in one of its callbacks stops the
+        run and is re-raised here.
     """
     from orpflow.engine import latency_percentiles
     from orpflow.runtime import build_core, model_descriptions
@@ -177,7 +182,7 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
         raise TypeError("config must be an EngineConfig or a path to a TOML file")
     check_event_array(events)
     insts = cfg.make_instruments()
-    core, parts = build_core(cfg, insts)
+    core, parts = build_core(cfg, insts, strategy)
     core.measure = measure
     n = len(events)
     report: Optional[Callable[[int, int], None]] = None

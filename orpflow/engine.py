@@ -188,19 +188,25 @@ class Engine:
     events
         EVENT_DTYPE records to replay instead of the config's files (one array, all
         instruments, in arrival order).
+    strategy
+        Your own strategy instead of the config's signal strategy (as ``orpflow.backtest``):
+        the same callbacks in the same order as a backtest, on the strategy thread; an
+        exception in one stops the run (everything written until then is persisted) and
+        ``wait()`` re-raises it.
 
     Use ``start()`` then ``wait()`` (run the replay to its end) or ``stop()`` (graceful: stop
     the feed, drain both rings, commit; < 1 s), or ``with Engine(cfg) as e: ...``.
     """
 
     def __init__(self, config: Union[EngineConfig, str], events: Optional[np.ndarray] = None,
-                 *, paths: Optional[Sequence[str]] = None, keep_records: bool = False) -> None:
+                 *, paths: Optional[Sequence[str]] = None, keep_records: bool = False,
+                 strategy: Any = None) -> None:
         self.config = load_config(config) if isinstance(config, str) else config
         if not isinstance(self.config, EngineConfig):
             raise TypeError("config must be an EngineConfig or a path to a TOML file")
         self.instruments = self.config.make_instruments()
         self.symbols = [i.symbol for i in self.instruments]
-        self.core, self._parts = build_core(self.config, self.instruments)
+        self.core, self._parts = build_core(self.config, self.instruments, strategy)
         self._events = events
         self._paths = paths
         self.feed_report: Any = None

@@ -24,6 +24,8 @@ MODULES = [
     "orpflow._core.binance_json",
     "orpflow._core.features",
     "orpflow._core.signals",
+    "orpflow._core.strategy",
+    "orpflow._core.signal_strategy",
     "orpflow._core.model",
     "orpflow._core.model_signal",
     "orpflow._core.risk",

@@ -6,7 +6,7 @@ from orpflow._core.types cimport Event
 from orpflow._core.ring cimport RingState
 from orpflow._core.broker cimport ExecState
 from orpflow._core.features cimport FeatureState
-from orpflow._core.signals cimport PositionParams, PositionState
+from orpflow._core.strategy cimport StrategyContext
 from orpflow._core.snapshot cimport SeqlockSnapshot
 from orpflow._core.book cimport BookCounters
 from orpflow._core.risk cimport BRK_COUNT
@@ -45,11 +45,11 @@ cdef struct Histogram:
     int64_t total
     int64_t max
 
-# How signals become orders.
+# The engine's own orders (breaker flattening, recovery re-sends) and its records.
 cdef struct ExecParams:
-    int32_t order_kind         # OT_MARKET, or OT_LIMIT: IOC at the opposite best +- slippage
+    int32_t order_kind         # flattening: OT_MARKET, or OT_LIMIT: IOC at the opposite best +- slippage
     int64_t slippage_ticks
-    int64_t warmup_rows        # feature rows before the first order (after every (re)start)
+    int64_t warmup_rows        # feature rows before restored orders are re-sent (after every (re)start)
     int64_t account_every_ns   # periodic account record interval (event time); 0: off
     int32_t keep_history       # 0: free fills and final orders once written (flat memory)
 
@@ -84,14 +84,18 @@ cdef struct SeqlockStats:
 cdef struct Slot:
     ExecState *x
     FeatureState *st
-    void *generator            # SignalGenerator (borrowed: EngineCore keeps it alive)
+    void *strategy             # CStrategy (borrowed: EngineCore keeps it alive)
     void *extension            # FeatureExtension or NULL
     SeqlockSnapshot *snap
-    PositionParams pp
-    PositionState ps
+    StrategyContext ctx        # what the strategy acts through (ctx.rows: feature rows this run)
     ExecParams ep
     uint32_t instrument
-    int64_t rows
+    int64_t t0                 # clock reading when the current row-making record was dequeued (0: none)
+    int64_t stamp              # its ring stamp
+    int32_t measured           # its tick-to-trade was taken (the first order it led to)
+    int64_t j_written          # journal entries already written as records
+    int64_t j_done             # journal entries already given to on_order
+    int64_t fills_cb           # fills of the broker's array already given to on_fill
     int64_t fills_out          # fills of the broker's array already written
     int64_t fills_total        # fills written in all (the next fill id - 1)
     int64_t next_account       # event time due for the next periodic account record
@@ -144,7 +148,8 @@ cdef struct Core:
     int64_t buf_cap
     int measure                # take clock readings for the latency histograms
     int64_t spin_ns            # strategy thread: spin this long after the last record, then sleep
-    int failed                 # 1 out of memory, 2 the signal generator raised
+    int failed                 # 1 out of memory, 2 a strategy callback failed (failed_slot)
+    int32_t failed_slot
     Counters c
     Control ctl
     Histogram incore           # row-making record dequeued -> order record written

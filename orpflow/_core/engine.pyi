@@ -10,7 +10,7 @@ from orpflow._core.broker import ExecutionSim
 from orpflow._core.convert import EventBuffer
 from orpflow._core.features import FeatureEngine
 from orpflow._core.ring import EventRing
-from orpflow._core.signals import SignalGenerator
+from orpflow._core.strategy import CStrategy
 from orpflow._core.snapshot import MarketSnapshot
 
 OUT_DTYPE: np.dtype[Any]
@@ -29,11 +29,11 @@ class EngineCore:
         self,
         sim: ExecutionSim,
         features: FeatureEngine,
-        generator: SignalGenerator,
+        strategy: CStrategy,
         snapshot: MarketSnapshot,
-        position_params: Dict[str, Any],
         exec_params: Dict[str, Any],
     ) -> int: ...
+    def strategy(self, slot: int) -> CStrategy: ...
     def restore(
         self,
         slot: int,

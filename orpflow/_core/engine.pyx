@@ -1,11 +1,13 @@
 """The engine's per-event loop (DESIGN §6, §7).
 
-``core_step`` is the whole strategy for one record: the venue and the book (``exec_apply``),
-on a row-making record the feature groups the generator reads, the signal, the position rules,
-the pre-trade risk gate and the order, then the rest of the row (the other groups, the
-extension: same values, after the order), then on a complete book message the seqlock snapshot
-(published after the order: it serves other threads, not the decision); then every order state change, fill,
-emitted signal, sync change, breaker trip and account snapshot as a fixed-size OutRecord.
+``core_step`` is the whole strategy for one record: the strategy's start and due timers, the
+venue and the book (``exec_apply``), on a row-making record the feature groups the strategy
+reads, its on_book / on_trade (orders through the pre-trade risk gate: the ORPFlow signal path
+is one such strategy, orpflow/_core/signal_strategy.pyx), then the rest of the row (the other
+groups, the extension: same values, after the order), then on a complete book message the
+seqlock snapshot (published after the order: it serves other threads, not the decision); then
+every order state change and fill (written, then given to the strategy's on_order / on_fill),
+sync change, breaker trip and account snapshot as a fixed-size OutRecord.
 The same function runs in the caller's thread over an array (``run_array``: backtest, records
 collected in a buffer) and in the strategy thread over the `market` ring (``run_ring``: records
 go to the `out` ring, waiting for room rather than dropping). Decisions read event time only,
@@ -30,17 +32,17 @@ from orpflow._core.ring cimport (
 )
 from orpflow._core.book cimport Book, Level, side_best, book_in_sync
 from orpflow._core.broker cimport (
-    ExecState, ExecutionSim, Broker, SimOrder, SimFill, Account, exec_apply, exec_submit,
+    ExecState, ExecutionSim, Broker, SimOrder, SimFill, Account, exec_apply,
     OT_MARKET, OT_LIMIT, OT_POST_ONLY, TIF_GTC, TIF_IOC, TIF_FOK, TIF_GTD, ORDER_CHUNK_SHIFT,
-    broker_trim,
+    OS_FILLED, OS_CANCELLED, OS_REJECTED, OS_EXPIRED, broker_trim,
 )
 from orpflow._core.features cimport (
     FeatureState, FeatureEngine, FeatureExtension, features_begin, features_finish, features_late,
     G_ALL, G_BOOK, G_EXTENSION,
 )
-from orpflow._core.signals cimport (
-    SignalGenerator, SignalCandidate, SignalRow, PositionParams, PositionState, signal_decide,
-    position_params as set_position_params,
+from orpflow._core.strategy cimport (
+    CStrategy, StrategyContext, ctx_init, ctx_free, ctx_send, ctx_closed, ctx_pop_timer,
+    ctx_rearm,
 )
 from orpflow._core.convert cimport EventBuffer
 from orpflow._core.snapshot cimport SeqlockSnapshot, MarketSnapshot, snapshot_publish_book
@@ -53,13 +55,7 @@ cdef extern from "orp_atomic.h":
 
 cdef extern from "orp_bits.h":
     int64_t orp_top_bit(uint64_t x) noexcept nogil
-
-# Why a signal placed no order (OutRecord v[9] of OUT_SIGNAL).
-cdef enum:
-    NO_ORDER_PLACED = 0
-    NO_ORDER_WARMUP = 1        # fewer feature rows than warmup_rows since the start
-    NO_ORDER_AT_TARGET = 2     # position + open orders already at (or beyond) the target
-    NO_ORDER_NO_PRICE = 3      # IOC limit: the opposite side of the book is empty
+    int64_t orp_max_i64(int64_t a, int64_t b) noexcept nogil
 
 # Idle back-off of the strategy thread: spin (pause) for Core.spin_ns after the last record,
 # then sleep in short steps. Only this thread spins (DESIGN §6: never more spinners than cores).
@@ -99,12 +95,6 @@ cdef inline void hist_add(Histogram *h, int64_t v) noexcept nogil:
 cdef inline void put_i128(int64_t *v, orp_i128 x) noexcept nogil:
     v[0] = <int64_t>orp_i128_lo(x)
     v[1] = orp_i128_hi(x)
-
-
-cdef inline int64_t pack_double(double d) noexcept nogil:
-    cdef int64_t v
-    memcpy(&v, &d, 8)
-    return v
 
 
 cdef inline void head(OutRecord *r, int32_t kind, int32_t slot, int64_t ts_exch,
@@ -205,25 +195,6 @@ cdef void emit_account(Core *c, int32_t slot, const Slot *s) noexcept nogil:
     emit(c, &r)
 
 
-cdef void emit_signal(Core *c, int32_t slot, const Slot *s, const SignalRow *row, int64_t result,
-                      int64_t why) noexcept nogil:
-    cdef OutRecord r
-    head(&r, OUT_SIGNAL, slot, row.ts_exch, s.x.now)
-    r.v[0] = row.seq
-    r.v[1] = row.side
-    r.v[2] = row.reason
-    r.v[3] = row.size_units
-    r.v[4] = row.position_units
-    r.v[5] = pack_double(row.strength)
-    r.v[6] = pack_double(row.confidence)
-    r.v[7] = pack_double(row.holding_ms)
-    r.v[8] = result
-    r.v[9] = why
-    r.v[10] = s.rows
-    r.v[11] = 0
-    emit(c, &r)
-
-
 cdef void check_sync(Core *c, int32_t slot, Slot *s) noexcept nogil:
     """A SYNC record whenever the book's state or its gap/resync/desync counts change."""
     cdef const Book *b = s.x.book
@@ -282,29 +253,30 @@ cdef void check_breakers(Core *c, int32_t slot, Slot *s) noexcept nogil:
 
 
 cdef inline void forget_written(Slot *s) noexcept nogil:
-    """Without keep_history: drop the fills just written, and free chunks of final orders
-    (they were written when they became final), so memory does not grow with the run."""
+    """Without keep_history: drop the fills just written (and given to on_fill), and free
+    chunks of final orders (they were written when they became final), so memory does not
+    grow with the run."""
     cdef Broker *b = s.x.b
     b.n_fills = 0
     s.fills_out = 0
+    s.fills_cb = 0
     if (b.n_orders >> ORDER_CHUNK_SHIFT) > b.live_chunk:
         broker_trim(b)
 
 
 cdef void drain_journal(Core *c, int32_t slot, Slot *s) noexcept nogil:
+    """Write the order state changes not yet written (they stay in the journal until the
+    strategy has been given them: dispatch)."""
     cdef Broker *b = s.x.b
-    cdef int64_t i
-    for i in range(b.n_journal):
-        emit_order(c, slot, s, &b.journal[i])
-    b.n_journal = 0
+    while s.j_written < b.n_journal:
+        emit_order(c, slot, s, &b.journal[s.j_written])
+        s.j_written += 1
 
 
-cdef bint flush_orders(Core *c, int32_t slot, Slot *s) noexcept nogil:
-    """Order changes, then new fills and an account snapshot after them; True if filled."""
+cdef bint write_fills(Core *c, int32_t slot, Slot *s) noexcept nogil:
+    """New fills, then an account snapshot after them; True if there were any."""
     cdef Broker *b = s.x.b
     cdef bint filled = b.n_fills > s.fills_out
-    if b.n_journal:
-        drain_journal(c, slot, s)
     while s.fills_out < b.n_fills:
         s.fills_total += 1
         emit_fill(c, slot, &b.fills[s.fills_out], s.fills_total)
@@ -315,36 +287,116 @@ cdef bint flush_orders(Core *c, int32_t slot, Slot *s) noexcept nogil:
     return filled
 
 
+cdef inline bint is_final(int32_t status) noexcept nogil:
+    return (status == OS_FILLED or status == OS_CANCELLED or status == OS_REJECTED
+            or status == OS_EXPIRED)
+
+
+cdef void fail(Core *c, int32_t slot) noexcept nogil:
+    if not c.failed:
+        c.failed = 2
+        c.failed_slot = slot
+
+
+cdef bint dispatch(Core *c, int32_t slot, Slot *s) noexcept nogil:
+    """Give the strategy every order state change (on_order), then every fill (on_fill), in
+    the order they happened, writing what its callbacks send; until nothing is pending.
+    Callbacks get copies: the journal may grow (and move) while they run. True if filled."""
+    cdef Broker *b = s.x.b
+    cdef SimOrder o
+    cdef SimFill f
+    cdef bint filled = False
+    while True:
+        drain_journal(c, slot, s)
+        filled |= write_fills(c, slot, s)
+        if c.failed:
+            # the run stops: everything is written, nothing more is given to the strategy
+            s.j_done = b.n_journal
+            s.fills_cb = b.n_fills
+            break
+        if s.j_done < b.n_journal:
+            o = b.journal[s.j_done]
+            s.j_done += 1
+            if is_final(o.status):
+                ctx_closed(&s.ctx, o.id)
+            if (<CStrategy>s.strategy).on_order(&s.ctx, &o) != 0:
+                fail(c, slot)
+        elif s.fills_cb < b.n_fills:
+            f = b.fills[s.fills_cb]
+            s.fills_cb += 1
+            if (<CStrategy>s.strategy).on_fill(&s.ctx, &f) != 0:
+                fail(c, slot)
+        else:
+            break
+    b.n_journal = 0
+    s.j_done = 0
+    s.j_written = 0
+    return filled
+
+
 cdef void flush_changes(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept nogil:
     """flush_slot's work when something changed (out of line)."""
     cdef Broker *b = s.x.b
     cdef bint filled = False
-    if b.n_journal | (b.n_fills - s.fills_out):
-        filled = flush_orders(c, slot, s)
+    if b.n_journal | (b.n_fills - s.fills_cb):
+        filled = dispatch(c, slot, s)
     if not filled and row_maker and s.ep.account_every_ns > 0 and b.clock >= s.next_account:
         emit_account(c, slot, s)
         s.next_account = b.clock + s.ep.account_every_ns
     check_sync(c, slot, s)
     check_breakers(c, slot, s)
-    if b.failed:
+    if b.failed or s.ctx.failed:
         c.failed = 1
 
 
 cdef inline void flush_slot(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept nogil:
-    """After a record: order changes, new fills (then an account snapshot), sync changes,
-    and on a row-making record the periodic account snapshot. Inline and one test: on most
-    records nothing changed (the work, out of line, re-checks each part)."""
+    """After a record: order changes and fills (written, then given to the strategy), an
+    account snapshot after fills, sync changes, breaker trips, and on a row-making record the
+    periodic account snapshot. Inline and one test: on most records nothing changed (the work,
+    out of line, re-checks each part)."""
     cdef Broker *b = s.x.b
     cdef const Book *bk = s.x.book
     cdef int64_t due = 0
     if row_maker and s.ep.account_every_ns > 0:
         due = b.clock >= s.next_account
-    if (b.n_journal | (b.n_fills - s.fills_out) | due | b.failed
+    if (b.n_journal | (b.n_fills - s.fills_cb) | due | b.failed
             | (bk.state ^ s.sync_key[0]) | (bk.c.gaps ^ s.sync_key[1]) | (bk.c.resyncs ^ s.sync_key[2])
             | (bk.c.desyncs ^ s.sync_key[3]) | (s.x.risk.n_trips ^ s.trips_seen)):
         flush_changes(c, slot, s, row_maker)
     if not s.ep.keep_history:
         forget_written(s)
+
+
+# ------------------------------------------------------------------ the strategy's hooks
+
+cdef void on_sent(StrategyContext *ctx, int64_t result) noexcept nogil:
+    """An order was sent (or rejected): count it and write its record now. The first order a
+    row-making record leads to ends that record's tick-to-trade."""
+    cdef Core *c = <Core *>ctx.engine
+    cdef Slot *s = &c.slots[ctx.slot]
+    cdef int64_t t1
+    bump(&c.c.orders, 1)
+    if result < 0:
+        bump(&c.c.rejected, 1)
+    drain_journal(c, ctx.slot, s)
+    if s.t0 != 0 and not s.measured:
+        s.measured = 1
+        t1 = ORP_now_ns()
+        hist_add(&c.incore, t1 - s.t0)
+        if s.stamp > 0:
+            hist_add(&c.wire if c.wire_stamps else &c.ingress, t1 - s.stamp)
+
+
+cdef void on_record(StrategyContext *ctx, int32_t kind, int64_t ts_exch, const int64_t *v) noexcept nogil:
+    """A record the strategy writes (the signal strategy: its signals)."""
+    cdef Core *c = <Core *>ctx.engine
+    cdef Slot *s = &c.slots[ctx.slot]
+    cdef OutRecord r
+    head(&r, kind, ctx.slot, ts_exch, s.x.now)
+    memcpy(r.v, v, sizeof(r.v))
+    if kind == OUT_SIGNAL:
+        bump(&c.c.signals, 1)
+    emit(c, &r)
 
 
 # ------------------------------------------------------------------ the strategy step
@@ -362,108 +414,54 @@ cdef inline Slot *find_slot(Core *c, uint32_t instrument, int32_t *index) noexce
     return NULL
 
 
-cdef int64_t send_order(Core *c, Slot *s, int32_t side, int64_t qty, int64_t *why) noexcept nogil:
-    """An order of the engine's type (market, or IOC at the opposite best +- slippage) through
-    the risk gate: its id, -reason if risk rejected it, 0 if none was sent (why says so)."""
+cdef void flatten(Core *c, Slot *s) noexcept nogil:
+    """on_breaker = "flatten", at the first feature row after a trip: one order closing the
+    position net of the open orders on the closing side (whole lots), through the risk gate:
+    a market order, or an IOC limit at the opposite best +- slippage ([execution]).
+    Whatever becomes of it, reduce_only applies from then on."""
+    cdef Broker *b = s.x.b
+    cdef int64_t pos = b.acct.position, price = 0
+    cdef int64_t qty = (pos - b.open_sell) if pos > 0 else (-pos - b.open_buy)
+    cdef int32_t side = -1 if pos > 0 else 1
     cdef const Level *lv
-    cdef int64_t price = 0, r
+    s.flatten_pending = 0
+    qty = qty / b.lot * b.lot
+    if pos == 0 or qty <= 0 or not s.x.risk.breakers:
+        return
     if s.ep.order_kind == OT_LIMIT:
         lv = side_best(&s.x.book.ask if side > 0 else &s.x.book.bid)
         if lv == NULL:
-            why[0] = NO_ORDER_NO_PRICE
-            return 0
+            return
         price = (-lv.key + s.ep.slippage_ticks) if side > 0 else (lv.key - s.ep.slippage_ticks)
         if price <= 0:
             price = 1
-    r = exec_submit(s.x, side, s.ep.order_kind, TIF_IOC, price, qty, c.c.events, 0, s.x.now, R_OK)
-    bump(&c.c.orders, 1)
-    if r < 0:
-        bump(&c.c.rejected, 1)
-    why[0] = NO_ORDER_PLACED
-    return r
-
-
-cdef int64_t place(Core *c, Slot *s, const SignalRow *row, int64_t *why) noexcept nogil:
-    """The order that brings position + open orders to the signal's target, if the target
-    lies on the signal's side; its id, -reason if risk rejected it, 0 if none was sent."""
-    cdef Broker *b = s.x.b
-    cdef int64_t have = b.acct.position + b.open_buy - b.open_sell
-    cdef int64_t delta = row.position_units - have
-    if delta == 0 or (delta > 0) != (row.side > 0):
-        why[0] = NO_ORDER_AT_TARGET
-        return 0
-    return send_order(c, s, 1 if delta > 0 else -1, delta if delta > 0 else -delta, why)
-
-
-cdef void flatten(Core *c, Slot *s) noexcept nogil:
-    """on_breaker = "flatten", at the first feature row after a trip: one order closing the
-    position net of the open orders on the closing side (whole lots), through the risk gate.
-    Whatever becomes of it, reduce_only applies from then on."""
-    cdef Broker *b = s.x.b
-    cdef int64_t pos = b.acct.position, why = 0
-    cdef int64_t qty = (pos - b.open_sell) if pos > 0 else (-pos - b.open_buy)
-    s.flatten_pending = 0
-    qty = qty / b.lot * b.lot
-    if pos != 0 and qty > 0 and s.x.risk.breakers:
-        send_order(c, s, -1 if pos > 0 else 1, qty, &why)
+    ctx_send(&s.ctx, side, s.ep.order_kind, TIF_IOC, price, qty, 0, c.c.events, R_OK)
 
 
 cdef void resend_restored(Core *c, Slot *s) noexcept nogil:
     """The previous run's open orders, through the risk gate like any order."""
-    cdef int64_t i, r
+    cdef int64_t i
     cdef RestoredOrder *o
     for i in range(s.n_restore):
         o = &s.restore[i]
-        r = exec_submit(s.x, o.side, o.kind, o.tif, o.price, o.qty, o.client_id, o.expire_at,
-                        s.x.now, R_OK)
-        bump(&c.c.orders, 1)
-        if r < 0:
-            bump(&c.c.rejected, 1)
+        ctx_send(&s.ctx, o.side, o.kind, o.tif, o.price, o.qty, o.expire_at, o.client_id, R_OK)
     s.n_restore = 0
 
 
-cdef void decide(Core *c, int32_t slot, Slot *s, int64_t t0, int64_t stamp) noexcept nogil:
-    """The row's decision: flatten / restored orders, the generator, the position rules, the
-    order; tick-to-trade ends when its record is written."""
-    cdef SignalCandidate cand
-    cdef SignalRow row
-    cdef int64_t t1, result = 0, why = NO_ORDER_WARMUP
-    if s.flatten_pending:
-        flatten(c, s)
-    if s.n_restore and s.rows > s.ep.warmup_rows:
-        resend_restored(c, s)
-    if (<SignalGenerator>s.generator).evaluate(&s.st.fv, &cand) != 0:
-        c.failed = 2
-        return
-    signal_decide(&s.ps, &s.pp, &s.st.fv, &cand, &row)
-    if row.side == 0:
-        return
-    bump(&c.c.signals, 1)
-    if s.rows > s.ep.warmup_rows:
-        result = place(c, s, &row, &why)
-    if result != 0:
-        drain_journal(c, slot, s)           # the order record is written now: tick-to-trade ends
-        if c.measure:
-            t1 = ORP_now_ns()
-            hist_add(&c.incore, t1 - t0)
-            if stamp > 0:
-                hist_add(&c.wire if c.wire_stamps else &c.ingress, t1 - stamp)
-    emit_signal(c, slot, s, &row, result, why)
-
-
-cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
-                 int64_t stamp) noexcept nogil:
-    """Only what the decision reads before it: the feature groups the generator reads (and
-    the book group: the position rules size with mid), the decision and the order, then the
-    other groups and the extension (if the generator reads none of its columns). Same rows,
-    same values as computing them all first (features_finish; tests compare the records)."""
+cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e) noexcept nogil:
+    """Only what the decision reads before it: the feature groups the strategy reads (and
+    the book group), the engine's own orders (breaker flattening, restored orders), the
+    strategy's on_book / on_trade and its orders, then the other groups and the extension (if
+    the strategy reads none of its columns). Same rows, same values as computing them all
+    first (features_finish; tests compare the records)."""
     # The feature histogram times one row in FEATURE_SAMPLE, with every group before the
     # decision (the same values): a clock read costs 20-120 ns, and the two around the
     # features would otherwise lie on every order's path.
-    cdef bint timed = c.measure and (s.rows & (FEATURE_SAMPLE - 1)) == 0
+    cdef bint timed = c.measure and (s.ctx.rows & (FEATURE_SAMPLE - 1)) == 0
     cdef int32_t late = 0 if timed else s.late
     cdef bint ext_late = s.ext_late and not timed
     cdef int64_t t1 = 0
+    cdef int r
     if timed:
         t1 = ORP_now_ns()
     if not features_begin(s.st, s.x.book, e, late):
@@ -472,14 +470,52 @@ cdef void on_row(Core *c, int32_t slot, Slot *s, const Event *e, int64_t t0,
         (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
     if timed:
         hist_add(&c.feature, ORP_now_ns() - t1)
-    s.rows += 1
+    s.ctx.rows += 1
     bump(&c.c.rows, 1)
-    decide(c, slot, s, t0, stamp)
+    if s.flatten_pending:
+        flatten(c, s)
+    if s.n_restore and s.ctx.rows > s.ep.warmup_rows:
+        resend_restored(c, s)
+    if e.flags & F_TRADE:
+        r = (<CStrategy>s.strategy).on_trade(&s.ctx, e)
+    else:
+        r = (<CStrategy>s.strategy).on_book(&s.ctx)
+    if r != 0:
+        fail(c, slot)
+        return
     # after the order: the rest of the row
     if late:
         features_finish(s.st, e, late)
     if ext_late:
         (<FeatureExtension>s.extension).compute(s.st, s.x.book, e, s.st.fv.extra)
+
+
+cdef void strategy_due(Core *c, int32_t slot, Slot *s, const Event *e) noexcept nogil:
+    """The strategy's start (its first record this run) and its timers due by this record's
+    local time (between book messages only: a strategy never sees half a message). The
+    local clock is moved to each timer's due time before its callback."""
+    cdef int64_t tid, due = 0
+    if not s.ctx.started:
+        s.ctx.started = 1
+        s.x.now = orp_max_i64(s.x.now, e.ts_local)
+        ctx_rearm(&s.ctx)
+        if (<CStrategy>s.strategy).on_start(&s.ctx) != 0:
+            fail(c, slot)
+            return
+        if s.x.b.n_journal:
+            dispatch(c, slot, s)
+    if s.x.book.msg_open:
+        return
+    while not c.failed:
+        tid = ctx_pop_timer(&s.ctx, e.ts_local, &due)
+        if tid < 0:
+            break
+        s.x.now = orp_max_i64(s.x.now, due)
+        if (<CStrategy>s.strategy).on_timer(&s.ctx, tid) != 0:
+            fail(c, slot)
+            return
+        if s.x.b.n_journal:
+            dispatch(c, slot, s)
 
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
@@ -489,23 +525,31 @@ cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
     cdef uint32_t f = e.flags
     # one test, not a short-circuit chain: the kinds of consecutive records are not predictable
     cdef bint row_maker = ((f & F_TRADE) != 0) | (((f & F_LAST) != 0) & ((f & F_BOOK_KINDS) != 0))
-    cdef int64_t t0 = 0
     bump(&c.c.events, 1)
     if s == NULL:
         bump(&c.c.unknown, 1)
         return
+    # the start and timers: one compare (next_timer is below any time until the start)
+    if e.ts_local >= s.ctx.next_timer:
+        strategy_due(c, slot, s, e)
+        if c.failed:
+            return
     if not row_maker:
         exec_apply(s.x, e)
         flush_slot(c, slot, s, False)
         return
+    s.t0 = 0
     if c.measure:
-        t0 = ORP_now_ns()
+        s.t0 = ORP_now_ns()
+        s.stamp = stamp
+        s.measured = 0
     exec_apply(s.x, e)
     if not s.x.book.msg_open:
-        on_row(c, slot, s, e, t0, stamp)
+        on_row(c, slot, s, e)
         if f & F_LAST and f & F_BOOK_KINDS:
             # for the control thread's readers: after the order, off the tick-to-trade path
             snapshot_publish_book(s.snap, s.x.book)
+    s.t0 = 0
     flush_slot(c, slot, s, True)
 
 
@@ -531,10 +575,18 @@ cdef void publish_stats(Core *c) noexcept nogil:
 
 
 cdef void final_accounts(Core *c) noexcept nogil:
+    """The end of a run: each strategy's on_stop (what it sends is written), then an account
+    record per instrument."""
     cdef int64_t i
+    cdef Slot *s
     for i in range(c.n_slots):
-        flush_slot(c, <int32_t>i, &c.slots[i], False)
-        emit_account(c, <int32_t>i, &c.slots[i])
+        s = &c.slots[i]
+        if s.ctx.started and not c.failed:
+            if (<CStrategy>s.strategy).on_stop(&s.ctx) != 0:
+                fail(c, <int32_t>i)
+            ctx_init(&s.ctx)                    # the next run starts afresh (on_start again)
+        flush_slot(c, <int32_t>i, s, False)
+        emit_account(c, <int32_t>i, s)
 
 
 # ------------------------------------------------------------------ thread loops
@@ -707,6 +759,9 @@ cdef class EngineCore:
         self._keep = []
 
     def __dealloc__(self):
+        if self.c != NULL:
+            for i in range(self.c.n_slots):
+                ctx_free(&self.c.slots[i].ctx)
         if self.c != NULL and self.c.buf != NULL:
             free(self.c.buf)
             debug_count_alloc(-1)
@@ -717,9 +772,9 @@ cdef class EngineCore:
             self.c = NULL
 
     def add(self, ExecutionSim sim not None, FeatureEngine features not None,
-            SignalGenerator generator not None, MarketSnapshot snapshot not None,
-            dict position_params not None, dict exec_params not None):
-        """Add one instrument; returns its slot index."""
+            CStrategy strategy not None, MarketSnapshot snapshot not None,
+            dict exec_params not None):
+        """Add one instrument traded by `strategy`; returns its slot index."""
         if self.n_slots == MAX_SLOTS:
             raise ValueError(f"at most {MAX_SLOTS} instruments per engine")
         if features.book is not sim.book:
@@ -728,15 +783,25 @@ cdef class EngineCore:
         for i in range(self.n_slots):
             if self.c.slots[i].instrument == inst:
                 raise ValueError(f"two instruments with id {inst}: give each a distinct Instrument.id")
+            if self._keep[i][2] is strategy:
+                raise ValueError("one strategy object per instrument: give each its own instance")
+        strategy._attach(sim, features.dtype.names[4:] if features.dtype is not None else ())
         cdef Slot *s = &self.c.slots[self.n_slots]
         memset(s, 0, sizeof(Slot))
         s.x = &sim.x
         s.st = &features.st
-        s.generator = <void *>generator
+        s.strategy = <void *>strategy
         s.extension = <void *>features.extension if features.has_extension else NULL
         s.snap = snapshot.snap
         s.instrument = inst
-        set_position_params(&s.pp, position_params)
+        s.ctx.x = &sim.x
+        s.ctx.st = &features.st
+        s.ctx.engine = <void *>self.c
+        s.ctx.sent = on_sent
+        s.ctx.record = on_record
+        s.ctx.event_no = &self.c.c.events
+        s.ctx.slot = <int32_t>self.n_slots
+        ctx_init(&s.ctx)
         e = exec_params
         s.ep.order_kind = OT_LIMIT if e["order_type"] == "ioc" else OT_MARKET
         s.ep.slippage_ticks = e["slippage_ticks"]
@@ -748,17 +813,21 @@ cdef class EngineCore:
         for k in range(BRK_COUNT):
             s.trips_out[k] = sim.x.risk.trips[k]
         sim.x.b.journal_on = 1
-        self._order_features(s, features, generator.feature_reads())
-        generator.reset()
-        self._keep.append((sim, features, generator, snapshot))
+        self._order_features(s, features, strategy.feature_reads())
+        self._keep.append((sim, features, strategy, snapshot))
         self.n_slots += 1
         self.c.n_slots = self.n_slots
         return self.n_slots - 1
 
+    def strategy(self, int slot):
+        """The strategy trading `slot`."""
+        self._slot(slot)
+        return self._keep[slot][2]
+
     cdef void _order_features(self, Slot *s, FeatureEngine features, int reads):
-        """Which feature groups wait until after the order: those the generator does not read.
+        """Which feature groups wait until after the order: those the strategy does not read.
         The book group never waits (the position rules size with mid); an extension whose
-        columns the generator reads may read any built-in column, so then nothing waits."""
+        columns the strategy reads may read any built-in column, so then nothing waits."""
         cdef int32_t first = (reads & G_ALL) | G_BOOK
         if features.has_extension and reads & G_EXTENSION:
             first = G_ALL
@@ -783,7 +852,7 @@ cdef class EngineCore:
         return bytes((<char *>&st.fv)[:sizeof(st.fv)])
 
     def set_feature_reads(self, int slot, int reads):
-        """Debug: order the features of `slot` as if its generator read `reads` (READS_ALL:
+        """Debug: order the features of `slot` as if its strategy read `reads` (READS_ALL:
         everything before the decision, the order before this split existed)."""
         self._slot(slot)
         cdef Slot *s = &self.c.slots[slot]
@@ -793,7 +862,7 @@ cdef class EngineCore:
     def restore(self, int slot, *, cash, cost, realised, fees, int64_t position,
                 int64_t round_trips=0, int64_t losing_round_trips=0):
         """Start from a persisted account (money in MoneyScale units, exact ints). The signal
-        rules start from the same position (their holding period counts as lapsed)."""
+        strategy's rules start from the same position (their holding period counts as lapsed)."""
         self._slot(slot)
         cdef Slot *s = &self.c.slots[slot]
         cdef Account *a = &s.x.b.acct
@@ -804,7 +873,7 @@ cdef class EngineCore:
         a.position = position
         a.round_trips = round_trips
         a.losing_round_trips = losing_round_trips
-        s.ps.position = position
+        (<CStrategy>s.strategy)._restore_position(position)
 
     def add_restored_order(self, int slot, int side, str type, str tif, int64_t price_ticks,
                            int64_t qty_units, int64_t client_id, int64_t expire_at=0):
@@ -849,12 +918,8 @@ cdef class EngineCore:
 
     def _raise_failure(self):
         if self.c.failed == 2:
-            for _, _, gen, _ in self._keep:
-                err = getattr(gen, "error", None)
-                if err is not None:
-                    gen.error = None
-                    raise err
-            raise RuntimeError("signal generator failed")
+            self.c.failed = 0
+            raise self._keep[self.c.failed_slot][2]._failure()
         if self.c.failed:
             raise MemoryError("the engine ran out of memory; its state is no longer complete")
 
@@ -970,7 +1035,7 @@ cdef class EngineCore:
         ORP_store_release(&self.c.ctl.abort, 0)
         ORP_store_release(&self.c.ctl.strategy_done, 0)
         for i in range(self.n_slots):
-            self.c.slots[i].rows = 0
+            ctx_init(&self.c.slots[i].ctx)
 
     def stop_feed(self):
         ORP_store_release(&self.c.ctl.feed_stop, 1)

@@ -114,7 +114,8 @@ cdef enum:
     # -- signals from a model (generator = "onnx") --
     R_SIG_MODEL_FLAT = 64      # none: the model's most probable class is "flat"
     R_SIG_MODEL_BAD_OUTPUT = 65  # none: the model's output is NaN or infinite
-    R_COUNT = 66               # size of per-reason counter arrays (codes stay below it)
+    R_ORDER_BAD_TYPE = 66      # side not +-1, unknown type or tif, or a type/tif pair the venue refuses
+    R_COUNT = 67               # size of per-reason counter arrays (codes stay below it)
 
 # The account's money unit (config.MoneyScale): 1 tick x 1 size unit = 1e8 money, so fees at
 # rates that are multiples of 1e-8 are whole numbers.
