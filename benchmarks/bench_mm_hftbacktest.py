@@ -4,7 +4,7 @@
     python benchmarks/bench_mm_hftbacktest.py [--quick] [--reps N] [--data FILE] [--json PATH]
                                               [--requote-ms N] [--half-spread T] [--skew T]
 
-The strategy, in both: one post-only order a side of a fixed size (`--qty`, base asset) around
+The strategy, in both: one post-only order a side of a fixed size (`--qty`, default one lot) around
 the mid, shifted against the inventory q (position / order size):
 r = mid - q * skew; bid = floor(r - half_spread), ask = ceil(r + half_spread), in ticks, kept
 off the other side's best; no bid at +max_position orders, no ask at -max_position.
@@ -19,9 +19,14 @@ orpflow's strategy waits for it too.
   broker: constant latencies, the default queue model `prob_power2` (n = 3), maker fee 1 bp.
 - hftbacktest: its own converter (exchange times made monotone in arrival order, as in
   bench_hftbacktest.py, so its exchange replays orpflow's venue timeline), a
-  `partial_fill_exchange` asset with `power_prob_queue_model2(3)` (the same function, the same
-  n), the same constant latencies and fees, and an @njit loop that `elapse`s to each decision
-  time and mirrors the rules above.
+  `no_partial_fill_exchange` asset with `power_prob_queue_model2(3)` (the same function, the
+  same n), the same constant latencies and fees, and an @njit loop that `elapse`s to each
+  decision time and mirrors the rules above. With one-lot orders nothing can fill in part in
+  either engine, and hftbacktest's no-partial-fill exchange is its partial-fill one without
+  two faults of 2.4.4's partial-fill exchange that a market maker hits: an order filled to
+  the last unit by a trade stays in its book and the next trade at that price stops the run
+  with InvalidOrderStatus (error 14; hftbacktest issues #301, #312: after 40 decisions on
+  the USD-M file), and partial fills never reach the local position and balance (#299, #316).
 
 Printed: fills (buys / sells), traded volume, PnL (cash + position x last mid - fees), and the
 backtest loops' throughput (input messages/s, medians of N alternating runs in one process;
@@ -41,8 +46,10 @@ which depends on none of them, matches order for order):
    account, and `ctx.position`, are the venue's truth, the conservative side for limits);
    hftbacktest's local state changes when the response arrives (+ response latency), so its
    position and the end of "in flight" lag by that latency.
-5. Trades without an aggressor side are ignored by orpflow's venue; hftbacktest's converter
-   gives every trade a side (none such in Binance data: no effect here).
+5. Volume beyond the queue: orpflow fills whole lots out of each trade's volume beyond the
+   queue and drops the sub-lot rest (the queue ahead is then 0); hftbacktest keeps the queue
+   negative, so two trades each 0.6 lot beyond it fill a one-lot order there, not in orpflow.
+6. Trades without an aggressor side are ignored by orpflow's venue (none in Binance data).
 Orders, prices and decision times are the same function of the same book; the gap in fills is
 the gap between those definitions, on a strategy whose fills depend on nothing else.
 """
@@ -71,7 +78,12 @@ RESPONSE_NS = B.RESPONSE_NS
 MAKER_FEE = 0.0001
 TAKER_FEE = 0.0004
 QUEUE_POWER = 3.0
-QTY = {"spot": "0.001", "usdm": "0.001"}    # order size, base asset
+# order size (base asset): one lot, so no order can fill in part in either engine; hftbacktest
+# then runs its no_partial_fill_exchange, which for one-lot orders is its partial-fill model
+# without that model's two known faults in 2.4.4 (a fully filled order left in its book stops
+# the run with InvalidOrderStatus, hftbacktest issues #301/#312; partial fills never reach the
+# local position and balance, #299/#316)
+QTY = {m: v["lot"] for m, v in B.MARKETS.items()}
 
 
 def find_input(arg, quick):
@@ -180,7 +192,8 @@ if _njit is not None:
 
     @_njit
     def _mm_loop(hbt, ts, step_ns, half, skew, max_orders, qty, units, scale, end_ts, out):
-        # out[0]: decisions, out[1]: orders sent, out[2]: cancels sent
+        # out[0]: decisions, out[1]: orders sent, out[2]: cancels sent, out[3]: the code of an
+        # elapse that stopped the loop early (1: end of the data), out[4]: when
         bid_id = 0
         ask_id = 0
         bid_px = 0
@@ -202,7 +215,10 @@ if _njit is not None:
                 break
             now = hbt.current_timestamp
             if t > now:
-                if hbt.elapse(t - now) != 0:
+                rc = hbt.elapse(t - now)
+                if rc != 0:
+                    out[3] = rc
+                    out[4] = now
                     break
             if step_ns > 0:
                 t += step_ns
@@ -266,7 +282,7 @@ def hbt_asset(data, market: str, roi: tuple):
     m = B.MARKETS[market]
     return (BacktestAsset().data([data]).linear_asset(1.0)
             .constant_order_latency(ENTRY_NS, RESPONSE_NS)
-            .power_prob_queue_model2(QUEUE_POWER).partial_fill_exchange()
+            .power_prob_queue_model2(QUEUE_POWER).no_partial_fill_exchange()
             .trading_value_fee_model(MAKER_FEE, TAKER_FEE)
             .tick_size(float(m["tick"])).lot_size(float(m["lot"]))
             .roi_lb(roi[0]).roi_ub(roi[1]).last_trades_capacity(0))
@@ -280,7 +296,7 @@ def hbt_build(data, market: str, roi: tuple):
 def hbt_run(data, market: str, roi: tuple, ts, p: dict, end_ts: int) -> tuple:
     import numpy as np
     hbt = hbt_build(data, market, roi)                   # data load: not timed
-    out = np.zeros(3, np.int64)
+    out = np.zeros(5, np.int64)
     t0 = time.perf_counter()
     _mm_loop(hbt, ts, p["requote_ns"], p["half_spread"], p["skew"], p["max_orders"], p["qty"],
              p["order_units"], float(B.SIZE_SCALE), end_ts, out)
@@ -288,11 +304,14 @@ def hbt_run(data, market: str, roi: tuple, ts, p: dict, end_ts: int) -> tuple:
     return dt, hbt, out
 
 
-def hbt_summary(hbt, out, mid_last: float) -> dict:
+def hbt_summary(hbt, out, mid_last: float, qty: float) -> dict:
+    """From hftbacktest's state values; every fill is one whole order (no partial fills), so
+    bought / qty is the number of buy fills."""
     sv = hbt.state_values(0)
     pos = float(sv.position)
     vol = float(sv.trading_volume)
     res = {"orders": int(out[1]), "cancels": int(out[2]), "decisions": int(out[0]), "fills": int(sv.num_trades),
+           "buy_fills": round((vol + pos) / 2 / qty), "sell_fills": round((vol - pos) / 2 / qty),
            "volume": vol, "buy_volume": (vol + pos) / 2, "sell_volume": (vol - pos) / 2,
            "position": pos, "fees": float(sv.fee),
            "pnl": float(sv.balance) + pos * mid_last - float(sv.fee)}
@@ -313,7 +332,8 @@ def main(argv=None) -> int:
     ap.add_argument("--half-spread", type=float, default=0.5, help="ticks (default 0.5: join the touch)")
     ap.add_argument("--skew", type=float, default=0.5, help="ticks per order of inventory (default 0.5)")
     ap.add_argument("--max-orders", type=int, default=5, help="position limit in orders (default 5)")
-    ap.add_argument("--qty", help="order size, base asset (default 0.001)")
+    ap.add_argument("--qty", help="order size, base asset (default: one lot; more than a lot fills whole "
+                                  "orders only in hftbacktest, in lots in orpflow)")
     args = ap.parse_args(argv)
     reps = args.reps or (3 if args.quick else 7)
     result: dict = {"tool": "bench_mm_hftbacktest", "quick": args.quick, "reps": reps}
@@ -390,8 +410,11 @@ def main(argv=None) -> int:
         t0 = time.perf_counter()
         _, hbt, out = hbt_run(data, market, roi, ts, params, end_ts)
         print(f"hftbacktest first run (numba compilation included): {time.perf_counter() - t0:.1f} s")
+        if out[3] not in (0, 1):
+            print(f"*** hftbacktest stopped early: elapse returned {out[3]} at {out[4]} (its error code) ***")
+            result["hftbacktest_error"] = int(out[3])
         mid_last = 0.5 * (float(hbt.depth(0).best_bid) + float(hbt.depth(0).best_ask))
-        h = hbt_summary(hbt, out, mid_last)
+        h = hbt_summary(hbt, out, mid_last, params["qty"])
         o = orp_summary(r, market, mid_last)
 
         samples: dict = {"orpflow": [], "hftbacktest": []}
