@@ -2,6 +2,7 @@
 integer prices, so on the bundled sample they send the same orders and get identical fills;
 the notebook runs end to end."""
 import importlib
+from collections import Counter
 import shutil
 import subprocess
 import sys
@@ -121,16 +122,32 @@ def test_quotes_follow_the_formula(events, py_mods):
 def test_python_and_cython_grids_fill_identically(events, py_mods, cy_mods):
     _, grid = py_mods
     _, gridc = cy_mods
-    py = run(events, grid.Grid(UNITS, step=200, levels=5))
-    cy = run(events, gridc.Grid(UNITS, step=200, levels=5))
+    g = grid.Grid(UNITS, step=200, levels=5)
+    gc = gridc.Grid(UNITS, step=200, levels=5)
+    py = run(events, g)
+    cy = run(events, gc)
     orders, fills, _ = py
     assert len(fills) > 0 and (fills["side"] > 0).any() and (fills["side"] < 0).any()
     # the ladder: 5 + 5 post-only orders every 200 ticks around a multiple of 200
     first = orders[:10]
     assert (first["price"] % 200 == 0).all() and len(np.unique(first["price"])) == 10
-    # refills: a filled buy at p is followed by a sell at p + 200 (and vice versa)
+    assert (first["type"] == int(of.OrderType.POST_ONLY)).all()
+    # refill on fill: every refill sent is the mirror of a filled order (a buy filled at p ->
+    # a sell at p + 200, a sell at p -> a buy at p - 200); none lost
     refills = orders[10:]
     assert len(refills) > 0 and (refills["type"] == int(of.OrderType.LIMIT)).all()
+    done = orders[orders["status"] == int(of.OrderStatus.FILLED)]
+    side = done["side"].astype(np.int64)
+    mirror = Counter(zip((-side).tolist(), (done["price"] + side * 200).tolist()))
+    sent = refills[refills["status"] != int(of.OrderStatus.REJECTED)]
+    assert not Counter(zip(sent["side"].tolist(), sent["price"].tolist())) - mirror
+    assert len(sent) == g.refills and g.dropped == 0
+    # a refill the risk gate refused (sent mid-message) was sent again later
+    for o in refills[refills["status"] == int(of.OrderStatus.REJECTED)]:
+        later = sent[sent["id"] > o["id"]]
+        assert ((later["side"] == o["side"]) & (later["price"] == o["price"])).any() or \
+            (o["side"], o["price"], o["qty"]) in g.waiting
+    assert (g.refills, g.dropped) == (gc.refills, gc.dropped)
     assert_same(py, cy)
 
 

@@ -6,7 +6,9 @@ buys at center - step, center - 2 step, ... and sells at center + step, ... (`le
 Refill on fill: when a buy at p is completely filled a sell is placed at p + step, when a sell
 at p is filled a buy at p - step (the same size), so every completed pair earns `step` ticks.
 Refills are plain GTC limit orders: one the market has already gone through takes liquidity
-at once (the grid then follows the price). No buy refill once the position reaches
+at once (the grid then follows the price). A refill the risk gate refuses (a fill reported in
+the middle of a multi-record book message: the book is not in sync until its last record) is
+kept and sent again after the next book message. No buy refill once the position reaches
 +max_position, no sell at -max_position.
 
 `grid_cython.pyx` is the same strategy in Cython (integer arithmetic only): identical fills.
@@ -14,6 +16,8 @@ at once (the grid then follows the price). No buy refill once the position reach
 from __future__ import annotations
 
 import orpflow as of
+
+MAX_WAITING = 256                         # refills kept for the next book message (more are dropped)
 
 
 def grid_center(best_bid: int, best_ask: int, step: int) -> int:
@@ -34,9 +38,15 @@ class Grid(of.Strategy):
         self.max_position = int(max_position) if max_position > 0 else self.levels * self.order_units
         self.center = 0
         self.refills = 0
+        self.waiting = []                 # refills the risk gate refused: (side, price, qty)
+        self.dropped = 0
 
     def on_book(self, ctx):
         if self.center:
+            if self.waiting:
+                waiting, self.waiting = self.waiting, []
+                for side, price, qty in waiting:
+                    self.refill(ctx, side, price, qty)
             return
         bb, ba = ctx.best_bid, ctx.best_ask
         if bb <= 0 or ba <= 0 or bb >= ba:
@@ -50,12 +60,19 @@ class Grid(of.Strategy):
         if order.status != "filled":
             return
         if order.side > 0:
-            if ctx.position > -self.max_position:
-                ctx.submit(-1, order.qty_units, order.price_ticks + self.step)
-                self.refills += 1
-        elif ctx.position < self.max_position:
-            ctx.submit(1, order.qty_units, order.price_ticks - self.step)
+            self.refill(ctx, -1, order.price_ticks + self.step, order.qty_units)
+        else:
+            self.refill(ctx, 1, order.price_ticks - self.step, order.qty_units)
+
+    def refill(self, ctx, side, price, qty):
+        if (ctx.position >= self.max_position) if side > 0 else (ctx.position <= -self.max_position):
+            return
+        if ctx.submit(side, qty, price) > 0:
             self.refills += 1
+        elif len(self.waiting) < MAX_WAITING:
+            self.waiting.append((side, price, qty))
+        else:
+            self.dropped += 1
 
     def on_stop(self, ctx):
         ctx.cancel_all()
