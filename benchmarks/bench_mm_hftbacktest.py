@@ -50,6 +50,9 @@ which depends on none of them, matches order for order):
    queue and drops the sub-lot rest (the queue ahead is then 0); hftbacktest keeps the queue
    negative, so two trades each 0.6 lot beyond it fill a one-lot order there, not in orpflow.
 6. Trades without an aggressor side are ignored by orpflow's venue (none in Binance data).
+With --requote-ms both decide at the same local times (orpflow's timer runs with the local
+clock at its due time, before the first record at or after it; hftbacktest's elapse includes
+rows stamped exactly at the due time: a tie only).
 Orders, prices and decision times are the same function of the same book; the gap in fills is
 the gap between those definitions, on a strategy whose fills depend on nothing else.
 """
