@@ -194,6 +194,9 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     # tick-to-trade with the native MLP beside the imbalance rules (same features, same run)
     _model_rows(row, results, events, paths, reps, quick)
 
+    # 2c. your own strategy: the cost of the callbacks themselves
+    _strategy_rows(row, results, events, cfg, reps, quick)
+
     # 3. through the threads at full speed
     runs = []
     for _ in range(reps):
@@ -265,6 +268,45 @@ def run_bench(data: Optional[Sequence[str]] = None, long_events: int = 10_000_00
     if out is not None:
         out.update(results)
     return 0
+
+
+def _strategy_rows(row: Any, results: Dict[str, Any], events: np.ndarray, cfg: EngineConfig,
+                   reps: int, quick: bool) -> None:
+    """Per-callback cost of a compiled (no-op CStrategy) and a Python strategy, the callbacks
+    per event on this recording, and the loop's throughput with the no-op strategy beside the
+    signal strategy, same run."""
+    import orpflow as of
+    from orpflow.backtest import backtest
+    from orpflow._core.broker import ExecutionSim
+    from orpflow._core.strategy import PythonStrategy, _bench_callback
+
+    class Noop(of.Strategy):
+        def on_book(self, ctx: Any) -> None:
+            pass
+
+    inst = cfg.make_instruments()[0]
+    n = 200_000 if quick else 2_000_000
+    c_ns = statistics.median(_bench_callback(of.CStrategy(), ExecutionSim(inst), n) for _ in range(reps))
+    py_ns = statistics.median(_bench_callback(PythonStrategy(Noop()), ExecutionSim(inst), n // 20)
+                              for _ in range(reps))
+    noop, sig = [], []
+    rows_n = 0
+    for _ in range(reps):
+        r = backtest(events, cfg, measure=False, strategy=of.CStrategy())
+        noop.append(r.seconds / r.counters["events"] * 1e9)
+        rows_n = r.counters["rows"]
+        r = backtest(events, cfg, measure=False)
+        sig.append(r.seconds / r.counters["events"] * 1e9)
+    per_event = rows_n / len(events)
+    row("strategy callback, compiled (no-op CStrategy)", f"{c_ns:,.1f} ns per callback",
+        f"{per_event:.3f} row callbacks per event -> {c_ns * per_event:,.2f} ns/event")
+    row("strategy callback, Python (no-op on_book)", f"{py_ns:,.0f} ns per callback",
+        "GIL taken per callback; callbacks not overridden never take it")
+    row("backtest loop, no-op CStrategy / signal strategy", f"{statistics.median(noop):,.1f} / "
+        f"{statistics.median(sig):,.1f} ns/event", "book + features + (nothing | signal, risk, orders)")
+    results["strategy_callback_ns"] = c_ns
+    results["strategy_callback_ns_per_event"] = c_ns * per_event
+    results["python_callback_ns"] = py_ns
 
 
 def _all_first_latency(events: np.ndarray, cfg: EngineConfig, reps: int) -> Dict[str, Any]:

@@ -709,7 +709,7 @@ class MetricsConfig:
 class EngineConfig:
     """Everything an Engine or backtest() needs; ``load_config(path)`` reads it from TOML.
 
-    Sections: [strategy] id, spin_us, spin, cpu; [[instruments]]; [features]; [signal]; [risk]; [broker];
+    Sections: [strategy] id, spin_us, spin, cpu, class, params; [[instruments]]; [features]; [signal]; [risk]; [broker];
     [execution]; [persistence]; [metrics]; [feed]. Every key is a field of the matching
     dataclass (FeatureConfig, SignalConfig, RiskLimits, BrokerConfig, ...).
     """
@@ -727,6 +727,11 @@ class EngineConfig:
     spin: str = "adaptive"            # "always": the idle strategy thread never sleeps (live)
     strategy_cpu: Optional[int] = None  # pin the strategy thread to this CPU
     source: Optional[str] = None      # the file it was read from
+    # your own strategy instead of the signal strategy: "package.module:Name" or
+    # "path/to/file.py:Name" (an orpflow.Strategy or CStrategy subclass), built with
+    # Name(**strategy_params) once per instrument
+    strategy_class: Optional[str] = None
+    strategy_params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         insts = tuple(self.instruments)
@@ -740,6 +745,15 @@ class EngineConfig:
             if self.spin not in SPIN_POLICIES:
                 raise ValueError(f"spin must be one of {SPIN_POLICIES}, got {self.spin!r}")
             _check_cpu("cpu", self.strategy_cpu)
+            if self.strategy_class is not None:
+                target = self.strategy_class
+                if (not isinstance(target, str)
+                        or not all(part.strip() for part in target.rpartition(":")[::2])):
+                    raise ValueError(f"class must be \"module:Name\" or \"file.py:Name\", got {target!r}")
+            if not isinstance(self.strategy_params, Mapping):
+                raise TypeError("params must be a table")
+            if self.strategy_params and self.strategy_class is None:
+                raise ValueError("params without class: name the strategy class")
         except (TypeError, ValueError) as exc:
             raise ValueError(f"[strategy] {exc}") from None
         ids = [ic.instrument(i).id for i, ic in enumerate(insts)]
@@ -840,7 +854,7 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
     strategy = data.get("strategy", {})
     if not isinstance(strategy, Mapping):
         raise ConfigError("[strategy] must be a table")
-    keys = {"id", "spin_us", "spin", "cpu"}
+    keys = {"id", "spin_us", "spin", "cpu", "class", "params"}
     if set(strategy) - keys:
         raise ConfigError(f"[strategy] unknown key(s) {sorted(set(strategy) - keys)}; "
                           f"expected one of {sorted(keys)}")
@@ -867,12 +881,26 @@ def config_from_dict(data: Mapping[str, Any], base_dir: Optional[str] = None,
         cfg = EngineConfig(instruments=tuple(insts), strategy_id=strategy.get("id", "default"),
                            spin_us=strategy.get("spin_us", 1000.0),
                            spin=strategy.get("spin", "adaptive"), strategy_cpu=strategy.get("cpu"),
+                           strategy_class=_strategy_target(strategy.get("class"), base_dir),
+                           strategy_params=dict(strategy.get("params", {}))
+                           if isinstance(strategy.get("params", {}), Mapping) else strategy.get("params"),
                            signal=signal, source=source,
                            **sections)
     except (TypeError, ValueError) as exc:
         raise ConfigError(_one_line(exc)) from None
     _check_resolves(cfg)
     return cfg
+
+
+def _strategy_target(target: Any, base_dir: Optional[str]) -> Any:
+    """[strategy] class with a relative file path made absolute against the config's folder."""
+    import os
+    if not isinstance(target, str) or ":" not in target:
+        return target
+    where, name = target.rsplit(":", 1)
+    if where.endswith(".py") and base_dir is not None and not os.path.isabs(where):
+        where = os.path.normpath(os.path.join(base_dir, where))
+    return f"{where}:{name}"
 
 
 def physical_memory() -> int:

@@ -37,6 +37,54 @@ def _as_cstrategy(obj: Any, symbol: str) -> CStrategy:
                     f"got {type(obj).__name__}")
 
 
+def strategy_from_config(config: EngineConfig) -> Any:
+    """[strategy] class and params as a callable f(instrument) -> a fresh instance, or None.
+    What cannot be loaded is a ConfigError naming the key."""
+    import importlib
+    import importlib.util
+    import os
+    import sys
+    from orpflow.config import ConfigError
+    from orpflow.strategy import Strategy
+    target = config.strategy_class
+    if target is None:
+        return None
+    where, _, name = target.rpartition(":")
+    key = f"[strategy] class = {target!r}"
+    try:
+        if where.endswith(".py"):
+            if not os.path.isfile(where):
+                raise ConfigError(f"{key}: file not found: {where}")
+            mod_name = "orpflow_user_strategy_" + os.path.splitext(os.path.basename(where))[0]
+            spec = importlib.util.spec_from_file_location(mod_name, where)
+            if spec is None or spec.loader is None:
+                raise ConfigError(f"{key}: cannot load {where}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[mod_name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except ConfigError:
+        raise
+    except ImportError as exc:
+        raise ConfigError(f"{key}: cannot import {where}: {exc}") from None
+    except Exception as exc:                 # the file itself fails: say where, in one line
+        raise ConfigError(f"{key}: loading {where} failed: {type(exc).__name__}: {exc}") from None
+    cls = getattr(module, name, None)
+    if cls is None:
+        raise ConfigError(f"{key}: {where} has no {name!r}")
+    if not (isinstance(cls, type) and issubclass(cls, (Strategy, CStrategy))):
+        raise ConfigError(f"{key}: {name} is not an orpflow.Strategy or CStrategy subclass")
+    params = dict(config.strategy_params)
+
+    def make(inst: Instrument) -> Any:
+        try:
+            return cls(**params)
+        except TypeError as exc:
+            raise ConfigError(f"[strategy] params {sorted(params)}: {name}(...) refused them: {exc}") from None
+    return make
+
+
 def resolve_strategies(strategy: Any, insts: Sequence[Instrument]) -> List[Optional[CStrategy]]:
     """One CStrategy per instrument from `strategy`: None (the config's signal strategy for
     each), an instance (a single-instrument config), a dict {symbol: instance} naming every
@@ -72,7 +120,10 @@ def resolve_strategies(strategy: Any, insts: Sequence[Instrument]) -> List[Optio
 def build_core(config: EngineConfig, insts: Sequence[Instrument],
                strategy: Any = None) -> Tuple[EngineCore, List[Any]]:
     """The compiled engine with one slot per instrument: (core, [(sim, snapshot, generator), ...]);
-    generator is None where `strategy` (see resolve_strategies) replaces the signal strategy."""
+    generator is None where `strategy` (see resolve_strategies; default: the config's
+    [strategy] class, else the signal strategy) replaces the signal strategy."""
+    if strategy is None:
+        strategy = strategy_from_config(config)
     strategies = resolve_strategies(strategy, insts)
     core = EngineCore()
     # "always": the idle strategy thread never sleeps (a live feed's latency is then not set

@@ -169,11 +169,16 @@ def test_strategy_exception_surfaces_with_its_traceback(sample_events: np.ndarra
 def test_strategy_exception_stops_the_engine_with_everything_persisted(
         tmp_path: Path, sample_events: np.ndarray) -> None:
     db = tmp_path / "boom.db"
-    cfg = sample_config(persistence={"path": str(db), "batch_ms": 5})
+    # a market ring far smaller than the recording: the feed is blocked on a full ring when
+    # the strategy fails, and must still stop
+    cfg = sample_config(persistence={"path": str(db), "batch_ms": 5}, feed={"market_ring": 1024})
     e = Engine(cfg, events=sample_events, strategy=Boom(5)).start()
     with pytest.raises(ZeroDivisionError, match="on purpose"):
         e.wait(60)
     e.close()
+    for t in e._threads.values():                       # the feed too, though it was blocked
+        t.join(5)
+        assert not t.is_alive(), t.name
     assert e.orders()["id"].tolist() == [1, 2, 3, 4, 5]
     with of.Store(str(db)) as s:
         runs = s.runs()
@@ -299,3 +304,74 @@ def test_compiled_base_strategy_trades_nothing(sample_events: np.ndarray) -> Non
     res = backtest(sample_events, sample_config(), strategy=CountingCStrategy())
     assert len(res.orders["BTCUSDT"]) == 0 and res.counters["rows"] > 0
     assert len(res.signals) == 0
+
+
+STRATEGY_FILE = '''
+import orpflow as of
+
+class OneBid(of.Strategy):
+    def __init__(self, offset_ticks=100):
+        self.offset = offset_ticks
+        self.sent = False
+
+    def on_book(self, ctx):
+        if not self.sent and ctx.best_bid:
+            self.sent = True
+            ctx.submit("buy", ctx.instrument.lot_units, ctx.best_bid - self.offset)
+'''
+
+
+def _toml(tmp_path: Path, strategy: str) -> Path:
+    cfg = tmp_path / "s.toml"
+    cfg.write_text(f"""
+[strategy]
+id = "mine"
+{strategy}
+[[instruments]]
+symbol = "BTCUSDT"
+paths = [{str(SAMPLE)!r}]
+[persistence]
+path = "s.db"
+""")
+    return cfg
+
+
+def test_config_names_a_strategy_file_for_the_cli(tmp_path: Path) -> None:
+    from orpflow.cli import main
+    (tmp_path / "mine.py").write_text(STRATEGY_FILE)
+    cfg = _toml(tmp_path, 'class = "mine.py:OneBid"\n[strategy.params]\noffset_ticks = 250')
+    loaded = of.load_config(str(cfg))
+    res = backtest(load_engine_events(loaded, loaded.make_instruments())[0], loaded)
+    orders = res.orders["BTCUSDT"]
+    assert len(orders) == 1 and len(res.signals) == 0
+    first_bid = res.order_events["price_ticks"][0]
+    assert first_bid == orders["price"][0]
+    import subprocess
+    import sys
+    proc = subprocess.run([sys.executable, "-m", "orpflow", "run", str(cfg)], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    with of.Store(str(tmp_path / "s.db")) as s:
+        assert len(s.orders()) >= 1
+
+
+@pytest.mark.parametrize("line, message", [
+    ('class = "nope.py:OneBid"', "file not found"),
+    ('class = "mine.py:Missing"', "has no 'Missing'"),
+    ('class = "mine.py:of"', "not an orpflow.Strategy"),
+    ('class = "no_such_module_xyz:A"', "cannot import"),
+    ('class = "OneBid"', "module:Name"),
+    ('class = "mine.py:OneBid"\n[strategy.params]\nwrong = 1', "refused them"),
+    ('class = "broken.py:X"', "loading"),
+])
+def test_config_strategy_mistakes_are_one_line_errors(tmp_path: Path, line: str, message: str) -> None:
+    import subprocess
+    import sys
+    (tmp_path / "mine.py").write_text(STRATEGY_FILE)
+    (tmp_path / "broken.py").write_text("def oops(:\n")
+    cfg = _toml(tmp_path, line)
+    proc = subprocess.run([sys.executable, "-m", "orpflow", "backtest", str(cfg)], capture_output=True,
+                          text=True, cwd=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

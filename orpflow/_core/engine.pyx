@@ -713,6 +713,8 @@ cdef int64_t feed_loop(Core *c, RingState *market, const Event *evs, int64_t n, 
                     src = buf
                 k = ring_push_n_stamped(market, src, m, ORP_now_ns())
                 if k == 0:
+                    if ORP_load_relaxed(&c.ctl.feed_stop):
+                        break               # e.g. the strategy failed: nobody pops any more
                     bump(&c.c.market_waits, 1)
                     ORP_sleep_ns(FEED_WAIT_NS)
                     continue

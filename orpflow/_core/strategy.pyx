@@ -12,7 +12,7 @@ callbacks, taking the GIL per callback, and only for the callbacks it overrides.
 """
 from libc.stdint cimport int32_t, int64_t
 from libc.stdlib cimport realloc, free
-from libc.string cimport memmove
+from libc.string cimport memmove, memset
 
 cimport cython
 
@@ -26,6 +26,7 @@ from orpflow._core.broker cimport (
     exec_send, OS_PENDING, OS_ACCEPTED, OS_PARTIALLY_FILLED, OT_MARKET, OT_LIMIT, OT_POST_ONLY,
     TIF_GTC, TIF_IOC, TIF_FOK, TIF_GTD, RQ_CANCEL, ORDER_CHUNK_SHIFT,
 )
+from orpflow._core.ring cimport ORP_now_ns
 from orpflow._core.features cimport FeatureState, FeatureVector, G_ALL, G_EXTENSION
 
 from orpflow import strategy_types as _types
@@ -575,3 +576,24 @@ cdef class PythonStrategy(CStrategy):
             return 0
         with gil:
             return call_py(self, ctx, self.obj.on_stop, (self.ctx_obj,))
+
+
+# ------------------------------------------------------------------ benchmark kernel
+
+def _bench_callback(CStrategy strategy not None, ExecutionSim sim not None, int64_t n):
+    """ns per on_book call through the strategy's vtable, n calls in a nogil loop (orpflow
+    bench: a compiled no-op strategy's cost per callback; a Python strategy's with the GIL)."""
+    cdef StrategyContext ctx
+    cdef int64_t i, t0, t1
+    cdef int r = 0
+    memset(&ctx, 0, sizeof(ctx))
+    ctx.x = &sim.x
+    strategy._attach(sim, ())
+    with nogil:
+        t0 = ORP_now_ns()
+        for i in range(n):
+            r |= strategy.on_book(&ctx)
+        t1 = ORP_now_ns()
+    if r:
+        raise strategy._failure()
+    return (t1 - t0) / n
