@@ -41,6 +41,9 @@ class Grid(of.Strategy):
         self.waiting = []                 # refills the risk gate refused: (side, price, qty)
         self.dropped = 0
 
+    def feature_reads(self):
+        return 0                          # no feature column read: the engine computes them after the callbacks
+
     def on_book(self, ctx):
         if self.center:
             if self.waiting:

@@ -35,6 +35,9 @@ cdef class Grid(CStrategy):
         self.dropped = 0
         self.n_waiting = 0
 
+    def feature_reads(self):
+        return 0                          # no feature column read: the engine computes them after the callbacks
+
     cdef int on_book(self, StrategyContext *ctx) noexcept nogil:
         cdef int64_t bb, ba, i, n
         cdef int64_t side[MAX_WAITING]

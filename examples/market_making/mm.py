@@ -84,6 +84,9 @@ class MarketMaker(of.Strategy):
         self.live = [0, 0]
         self.requotes = 0
 
+    def feature_reads(self):
+        return 0                          # no feature column read: the engine computes them after the callbacks
+
     # ------------------------------------------------------------------ callbacks
     def on_start(self, ctx):
         if self.requote_ns > 0:

@@ -44,6 +44,9 @@ cdef class MarketMaker(CStrategy):
             self.price[s] = 0
             self.live[s] = 0
 
+    def feature_reads(self):
+        return 0                          # no feature column read: the engine computes them after the callbacks
+
     cdef int on_start(self, StrategyContext *ctx) noexcept nogil:
         if self.requote_ns > 0:
             ctx_set_timer(ctx, ctx_now(ctx) + self.requote_ns, TIMER_ID)
