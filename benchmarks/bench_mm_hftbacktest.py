@@ -29,8 +29,10 @@ orpflow's strategy waits for it too.
   the USD-M file), and partial fills never reach the local position and balance (#299, #316).
 
 Printed: fills (buys / sells), traded volume, PnL (cash + position x last mid - fees), and the
-backtest loops' throughput (input messages/s, medians of N alternating runs in one process;
-building, data loading and numba compilation excluded) and their ratio.
+backtest loops' throughput (input messages/s, and events/s in each engine's own unit; medians
+of N alternating runs in one process; building, data loading and numba compilation excluded)
+and their ratio. The same strategy in Python (examples/market_making/mm.py) is run and timed
+too, and its orders and fills must be identical to the Cython one's (else exit status 1).
 
 Why the fills differ (model definitions, not bugs; the taker rule of bench_hftbacktest.py,
 which depends on none of them, matches order for order):
@@ -141,8 +143,16 @@ def orp_strategy(mod, p: dict):
 def orp_run(ev, cfg, mod, p: dict) -> tuple:
     import orpflow as of
     r = of.backtest(ev, cfg, strategy=orp_strategy(mod, p), measure=False)
-    sym = next(iter(r.orders))
     return r.seconds, r
+
+
+def python_mm():
+    """examples/market_making/mm.py (the Python twin of the Cython strategy)."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("mm_example_py", EXAMPLE / "mm.py")
+    m = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(m)
+    return m
 
 
 def orp_summary(r, market: str, mid_last: float) -> dict:
@@ -410,6 +420,10 @@ def main(argv=None) -> int:
 
         # the compared runs; the first hftbacktest one compiles the numba loop
         _, r = orp_run(ev, cfg, mod, params)
+        pymod = python_mm()
+        _, rp = orp_run(ev, cfg, pymod, params)
+        sym = next(iter(r.fills))
+        same_py = bool(np.array_equal(r.orders[sym], rp.orders[sym]) and np.array_equal(r.fills[sym], rp.fills[sym]))
         t0 = time.perf_counter()
         _, hbt, out = hbt_run(data, market, roi, ts, params, end_ts)
         print(f"hftbacktest first run (numba compilation included): {time.perf_counter() - t0:.1f} s")
@@ -420,9 +434,10 @@ def main(argv=None) -> int:
         h = hbt_summary(hbt, out, mid_last, params["qty"])
         o = orp_summary(r, market, mid_last)
 
-        samples: dict = {"orpflow": [], "hftbacktest": []}
+        samples: dict = {"orpflow": [], "hftbacktest": [], "orpflow_python": []}
         for _ in range(reps):                            # alternating, same process
             samples["orpflow"].append(orp_run(ev, cfg, mod, params)[0])
+            samples["orpflow_python"].append(orp_run(ev, cfg, pymod, params)[0])
             dt, hb, _o = hbt_run(data, market, roi, ts, params, end_ts)
             hb.close()
             samples["hftbacktest"].append(dt)
@@ -444,16 +459,24 @@ def main(argv=None) -> int:
             print(f"  {label:28} {fa:>26} {fb:>26}")
         print(f"  {'loop s (median of ' + str(reps) + ')':28} {med['orpflow']:26.4f} {med['hftbacktest']:26.4f}")
         print(f"  {'messages/s':28} {lines_n / med['orpflow']:26,.0f} {lines_n / med['hftbacktest']:26,.0f}")
+        n_orp, n_hbt = int(r.counters["events"]), len(data)
+        print(f"  {'events/s (own unit)':28} {n_orp / med['orpflow']:26,.0f} {n_hbt / med['hftbacktest']:26,.0f}")
+        print(f"  {'  events':28} {n_orp:>17,} records {n_hbt:>21,} rows")
         ratio = med["hftbacktest"] / med["orpflow"]
         print(f"orpflow / hftbacktest throughput: {ratio:.2f}x (hftbacktest loop time / orpflow loop time "
               f"on {lines_n:,} messages; > 1: orpflow faster)")
+        print(f"orpflow with the same strategy in Python (mm.py): {med['orpflow_python']:.4f} s, "
+              f"{lines_n / med['orpflow_python']:,.0f} messages/s ({med['orpflow_python'] / med['orpflow']:.1f}x the "
+              f"Cython one's time); orders and fills {'IDENTICAL to' if same_py else '*** DIFFERENT from ***'} "
+              "the Cython strategy's")
         print("fills differ by the two venues' model definitions, listed in this script's docstring "
               "(queue estimate rounding, per-message vs per-row depth, touch vs through, when the "
               "strategy learns)")
         result.update(orpflow=o, hftbacktest=h, loop={k: {"median_s": med[k], "samples": samples[k],
                                                           "messages_per_s": lines_n / med[k]} for k in med},
-                      ratio=ratio, messages=lines_n)
-    return finish(0)
+                      ratio=ratio, messages=lines_n, python_identical=same_py,
+                      events={"orpflow_records": n_orp, "hftbacktest_rows": n_hbt})
+    return finish(0 if same_py else 1)
 
 
 if __name__ == "__main__":

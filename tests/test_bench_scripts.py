@@ -73,6 +73,7 @@ def test_mm_hftbacktest_side_by_side(tmp_path):
         assert r["orders"] > 20 and r["fills"] > 0, (eng, r)
         assert r["buy_volume"] > 0 and r["sell_volume"] > 0, (eng, r)
     assert res["orpflow"]["maker_fills"] == res["orpflow"]["fills"]      # post-only: no taker fill
+    assert res["python_identical"]                  # mm.py and mm_cython.pyx: the same orders and fills
     assert res["loop"]["orpflow"]["messages_per_s"] > 0 and res["loop"]["hftbacktest"]["messages_per_s"] > 0
 
 
