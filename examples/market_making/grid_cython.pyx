@@ -1,6 +1,7 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=False
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
 """grid.py's grid strategy as a CStrategy (nogil callbacks; integer arithmetic only, so the
-same orders and fills as the Python one). cdivision=False: Python's floor division.
+same orders and fills as the Python one). C division truncates where Python's // floors: the
+same for the positive prices and step used here.
 
 Build:  python setup.py build_ext --inplace      (see README.md)
 """
@@ -58,7 +59,7 @@ cdef class Grid(CStrategy):
         ba = ctx_best_ask(ctx)
         if bb <= 0 or ba <= 0 or bb >= ba:
             return 0
-        self.center = ((bb + ba) // 2 // self.step) * self.step      # grid.grid_center
+        self.center = ((bb + ba) / 2 / self.step) * self.step        # grid.grid_center (all > 0)
         for i in range(1, self.levels + 1):
             ctx_submit(ctx, 1, OT_POST_ONLY, TIF_GTC, self.center - i * self.step, self.order_units, 0, 0)
             ctx_submit(ctx, -1, OT_POST_ONLY, TIF_GTC, self.center + i * self.step, self.order_units, 0, 0)
