@@ -45,3 +45,45 @@ def test_hftbacktest_script_skips_with_reason_without_data(tmp_path):
     assert p.returncode == 0, p.stderr[-2000:]
     assert "SKIP" in p.stdout and "Traceback" not in p.stderr
     assert "skipped" in json.loads(out.read_text())
+
+
+MM_SCRIPT = REPO / "benchmarks" / "bench_mm_hftbacktest.py"
+
+
+def test_mm_hftbacktest_side_by_side(tmp_path):
+    """The market maker in both engines on the sample: both quote, both get maker fills on
+    both sides, and the figures are reported (fills differ by model definitions: no equality
+    asserted, see the script's docstring)."""
+    pytest.importorskip("hftbacktest", reason="hftbacktest is not installed (pip install 'orpflow[bench]')")
+    pytest.importorskip("numba", reason="numba is not installed (hftbacktest needs it)")
+    pytest.importorskip("Cython", reason="building the Cython strategy needs Cython")
+    import orpflow as of
+    if not hasattr(of, "Strategy"):
+        pytest.skip("needs the Strategy API (of.Strategy)")
+    if not SAMPLE.is_file():
+        pytest.skip(f"bundled sample {SAMPLE} missing")
+    out = tmp_path / "mm.json"
+    p = subprocess.run([sys.executable, str(MM_SCRIPT), "--quick", "--reps", "1", "--data", str(SAMPLE),
+                        "--json", str(out)], capture_output=True, text=True, timeout=900, cwd=str(tmp_path))
+    assert p.returncode == 0 and out.is_file(), p.stdout[-2000:] + p.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert "skipped" not in res, res.get("skipped")
+    for eng in ("orpflow", "hftbacktest"):
+        r = res[eng]
+        assert r["orders"] > 20 and r["fills"] > 0, (eng, r)
+        assert r["buy_volume"] > 0 and r["sell_volume"] > 0, (eng, r)
+    assert res["orpflow"]["maker_fills"] == res["orpflow"]["fills"]      # post-only: no taker fill
+    assert res["python_identical"]                  # mm.py and mm_cython.pyx: the same orders and fills
+    assert res["loop"]["orpflow"]["messages_per_s"] > 0 and res["loop"]["hftbacktest"]["messages_per_s"] > 0
+
+
+def test_mm_hftbacktest_script_rejects_bad_arguments(tmp_path):
+    """A user's mistake is one line and exit 2, never a traceback (or a skip where hftbacktest
+    is missing)."""
+    p = subprocess.run([sys.executable, str(MM_SCRIPT), "--max-orders", "0", "--data", str(SAMPLE)],
+                       capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert "Traceback" not in p.stderr
+    assert (p.returncode == 2 and "--max-orders" in p.stderr) or (p.returncode == 0 and "SKIP" in p.stdout)
+    p = subprocess.run([sys.executable, str(MM_SCRIPT), "--data", str(tmp_path / "missing.gz")],
+                       capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
+    assert p.returncode == 0 and "SKIP" in p.stdout and "Traceback" not in p.stderr
