@@ -24,6 +24,7 @@ from orpflow import records as R
 from orpflow.backtest import backtest
 from orpflow.config import FEE_SCALE, EngineConfig, MoneyScale, config_from_dict
 from orpflow.engine import Engine, load_engine_events
+from orpflow.events import Reason
 from orpflow.reference.engine import EngineTwin
 from orpflow.strategy_types import FillUpdate, OrderUpdate, Trade
 from broker_helpers import F, rec, events
@@ -413,36 +414,43 @@ def test_unknown_names_raise_value_error(impl: str, call: Any) -> None:
         _ctx_calls(call, impl)
 
 
-BAD_ARGUMENTS = [
-    lambda c: c.submit(1, 3, MID),                        # not a whole number of lots (lot = 2 units)
-    lambda c: c.submit(1, 0, MID),
-    lambda c: c.submit(1, 2, 0),                          # a limit order without a price
+PAIRS_NEVER_ACCEPTED = [
     lambda c: c.submit(1, 2, MID, type="market"),         # a market order with a price
-    lambda c: c.submit(1, 2, MID, tif="GTD"),             # GTD without expire_at
-    lambda c: c.submit(1, 2, MID, expire_at=5),           # expire_at without GTD
     lambda c: c.submit(1, 2, type="market", tif="GTC"),
     lambda c: c.submit(1, 2, MID, type="post_only", tif="IOC"),
-    lambda c: c.modify(c.submit(1, 2, MID - 3), 0, 2),
-    lambda c: c.modify(c.submit(1, 2, MID - 3), MID - 3, 3),
 ]
-BAD_IDS = ["qty-lot", "qty-0", "no-price", "market-price", "gtd-no-expiry", "expiry-no-gtd",
-           "market-gtc", "post-only-ioc", "modify-price", "modify-qty"]
 
 
-@pytest.mark.parametrize("call", BAD_ARGUMENTS, ids=BAD_IDS)
-def test_twin_invalid_arguments_raise_value_error(call: Any) -> None:
-    """The contract: in Python, invalid arguments raise ValueError (a Cython strategy gets a
-    rejected order with a reason code instead)."""
+@pytest.mark.parametrize("impl", ["twin", "compiled"])
+@pytest.mark.parametrize("call", PAIRS_NEVER_ACCEPTED, ids=["market-price", "market-gtc", "post-only-ioc"])
+def test_pairs_the_venue_never_accepts_raise_value_error(impl: str, call: Any) -> None:
+    """As ExecutionSim.submit: a programming error, not an order."""
     with pytest.raises(ValueError):
-        _ctx_calls(call, "twin")
+        _ctx_calls(call, impl)
 
 
-@pytest.mark.xfail(strict=True, reason="compiled Context returns -reason (a recorded rejected order) or a "
-                   "reason code for these instead of raising ValueError as the strategy API contract says")
-@pytest.mark.parametrize("call", BAD_ARGUMENTS, ids=BAD_IDS)
-def test_compiled_invalid_arguments_raise_value_error(call: Any) -> None:
-    with pytest.raises(ValueError):
-        _ctx_calls(call, "compiled")
+OFF_GRID = [
+    (lambda c: c.submit(1, 3, MID), -int(Reason.ORDER_BAD_QTY)),       # lot = 2 units
+    (lambda c: c.submit(1, 0, MID), -int(Reason.ORDER_BAD_QTY)),
+    (lambda c: c.submit(1, 2, 0), -int(Reason.ORDER_BAD_PRICE)),       # a limit without a price
+    (lambda c: c.submit(1, 2, MID, tif="GTD"), -int(Reason.ORDER_BAD_EXPIRY)),
+    (lambda c: c.submit(1, 2, MID, expire_at=5), -int(Reason.ORDER_BAD_EXPIRY)),
+    (lambda c: c.modify(c.submit(1, 2, MID - 3), 0, 2), int(Reason.ORDER_BAD_PRICE)),
+    (lambda c: c.modify(c.submit(1, 2, MID - 3), MID - 3, 3), int(Reason.ORDER_BAD_QTY)),
+]
+
+
+@pytest.mark.parametrize("call, expected", OFF_GRID, ids=["qty-lot", "qty-0", "no-price", "gtd-no-expiry",
+                                                          "expiry-no-gtd", "modify-price", "modify-qty"])
+def test_values_off_the_grid_give_the_same_reason_in_both(call: Any, expected: int) -> None:
+    """A size, price or expiry off the grid is a rejected order (recorded, counted) or a refused
+    modify with the reason, in the twin and the compiled context alike."""
+    got = {}
+    for impl in ("twin", "compiled"):
+        seen: List[Any] = []
+        _ctx_calls(lambda c: seen.append(call(c)), impl)
+        got[impl] = seen
+    assert got["twin"] == got["compiled"] == [expected]
 
 
 def test_twin_context_views() -> None:

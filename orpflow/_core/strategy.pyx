@@ -359,8 +359,9 @@ cdef class Context:
                int64_t expire_at=0, int64_t client_id=0):
         """Send an order: side +1/-1 or "buy"/"sell"; type "market", "limit", "post_only",
         "ioc" or "fok"; tif "GTC", "IOC", "FOK" or "GTD" (GTD needs expire_at, venue ns).
-        Returns the order id, or -reason if it was rejected (an on_order "rejected" follows).
-        Unknown names raise ValueError."""
+        Returns the order id, or -reason if it was rejected (an on_order "rejected" follows):
+        by the risk gate, or a size, price or expiry off the grid (ORDER_BAD_QTY, _PRICE,
+        _EXPIRY). Unknown names and a type/tif pair the venue never accepts raise ValueError."""
         from orpflow.orders import _SIDES, _TYPES, _enum_arg, TimeInForce, OrderType
         cdef StrategyContext *c = self._live()
         s = int(_enum_arg("side", side, _SIDES))
@@ -374,6 +375,14 @@ cdef class Context:
             t = TimeInForce[tif.upper()]
             if forced is not None and t != forced:
                 raise ValueError(f"type {type!r} implies tif {forced.name}, got {tif!r}")
+        # pairs the venue never accepts are programming errors, as in ExecutionSim.submit
+        if kind == OrderType.MARKET:
+            if t not in (TimeInForce.IOC, TimeInForce.FOK):
+                raise ValueError("market orders are IOC or FOK")
+            if price_ticks != 0:
+                raise ValueError("market orders take no price")
+        if kind == OrderType.POST_ONLY and t not in (TimeInForce.GTC, TimeInForce.GTD):
+            raise ValueError("post-only orders are GTC or GTD")
         r = ctx_submit(c, s, int(kind), int(t), price_ticks, qty_units, expire_at, client_id)
         if r == 0:
             raise MemoryError("the broker ran out of memory")

@@ -13,6 +13,7 @@ import numbers
 from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from orpflow.features import FEATURE_NAMES
+from orpflow.events import Reason
 from orpflow.orders import OPEN_STATUSES, OrderType as Ty, TimeInForce as Tif
 from orpflow.reference.broker import Order
 from orpflow.strategy_types import ORDER_TYPES, STATUSES, TIFS, FillUpdate, OrderUpdate, Trade
@@ -92,9 +93,10 @@ class Context:
     # ------------------------------------------------------------ orders
     def submit(self, side: Any, qty_units: int, price_ticks: int = 0, type: str = "limit",
                tif: Optional[str] = None, expire_at: int = 0, client_id: int = 0) -> int:
-        """Send an order; its id (> 0), or -reason if the risk gate rejected it. tif None:
-        IOC for market orders, the type's for "ioc"/"fok", else GTC. Invalid arguments raise
-        ValueError."""
+        """Send an order; its id (> 0), or -reason if it was rejected (by the risk gate, or a
+        size, price or expiry off the grid: ORDER_BAD_QTY / _PRICE / _EXPIRY, recorded). tif
+        None: IOC for market orders, the type's for "ioc"/"fok", else GTC. Unknown names and
+        a type/tif pair the venue never accepts raise ValueError."""
         s = _side(side)
         qty, price = _int("qty_units", qty_units), _int("price_ticks", price_ticks)
         exp, cid = _int("expire_at", expire_at), _int("client_id", client_id)
@@ -111,22 +113,23 @@ class Context:
             tf = _TIFS[t]
             if forced is not None and tf != forced:     # "ioc" / "fok": a limit order with that tif
                 raise ValueError(f"type {type!r} implies tif {forced.name}, got {tif!r}")
+        # a programming error (like ExecutionSim.submit): the pair the venue never accepts
         if kind == Ty.MARKET:
             if tf not in (Tif.IOC, Tif.FOK):
                 raise ValueError("market orders are IOC or FOK")
             if price != 0:
                 raise ValueError("market orders take no price")
-        elif price <= 0:
-            raise ValueError(f"a {key} order needs price_ticks > 0, got {price}")
         if kind == Ty.POST_ONLY and tf not in (Tif.GTC, Tif.GTD):
             raise ValueError("post-only orders are GTC or GTD")
+        # values off the grid: a rejected order with the reason, as the compiled ctx_submit
+        reason = 0
         if qty <= 0 or qty % self._inst.lot_units:
-            raise ValueError(f"qty_units must be a positive multiple of the lot ({self._inst.lot_units}), got {qty}")
-        if tf == Tif.GTD and exp <= 0:
-            raise ValueError("GTD orders need expire_at (venue time, ns)")
-        if tf != Tif.GTD and exp != 0:
-            raise ValueError("expire_at is for GTD orders only")
-        return self.send(s, int(kind), int(tf), price, qty, exp, cid)
+            reason = int(Reason.ORDER_BAD_QTY)
+        elif kind != Ty.MARKET and price <= 0:
+            reason = int(Reason.ORDER_BAD_PRICE)
+        elif (tf == Tif.GTD) != (exp != 0):
+            reason = int(Reason.ORDER_BAD_EXPIRY)
+        return self.send(s, int(kind), int(tf), price, qty, exp, cid, reason)
 
     def _live(self, order_id: Any) -> Optional[Order]:
         if isinstance(order_id, bool) or not isinstance(order_id, int):
@@ -141,14 +144,17 @@ class Context:
         return bool(self._sim.cancel(order_id))
 
     def modify(self, order_id: int, price_ticks: int, qty_units: int) -> int:
-        """0 if the modify was sent, the risk gate's reason (> 0), or -1 if the order is
-        unknown, final or a market order."""
+        """0 if the modify was sent, a reason (> 0: the risk gate's, or ORDER_BAD_PRICE /
+        ORDER_BAD_QTY for values off the grid), or -1 if the order is unknown, final or a
+        market order."""
         o = self._live(order_id)
         if o is None or o.type == Ty.MARKET:
             return -1
         price, qty = _int("price_ticks", price_ticks), _int("qty_units", qty_units)
-        if price <= 0 or qty <= 0 or qty % self._inst.lot_units:
-            raise ValueError("modify: price_ticks must be > 0 and qty_units a positive multiple of the lot")
+        if price <= 0:
+            return int(Reason.ORDER_BAD_PRICE)
+        if qty <= 0 or qty % self._inst.lot_units:
+            return int(Reason.ORDER_BAD_QTY)
         return self._sim.modify_units(o, price, qty, self._sim.now)
 
     def cancel_all(self, side: Any = 0) -> int:
