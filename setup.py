@@ -44,7 +44,7 @@ class BuildExt(build_ext):
 
 
 COMPONENTS = ["types", "ring", "snapshot", "levels", "book", "convert", "binance_json", "features", "signals", "model",
-              "model_signal", "risk", "broker", "engine"]
+              "model_signal", "risk", "latency", "resting", "venue", "broker", "engine"]
 
 directives = {
     "language_level": 3,
