@@ -44,7 +44,8 @@ class BuildExt(build_ext):
 
 
 COMPONENTS = ["types", "ring", "snapshot", "levels", "book", "convert", "binance_json", "features", "signals", "model",
-              "model_signal", "risk", "broker", "strategy", "engine", "signal_strategy"]
+              "model_signal", "risk", "latency", "resting", "venue", "broker", "strategy", "engine",
+              "signal_strategy"]
 
 directives = {
     "language_level": 3,

@@ -22,7 +22,7 @@ import numpy as np
 from orpflow.config import EngineConfig, config_from_dict
 
 SAMPLE_NAME = "binance_spot_btcusdt_sample.gz"
-SIM_ORDER_BYTES = 160      # sizeof(SimOrder), sizeof(SimFill) (broker.pxd)
+SIM_ORDER_BYTES = 160      # sizeof(SimOrder), sizeof(SimFill) (broker_state.pxd)
 SIM_FILL_BYTES = 112
 
 

@@ -29,6 +29,9 @@ MODULES = [
     "orpflow._core.model",
     "orpflow._core.model_signal",
     "orpflow._core.risk",
+    "orpflow._core.latency",
+    "orpflow._core.resting",
+    "orpflow._core.venue",
     "orpflow._core.broker",
     "orpflow._core.engine",
 ]

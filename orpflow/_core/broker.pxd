@@ -1,188 +1,26 @@
 # Paper broker: simulated venue (latency, taker walk, queue position), account, nogil.
+# The C state is declared in broker_state.pxd and the venue's entry points in venue.pxd; every
+# name is re-exported here, so `from orpflow._core.broker cimport ...` reaches all of them.
 from libc.stdint cimport int32_t, int64_t, uint64_t
 from orpflow._core.types cimport Event, orp_i128, R_COUNT
 from orpflow._core.book cimport Book, OrderBook
 from orpflow._core.risk cimport RiskState, RiskGate
-
-cdef enum OrderStatus:
-    OS_PENDING = 0
-    OS_ACCEPTED = 1
-    OS_PARTIALLY_FILLED = 2
-    OS_FILLED = 3
-    OS_CANCELLED = 4
-    OS_REJECTED = 5
-    OS_EXPIRED = 6
-
-cdef enum OrderKind:
-    OT_MARKET = 0
-    OT_LIMIT = 1
-    OT_POST_ONLY = 2
-
-cdef enum TimeInForce:
-    TIF_GTC = 0
-    TIF_IOC = 1
-    TIF_FOK = 2
-    TIF_GTD = 3
-
-cdef enum QueueModel:
-    QM_RISK_AVERSE = 0
-    QM_PROB_POWER = 1
-    QM_PROB_POWER2 = 2
-    QM_PROB_POWER3 = 3
-    QM_PROB_LOG = 4
-    QM_PROB_LOG2 = 5
-
-cdef enum:
-    ORDER_CHUNK_SHIFT = 10
-    ORDER_CHUNK = 1024         # orders per chunk (160 KB)
-
-cdef enum RequestKind:
-    RQ_NEW = 0
-    RQ_CANCEL = 1
-    RQ_MODIFY = 2
-
-cdef struct SimOrder:
-    int64_t id                 # 1, 2, ... (index + 1)
-    int64_t client_id
-    int64_t price              # ticks (0: market)
-    int64_t qty                # size units
-    int64_t filled
-    int64_t ts_request         # local clock
-    int64_t ts_arrival         # venue clock
-    int64_t ts_ack             # local clock: arrival + response latency
-    int64_t ts_done            # venue clock of the final state
-    int64_t expire_at          # GTD, venue clock
-    int64_t ahead              # queue ahead at its level (size units)
-    int64_t cum_trade          # traded at its level since the last depth change
-    int64_t prev               # neighbours in its level's FIFO (order indices, -1: none)
-    int64_t next
-    orp_i128 fees              # money units
-    int32_t side               # +1 buy, -1 sell
-    int32_t kind               # OrderKind
-    int32_t tif
-    int32_t status
-    int32_t reason
-
-# Our resting orders at one price of one side. Like the book, a side is sorted by key
-# ascending with the best level LAST (key = price for bids, -price for asks).
-cdef struct RestLevel:
-    int64_t key
-    int64_t level_qty          # the book's size at this price when last seen
-    int64_t head               # FIFO of order indices
-    int64_t tail
-
-cdef struct RestSide:
-    RestLevel *lv
-    int64_t n
-    int64_t cap
-
-cdef struct Request:
-    int64_t arrival            # venue time
-    int64_t seq                # tie-break: send order
-    int64_t order
-    int64_t price
-    int64_t qty
-    int32_t kind
-
-cdef struct Consumed:          # visible liquidity our takers used, until its level updates
-    int64_t side
-    int64_t price
-    int64_t qty
-
-cdef struct SimFill:
-    int64_t order_id
-    int64_t client_id
-    int64_t price
-    int64_t qty
-    int64_t position           # after the fill
-    int64_t ts_exch
-    int64_t ts_local
-    orp_i128 fee
-    orp_i128 realised
-    int32_t side
-    int32_t liquidity          # 0 maker, 1 taker
-
-cdef struct Account:
-    orp_i128 cash
-    orp_i128 cost              # cost basis of the open position (money)
-    orp_i128 realised
-    orp_i128 fees
-    orp_i128 rt_pnl            # the open round trip's realised PnL net of fees
-    orp_i128 peak
-    int64_t position
-    int64_t round_trips
-    int64_t losing_round_trips
-    int64_t mark_mid2          # bid + ask (ticks) at the last mark, 0 before one
-    int peak_set
-    double max_drawdown
-
-cdef struct Broker:
-    int64_t lot
-    int64_t maker_e8
-    int64_t taker_e8
-    int64_t entry_ns
-    int64_t response_ns
-    int64_t jitter_ns
-    int64_t *lat_req           # recorded latency rows (NULL: constant)
-    int64_t *lat_entry
-    int64_t *lat_resp
-    int64_t lat_n
-    uint64_t rng
-    int queue_model
-    double queue_power
-    SimOrder **chunks          # orders in chunks of ORDER_CHUNK: an index never moves, and a
-    int64_t n_orders           # chunk of final orders can be freed (broker_trim)
-    int64_t chunks_cap
-    int64_t live_chunk         # chunks below it were trimmed (their orders were all final)
-    int64_t trim_scan          # orders below it are known final
-    SimFill *fills
-    int64_t n_fills
-    int64_t fills_cap
-    Request *heap
-    int64_t n_req
-    int64_t req_cap
-    int64_t seq
-    RestSide rest[2]           # [0] bids, [1] asks
-    Consumed *consumed
-    int64_t n_consumed
-    int64_t consumed_cap
-    int64_t clock              # venue clock: running max of ts_exch and arrivals
-    int64_t open_buy           # leaves of pending + open orders
-    int64_t open_sell
-    int64_t open_count
-    int64_t gtd_resting
-    int64_t gtd_next
-    int gtd_dirty
-    int64_t counts[R_COUNT]    # venue outcomes by reason (R_OK: modifies applied)
-    int failed                 # an allocation failed: the broker stops (see broker_ok)
-    SimOrder *journal          # copies of orders as their state changes (while journal_on;
-    int64_t n_journal          # the engine drains it into its output after every record)
-    int64_t journal_cap
-    int journal_on
-    Account acct
-    RiskState *risk
-
-# One instrument's book + broker + risk, driven record by record (the engine's per-event call).
-cdef struct ExecState:
-    Book *book
-    Broker *b
-    RiskState *risk
-    int64_t now                # local clock: running max of ts_local
-    int dirty                  # levels changed wholesale: re-read our levels at message end
-
-cdef inline SimOrder *order_at(const Broker *b, int64_t oi) noexcept nogil:
-    return &b.chunks[oi >> ORDER_CHUNK_SHIFT][oi & (ORDER_CHUNK - 1)]
-
-# Free the oldest chunks whose orders are all final (the engine without keep_history).
-cdef void broker_trim(Broker *b) noexcept nogil
-cdef void exec_apply(ExecState *x, const Event *e) noexcept nogil
-cdef void exec_run_until(ExecState *x, int64_t t) noexcept nogil
-cdef int64_t exec_submit(ExecState *x, int32_t side, int32_t kind, int32_t tif, int64_t price,
-                         int64_t qty, int64_t client_id, int64_t expire_at, int64_t t,
-                         int reason) noexcept nogil
-cdef int exec_modify(ExecState *x, int64_t oi, int64_t price, int64_t qty, int64_t t) noexcept nogil
-cdef int exec_send(ExecState *x, int32_t kind, int64_t order, int64_t t, int64_t price,
-                   int64_t qty) noexcept nogil
+from orpflow._core.broker_state cimport (
+    OrderStatus, OS_PENDING, OS_ACCEPTED, OS_PARTIALLY_FILLED, OS_FILLED, OS_CANCELLED,
+    OS_REJECTED, OS_EXPIRED,
+    OrderKind, OT_MARKET, OT_LIMIT, OT_POST_ONLY,
+    TimeInForce, TIF_GTC, TIF_IOC, TIF_FOK, TIF_GTD,
+    QueueModel, QM_RISK_AVERSE, QM_PROB_POWER, QM_PROB_POWER2, QM_PROB_POWER3, QM_PROB_LOG,
+    QM_PROB_LOG2,
+    ORDER_CHUNK_SHIFT, ORDER_CHUNK,
+    RequestKind, RQ_NEW, RQ_CANCEL, RQ_MODIFY,
+    SimOrder, RestLevel, RestSide, Request, Consumed, SimFill, Account, Broker, ExecState,
+    order_at,
+)
+# broker_trim: free the oldest chunks whose orders are all final (the engine without keep_history).
+from orpflow._core.venue cimport (
+    broker_trim, exec_apply, exec_run_until, exec_submit, exec_modify, exec_send,
+)
 
 cdef class PaperBroker:
     cdef Broker *b
