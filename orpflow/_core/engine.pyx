@@ -257,9 +257,10 @@ cdef inline void forget_written(Slot *s) noexcept nogil:
     chunks of final orders (they were written when they became final), so memory does not
     grow with the run."""
     cdef Broker *b = s.x.b
-    b.n_fills = 0
-    s.fills_out = 0
-    s.fills_cb = 0
+    if s.fills_cb == b.n_fills:             # else kept until the message ends (dispatch)
+        b.n_fills = 0
+        s.fills_out = 0
+        s.fills_cb = 0
     if (b.n_orders >> ORDER_CHUNK_SHIFT) > b.live_chunk:
         broker_trim(b)
 
@@ -299,9 +300,12 @@ cdef void fail(Core *c, int32_t slot) noexcept nogil:
 
 
 cdef bint dispatch(Core *c, int32_t slot, Slot *s) noexcept nogil:
-    """Give the strategy every order state change (on_order), then every fill (on_fill), in
-    the order they happened, writing what its callbacks send; until nothing is pending.
-    Callbacks get copies: the journal may grow (and move) while they run. True if filled."""
+    """Write every order state change and fill, then give the strategy each state change
+    (on_order), then each fill (on_fill), in the order they happened, writing what its
+    callbacks send; until nothing is pending. Inside a book message nothing is given yet (a
+    strategy never sees half a message: its orders would meet an unusable book); the
+    message's end delivers it. Callbacks get copies: the journal may grow (and move) while
+    they run. True if filled."""
     cdef Broker *b = s.x.b
     cdef SimOrder o
     cdef SimFill f
@@ -314,6 +318,8 @@ cdef bint dispatch(Core *c, int32_t slot, Slot *s) noexcept nogil:
             s.j_done = b.n_journal
             s.fills_cb = b.n_fills
             break
+        if s.x.book.msg_open:
+            return filled
         if s.j_done < b.n_journal:
             o = b.journal[s.j_done]
             s.j_done += 1

@@ -302,12 +302,15 @@ class EngineTwin:
     def _dispatch(self, i: int, s: _Slot) -> bool:
         """Write every state change and fill, and give the strategy each state change
         (on_order), then each fill (on_fill), one callback at a time, writing what each one
-        sent before the next; until nothing is pending. True if filled."""
+        sent before the next; until nothing is pending. Inside a book message nothing is
+        given yet: the message's end delivers it. True if filled."""
         b = s.sim.broker
         filled = False
         while True:
             self._drain(i, s)
             filled |= self._write_fills(i, s)
+            if s.sim.book.message_open:        # delivered when the message ends
+                return filled
             if s.j_done < len(b.journal):
                 o = b.journal[s.j_done]
                 s.j_done += 1
