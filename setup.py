@@ -44,7 +44,7 @@ class BuildExt(build_ext):
 
 
 COMPONENTS = ["types", "ring", "snapshot", "levels", "book", "convert", "binance_json", "features", "signals", "model",
-              "model_signal", "risk", "latency", "resting", "venue", "broker", "strategy", "engine",
+              "model_signal", "risk", "latency", "resting", "venue", "broker", "strategy", "engine", "loop",
               "signal_strategy"]
 
 directives = {

@@ -4,7 +4,7 @@
 
 The feed replays recorded files message by message (full speed, or paced to recorded time);
 the strategy thread runs ``EngineCore.run_ring`` (book, snapshot, features, signal, risk,
-order, paper broker: orpflow/_core/engine.pyx) until the feed is done and the ring drained;
+order, paper broker: orpflow/_core/loop.pyx) until the feed is done and the ring drained;
 the persistence thread drains the out ring into SQLite in batched transactions. Neither ring
 drops anything: a full ring makes its producer wait (counted). The control thread (the caller)
 reads snapshots, counters and latency histograms lock-free and flips the kill switch.

@@ -1,7 +1,7 @@
 """The engine's output records (``OUT_DTYPE``, 128 bytes each) decoded into tables.
 
 The compiled loop writes one OutRecord per order state change, fill, emitted signal, book
-sync change, circuit breaker trip and account snapshot (orpflow/_core/engine.pyx says which ``v[]`` field holds
+sync change, circuit breaker trip and account snapshot (orpflow/_core/loop.pyx says which ``v[]`` field holds
 what). Money travels as exact 128-bit integers in the instrument's money unit (MoneyScale):
 ``v[k]`` is the low and ``v[k+1]`` the high 64 bits.
 """

@@ -25,6 +25,7 @@ MODULES = [
     "orpflow._core.features",
     "orpflow._core.signals",
     "orpflow._core.strategy",
+    "orpflow._core.loop",
     "orpflow._core.signal_strategy",
     "orpflow._core.model",
     "orpflow._core.model_signal",

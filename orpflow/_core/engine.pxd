@@ -1,6 +1,6 @@
-# The per-event loop: book -> snapshot -> features -> signal -> risk -> order -> paper broker,
-# writing fixed-size records of everything that happened to the `out` ring. nogil, no malloc
-# per event (the collection buffer of a backtest and the broker's history grow by doubling).
+# The engine's state: per instrument a slot (book, broker, risk, features, strategy), the
+# output records, counters, thread hand-off flags, latency histograms. The per-event loop over
+# it is orpflow/_core/loop.pyx; EngineCore (engine.pyx) is its Python surface.
 from libc.stdint cimport int32_t, int64_t, uint32_t
 from orpflow._core.types cimport Event
 from orpflow._core.ring cimport RingState
@@ -28,6 +28,7 @@ cdef enum:
     BATCH = 256                # records popped from the market ring at a time
     MAX_RESTORE = 256          # open orders a restart re-sends per instrument
     STATS_EVERY = 4096         # events between two publishes of the per-instrument stats
+    FEATURE_SAMPLE = 16        # the feature histogram times one row in 16 (a power of two)
 
 # One output record: 128 bytes = two ring slots. The meaning of v[] depends on kind
 # (orpflow/engine_records.py names them).
@@ -161,4 +162,3 @@ cdef struct Core:
     int wire_stamps            # the ring's stamps are receive stamps (live feed): `wire`, not `ingress`
     int64_t stats_at           # c.events at the last publish_stats
 
-cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil
