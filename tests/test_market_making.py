@@ -148,7 +148,7 @@ def test_python_and_cython_grids_fill_identically(events, py_mods, cy_mods):
     sent = refills[refills["status"] != int(of.OrderStatus.REJECTED)]
     assert not Counter(zip(sent["side"].tolist(), sent["price"].tolist())) - mirror
     assert len(sent) == g.refills and g.dropped == 0
-    # a refill the risk gate refused (sent mid-message) was sent again later
+    # a refill the risk gate refused was sent again later
     for o in refills[refills["status"] == int(of.OrderStatus.REJECTED)]:
         later = sent[sent["id"] > o["id"]]
         assert ((later["side"] == o["side"]) & (later["price"] == o["price"])).any() or \

@@ -6,9 +6,8 @@ buys at center - step, center - 2 step, ... and sells at center + step, ... (`le
 Refill on fill: when a buy at p is completely filled a sell is placed at p + step, when a sell
 at p is filled a buy at p - step (the same size), so every completed pair earns `step` ticks.
 Refills are plain GTC limit orders: one the market has already gone through takes liquidity
-at once (the grid then follows the price). A refill the risk gate refuses (a fill reported in
-the middle of a multi-record book message: the book is not in sync until its last record) is
-kept and sent again after the next book message. No buy refill once the position reaches
+at once (the grid then follows the price). A refill the risk gate refuses (a rate limit, the
+open-order cap, ...) is kept and sent again after the next book message. No buy refill once the position reaches
 +max_position, no sell at -max_position.
 
 `grid_cython.pyx` is the same strategy in Cython (integer arithmetic only): identical fills.
