@@ -298,7 +298,14 @@ cdef void fail(Core *c, int32_t slot) noexcept nogil:
         c.failed_slot = slot
 
 
-cdef bint dispatch(Core *c, int32_t slot, Slot *s) noexcept nogil:
+# How dispatch gives order and fill callbacks.
+cdef enum:
+    DELIVER = 0                # now, or at the end of an open book message
+    DELIVER_NOW = 1            # the run ends: no message will end any more
+    WRITE_ONLY = 2             # after on_stop: written, given to nobody
+
+
+cdef bint dispatch(Core *c, int32_t slot, Slot *s, int mode) noexcept nogil:
     """Write every order state change and fill, then give the strategy each state change
     (on_order), then each fill (on_fill), in the order they happened, writing what its
     callbacks send; until nothing is pending. Inside a book message nothing is given yet (a
@@ -312,12 +319,12 @@ cdef bint dispatch(Core *c, int32_t slot, Slot *s) noexcept nogil:
     while True:
         drain_journal(c, slot, s)
         filled |= write_fills(c, slot, s)
-        if c.failed:
+        if c.failed or mode == WRITE_ONLY:
             # the run stops: everything is written, nothing more is given to the strategy
             s.j_done = b.n_journal
             s.fills_cb = b.n_fills
             break
-        if s.x.book.msg_open:
+        if s.x.book.msg_open and mode == DELIVER:
             return filled
         if s.j_done < b.n_journal:
             o = b.journal[s.j_done]
@@ -344,7 +351,7 @@ cdef void flush_changes(Core *c, int32_t slot, Slot *s, bint row_maker) noexcept
     cdef Broker *b = s.x.b
     cdef bint filled = False
     if b.n_journal | (b.n_fills - s.fills_cb):
-        filled = dispatch(c, slot, s)
+        filled = dispatch(c, slot, s, DELIVER)
     if not filled and row_maker and s.ep.account_every_ns > 0 and b.clock >= s.next_account:
         emit_account(c, slot, s)
         s.next_account = b.clock + s.ep.account_every_ns
@@ -508,7 +515,7 @@ cdef void strategy_due(Core *c, int32_t slot, Slot *s, const Event *e) noexcept 
             fail(c, slot)
             return
         if s.x.b.n_journal:
-            dispatch(c, slot, s)
+            dispatch(c, slot, s, DELIVER)
     if s.x.book.msg_open:
         return
     while not c.failed:
@@ -520,7 +527,7 @@ cdef void strategy_due(Core *c, int32_t slot, Slot *s, const Event *e) noexcept 
             fail(c, slot)
             return
         if s.x.b.n_journal:
-            dispatch(c, slot, s)
+            dispatch(c, slot, s, DELIVER)
 
 
 cdef void core_step(Core *c, const Event *e, int64_t stamp) noexcept nogil:
@@ -587,8 +594,12 @@ cdef void final_accounts(Core *c) noexcept nogil:
     for i in range(c.n_slots):
         s = &c.slots[i]
         if s.ctx.started and not c.failed:
-            if (<CStrategy>s.strategy).on_stop(&s.ctx) != 0:
+            # what is still undelivered (the recording ended inside a book message), then
+            # on_stop; what it sends is written, and given to nobody
+            dispatch(c, <int32_t>i, s, DELIVER_NOW)
+            if not c.failed and (<CStrategy>s.strategy).on_stop(&s.ctx) != 0:
                 fail(c, <int32_t>i)
+            dispatch(c, <int32_t>i, s, WRITE_ONLY)
             ctx_init(&s.ctx)                    # the next run starts afresh (on_start again)
         flush_slot(c, <int32_t>i, s, False)
         emit_account(c, <int32_t>i, s)

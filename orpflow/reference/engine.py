@@ -146,7 +146,11 @@ class EngineTwin:
         if final:
             for i, s in enumerate(self.slots):
                 if s.started:
+                    # what is still undelivered (the recording ended inside a book message),
+                    # then on_stop; what it sends is written, and given to nobody
+                    self._dispatch(i, s, "now")
                     s.call("on_stop")
+                    self._dispatch(i, s, "write")
                     s.started, s.rows = False, 0          # a next run starts afresh
                     s.ctx.timers.clear()
                 self._flush(i, s, False)
@@ -299,7 +303,7 @@ class EngineTwin:
             self._account(i, s)
         return filled
 
-    def _dispatch(self, i: int, s: _Slot) -> bool:
+    def _dispatch(self, i: int, s: _Slot, mode: str = "deliver") -> bool:
         """Write every state change and fill, and give the strategy each state change
         (on_order), then each fill (on_fill), one callback at a time, writing what each one
         sent before the next; until nothing is pending. Inside a book message nothing is
@@ -309,7 +313,10 @@ class EngineTwin:
         while True:
             self._drain(i, s)
             filled |= self._write_fills(i, s)
-            if s.sim.book.message_open:        # delivered when the message ends
+            if mode == "write":                # after on_stop: written, given to nobody
+                s.j_done, s.fills_cb = len(b.journal), len(b.fills)
+                break
+            if s.sim.book.message_open and mode == "deliver":   # delivered when the message ends
                 return filled
             if s.j_done < len(b.journal):
                 o = b.journal[s.j_done]
