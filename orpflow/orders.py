@@ -84,14 +84,10 @@ def _units(convert: Any, value: Any) -> Optional[int]:
         return None
 
 
-def parse_order(inst: Instrument, side: Any, qty: Any, type: Any, price: Any, tif: Any,
-                expire_at: Any) -> Tuple[int, int, int, int, int, int, int]:
-    """(side, type, tif, price ticks, qty units, expire_at, reason) for ``submit()``.
-
-    Unknown names and wrong types raise (a programming error); a quantity or price off its
-    grid, or a missing price, comes back as a reason code (a rejected order, counted).
-    """
-    s = int(_enum_arg("side", side, _SIDES))
+def parse_type_tif(type: Any, tif: Any) -> Tuple[OrderType, TimeInForce]:
+    """(order type, time in force) of a ``submit()``'s type and tif names; tif None: the
+    type's ("ioc"/"fok"), IOC for market orders, else GTC. Unknown names and pairs the venue
+    never accepts raise ValueError (a programming error, not an order)."""
     otype, forced_tif = _enum_arg("type", type, _TYPES)
     if tif is None:
         t = forced_tif if forced_tif is not None else (
@@ -107,6 +103,18 @@ def parse_order(inst: Instrument, side: Any, qty: Any, type: Any, price: Any, ti
         raise ValueError("market orders are IOC or FOK")
     if otype == OrderType.POST_ONLY and t not in (TimeInForce.GTC, TimeInForce.GTD):
         raise ValueError("post-only orders are GTC or GTD")
+    return otype, t
+
+
+def parse_order(inst: Instrument, side: Any, qty: Any, type: Any, price: Any, tif: Any,
+                expire_at: Any) -> Tuple[int, int, int, int, int, int, int]:
+    """(side, type, tif, price ticks, qty units, expire_at, reason) for ``submit()``.
+
+    Unknown names and wrong types raise (a programming error); a quantity or price off its
+    grid, or a missing price, comes back as a reason code (a rejected order, counted).
+    """
+    s = int(_enum_arg("side", side, _SIDES))
+    otype, t = parse_type_tif(type, tif)
     reason = 0
     units = _units(inst.size_to_units, qty)
     lot = inst.lot_units

@@ -29,8 +29,8 @@ from orpflow.reference.engine import EngineTwin
 from orpflow.strategy_types import FillUpdate, OrderUpdate, Trade
 from broker_helpers import F, rec, events
 from helpers import SAMPLE
+from test_engine import MID, _snap
 
-MID = 10_000
 MAX_ORDERS = 150                 # per random strategy and run
 OPEN = ("pending", "accepted", "partially_filled")
 FINAL = ("filled", "cancelled", "rejected", "expired")
@@ -39,15 +39,6 @@ FAST = settings(max_examples=60, deadline=None, derandomize=True,
 
 
 # ------------------------------------------------------------------ markets and configs
-
-def _snap(bids: dict, asks: dict, ts: int) -> np.ndarray:
-    recs = [rec(F.SNAPSHOT | F.BID, p, q, ts) for p, q in bids.items()] + \
-           [rec(F.SNAPSHOT | F.ASK, p, q, ts) for p, q in asks.items()]
-    if not recs:
-        recs = [rec(F.CLEAR, 0, 0, ts)]
-    recs[-1] = recs[-1][:7] + (recs[-1][7] | int(F.LAST),) + recs[-1][8:]
-    return events(*recs)
-
 
 @st.composite
 def streams(draw: Any) -> np.ndarray:

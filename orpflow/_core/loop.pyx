@@ -28,7 +28,7 @@ from orpflow._core.ring cimport (
     ring_size, ring_room, ORP_load_acquire, ORP_load_relaxed, ORP_store_release, ORP_store_relaxed,
     ORP_pause, ORP_now_ns,
 )
-from orpflow._core.book cimport Book, Level, side_best, book_in_sync
+from orpflow._core.book cimport Book, book_in_sync
 from orpflow._core.broker cimport (
     ExecState, Broker, SimOrder, SimFill, Account, exec_apply,
     OT_MARKET, OT_LIMIT, OT_POST_ONLY, TIF_GTC, TIF_IOC, TIF_FOK, TIF_GTD, ORDER_CHUNK_SHIFT,
@@ -38,7 +38,7 @@ from orpflow._core.features cimport (
     FeatureState, FeatureExtension, features_begin, features_finish,
 )
 from orpflow._core.strategy cimport (
-    CStrategy, StrategyContext, ctx_init, ctx_send, ctx_closed, ctx_pop_timer,
+    CStrategy, StrategyContext, ctx_init, ctx_send, taker_price, ctx_closed, ctx_pop_timer,
     ctx_rearm,
 )
 from orpflow._core.snapshot cimport SeqlockSnapshot, snapshot_publish_book
@@ -435,18 +435,14 @@ cdef void flatten(Core *c, Slot *s) noexcept nogil:
     cdef int64_t pos = b.acct.position, price = 0
     cdef int64_t qty = (pos - b.open_sell) if pos > 0 else (-pos - b.open_buy)
     cdef int32_t side = -1 if pos > 0 else 1
-    cdef const Level *lv
     s.flatten_pending = 0
     qty = qty / b.lot * b.lot
     if pos == 0 or qty <= 0 or not s.x.risk.breakers:
         return
     if s.ep.order_kind == OT_LIMIT:
-        lv = side_best(&s.x.book.ask if side > 0 else &s.x.book.bid)
-        if lv == NULL:
+        price = taker_price(s.x, side, s.ep.slippage_ticks)
+        if price == 0:
             return
-        price = (-lv.key + s.ep.slippage_ticks) if side > 0 else (lv.key - s.ep.slippage_ticks)
-        if price <= 0:
-            price = 1
     ctx_send(&s.ctx, side, s.ep.order_kind, TIF_IOC, price, qty, 0, c.c.events, R_OK)
 
 

@@ -12,13 +12,12 @@ from libc.string cimport memcpy
 cimport cython
 
 from orpflow._core.types cimport Event, R_OK
-from orpflow._core.book cimport Level, side_best
 from orpflow._core.broker cimport Broker, OT_MARKET, OT_LIMIT, TIF_IOC
 from orpflow._core.engine cimport OUT_SIGNAL, OUT_FIELDS
 from orpflow._core.signals cimport (
     SignalGenerator, SignalCandidate, SignalRow, signal_decide, position_params as set_position_params,
 )
-from orpflow._core.strategy cimport ctx_send
+from orpflow._core.strategy cimport ctx_send, taker_price
 
 # Why a signal placed no order (v[9] of its signal record).
 cdef enum:
@@ -107,19 +106,15 @@ cdef class SignalStrategy(CStrategy):
         cdef int64_t delta = row.position_units - have
         cdef int32_t side
         cdef int64_t price = 0
-        cdef const Level *lv
         if delta == 0 or (delta > 0) != (row.side > 0):
             why[0] = NO_ORDER_AT_TARGET
             return 0
         side = 1 if delta > 0 else -1
         if self.order_kind == OT_LIMIT:
-            lv = side_best(&ctx.x.book.ask if side > 0 else &ctx.x.book.bid)
-            if lv == NULL:
+            price = taker_price(ctx.x, side, self.slippage_ticks)
+            if price == 0:
                 why[0] = NO_ORDER_NO_PRICE
                 return 0
-            price = (-lv.key + self.slippage_ticks) if side > 0 else (lv.key - self.slippage_ticks)
-            if price <= 0:
-                price = 1
         why[0] = NO_ORDER_PLACED
         return ctx_send(ctx, side, self.order_kind, TIF_IOC, price, delta if delta > 0 else -delta,
                         0, ctx.event_no[0], R_OK)

@@ -5,6 +5,7 @@
 # below send orders through the same risk gate as every order.
 from libc.stdint cimport int32_t, int64_t
 from orpflow._core.types cimport Event
+from orpflow._core.book cimport Level, side_best
 from orpflow._core.broker cimport ExecState, SimOrder, SimFill
 from orpflow._core.features cimport FeatureState, FeatureVector
 
@@ -72,6 +73,16 @@ cdef int64_t ctx_top(StrategyContext *ctx, int32_t side, int64_t n, int64_t *pri
 cdef const SimOrder *ctx_order(StrategyContext *ctx, int64_t order_id) noexcept nogil
 cdef int64_t ctx_best_bid(StrategyContext *ctx) noexcept nogil
 cdef int64_t ctx_best_ask(StrategyContext *ctx) noexcept nogil
+
+cdef inline int64_t taker_price(const ExecState *x, int32_t side, int64_t slippage_ticks) noexcept nogil:
+    """An IOC limit's price: the opposite best +- slippage (at least 1 tick); 0 if that side
+    is empty (the signal strategy's orders, breaker flattening)."""
+    cdef const Level *lv = side_best(&x.book.ask if side > 0 else &x.book.bid)
+    cdef int64_t price
+    if lv == NULL:
+        return 0
+    price = (-lv.key + slippage_ticks) if side > 0 else (lv.key - slippage_ticks)
+    return price if price > 0 else 1
 
 cdef inline int64_t ctx_position(const StrategyContext *ctx) noexcept nogil:
     return ctx.x.b.acct.position

@@ -362,27 +362,12 @@ cdef class Context:
         Returns the order id, or -reason if it was rejected (an on_order "rejected" follows):
         by the risk gate, or a size, price or expiry off the grid (ORDER_BAD_QTY, _PRICE,
         _EXPIRY). Unknown names and a type/tif pair the venue never accepts raise ValueError."""
-        from orpflow.orders import _SIDES, _TYPES, _enum_arg, TimeInForce, OrderType
+        from orpflow.orders import _SIDES, _enum_arg, parse_type_tif, OrderType
         cdef StrategyContext *c = self._live()
         s = int(_enum_arg("side", side, _SIDES))
-        kind, forced = _enum_arg("type", type, _TYPES)
-        if tif is None:
-            t = forced if forced is not None else (TimeInForce.IOC if kind == OrderType.MARKET
-                                                   else TimeInForce.GTC)
-        else:
-            if not isinstance(tif, str) or tif.upper() not in TimeInForce.__members__:
-                raise ValueError(f"tif must be one of {list(TimeInForce.__members__)}, got {tif!r}")
-            t = TimeInForce[tif.upper()]
-            if forced is not None and t != forced:
-                raise ValueError(f"type {type!r} implies tif {forced.name}, got {tif!r}")
-        # pairs the venue never accepts are programming errors, as in ExecutionSim.submit
-        if kind == OrderType.MARKET:
-            if t not in (TimeInForce.IOC, TimeInForce.FOK):
-                raise ValueError("market orders are IOC or FOK")
-            if price_ticks != 0:
-                raise ValueError("market orders take no price")
-        if kind == OrderType.POST_ONLY and t not in (TimeInForce.GTC, TimeInForce.GTD):
-            raise ValueError("post-only orders are GTC or GTD")
+        kind, t = parse_type_tif(type, tif)
+        if kind == OrderType.MARKET and price_ticks != 0:
+            raise ValueError("market orders take no price")
         r = ctx_submit(c, s, int(kind), int(t), price_ticks, qty_units, expire_at, client_id)
         if r == 0:
             raise MemoryError("the broker ran out of memory")

@@ -14,16 +14,13 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 from orpflow.features import FEATURE_NAMES
 from orpflow.events import Reason
-from orpflow.orders import OPEN_STATUSES, OrderType as Ty, TimeInForce as Tif
+from orpflow.orders import OPEN_STATUSES, OrderType as Ty, TimeInForce as Tif, parse_type_tif
 from orpflow.reference.broker import Order
 from orpflow.strategy_types import ORDER_TYPES, STATUSES, TIFS, FillUpdate, OrderUpdate, Trade
 
 MAX_TIMERS = 16
 TOP_MAX = 64                       # levels top() reads at most
 _SIDES = {1: 1, -1: -1, "buy": 1, "sell": -1}
-_KINDS = {"market": (Ty.MARKET, None), "limit": (Ty.LIMIT, None), "post_only": (Ty.POST_ONLY, None),
-          "ioc": (Ty.LIMIT, Tif.IOC), "fok": (Ty.LIMIT, Tif.FOK)}
-_TIFS = {t.name: t for t in Tif}
 
 __all__ = ["Context", "MAX_TIMERS", "as_order_update", "as_fill_update", "as_trade"]
 
@@ -100,27 +97,9 @@ class Context:
         s = _side(side)
         qty, price = _int("qty_units", qty_units), _int("price_ticks", price_ticks)
         exp, cid = _int("expire_at", expire_at), _int("client_id", client_id)
-        key = type.lower() if isinstance(type, str) else type
-        if key not in _KINDS:
-            raise ValueError(f"type must be one of {list(_KINDS)}, got {type!r}")
-        kind, forced = _KINDS[key]
-        if tif is None:
-            tf = forced if forced is not None else (Tif.IOC if kind == Ty.MARKET else Tif.GTC)
-        else:
-            t = tif.upper() if isinstance(tif, str) else tif
-            if t not in _TIFS:
-                raise ValueError(f"tif must be one of {list(_TIFS)}, got {tif!r}")
-            tf = _TIFS[t]
-            if forced is not None and tf != forced:     # "ioc" / "fok": a limit order with that tif
-                raise ValueError(f"type {type!r} implies tif {forced.name}, got {tif!r}")
-        # a programming error (like ExecutionSim.submit): the pair the venue never accepts
-        if kind == Ty.MARKET:
-            if tf not in (Tif.IOC, Tif.FOK):
-                raise ValueError("market orders are IOC or FOK")
-            if price != 0:
-                raise ValueError("market orders take no price")
-        if kind == Ty.POST_ONLY and tf not in (Tif.GTC, Tif.GTD):
-            raise ValueError("post-only orders are GTC or GTD")
+        kind, tf = parse_type_tif(type, tif)
+        if kind == Ty.MARKET and price != 0:
+            raise ValueError("market orders take no price")
         # values off the grid: a rejected order with the reason, as the compiled ctx_submit
         reason = 0
         if qty <= 0 or qty % self._inst.lot_units:
