@@ -30,6 +30,7 @@ from orpflow.config import (
 )
 from orpflow.engine import Engine, load_engine_events, repeat_events
 from orpflow.backtest import BacktestResult, backtest
+from orpflow.plots import plot_book, plot_features
 from orpflow.persistence import Store
 
 __version__ = "0.1.0"
@@ -60,5 +61,5 @@ __all__ = [
     "BrokerConfig", "ConfigError", "EngineConfig", "ExecutionConfig", "FeedConfig", "InstrumentConfig",
     "MetricsConfig", "PersistenceConfig", "config_from_dict", "load_config", "Engine",
     "load_engine_events", "repeat_events", "BacktestResult", "backtest", "Store",
-    "Strategy", "CStrategy", "Trade", "OrderUpdate", "FillUpdate",
+    "Strategy", "CStrategy", "Trade", "OrderUpdate", "FillUpdate", "plot_book", "plot_features",
 ]

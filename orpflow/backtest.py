@@ -6,148 +6,19 @@ the same events, config and seed give the same orders and fills as an Engine run
 """
 from __future__ import annotations
 
-import math
 import sys
 import time
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
 from orpflow.config import EngineConfig, load_config
-from orpflow.instrument import Instrument
+# the result, its statistics and its decoding live in orpflow.results; importable from here too
+from orpflow.results import SECONDS_PER_YEAR, BacktestResult, risk_rejections, statistics
 
 __all__ = ["backtest", "BacktestResult", "statistics", "risk_rejections"]
 
-SECONDS_PER_YEAR = 365 * 24 * 3600          # crypto trades around the clock
 PROGRESS_CHUNK = 1 << 20                    # events per nogil call when reporting progress
-
-
-def statistics(fills: Union[np.ndarray, int], account: Dict[str, Any], equity: Optional[np.ndarray]) -> Dict[str, Any]:
-    """Performance of one instrument: PnL (realised - fees + unrealised at the last mark),
-    Sharpe of 1-second equity changes (annualised, 24/7), max drawdown (fraction of peak,
-    every mark), win rate and average net PnL per round trip, fill count (`fills`: the
-    fills, or just their number)."""
-    realised = float(account["realised_pnl"])
-    fees = float(account["fees"])
-    pnl = realised - fees + float(account["unrealised_pnl"])
-    rt = int(account["round_trips"])
-    sharpe = float("nan")
-    if equity is not None and len(equity) > 2:
-        sec = equity["ts_exch"] // 1_000_000_000
-        last = np.r_[sec[1:] != sec[:-1], True]              # last snapshot of each second
-        eq = equity["equity"][last]
-        if len(eq) > 2:
-            r = np.diff(eq)
-            sd = r.std(ddof=1)
-            if sd > 0:
-                span = max(1, int(sec[last][-1] - sec[last][0]))
-                sharpe = float(r.mean() / sd * math.sqrt(SECONDS_PER_YEAR * len(r) / span))
-    return {
-        "pnl": pnl, "realised": realised, "fees": fees, "sharpe": sharpe,
-        "max_drawdown": float(account["max_drawdown"]),
-        "win_rate": (rt - int(account["losing_round_trips"])) / rt if rt else float("nan"),
-        "avg_trade": (realised - fees) / rt if rt else float("nan"),
-        "trade_count": fills if isinstance(fills, int) else int(len(fills)), "round_trips": rt,
-        "final_position": float(account["position"]), "final_equity": float(account["equity"]),
-    }
-
-
-def risk_rejections(risk_stats: Sequence[Dict[str, Any]]) -> Dict[str, int]:
-    """Orders the risk gate refused, by reason name, summed over instruments (most first)."""
-    from orpflow.events import Reason
-    out: Dict[str, int] = {}
-    for st in risk_stats:
-        for code, n in st["decisions"].items():
-            if code not in (0, Reason.RISK_CLIPPED) and n:
-                name = Reason(code).name
-                out[name] = out.get(name, 0) + int(n)
-    return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
-
-
-class BacktestResult:
-    """What a backtest returns (numpy arrays; ``frames()`` gives pandas DataFrames).
-
-    Attributes
-    ----------
-    orders, fills : dict symbol -> ORDER_DTYPE / FILL_DTYPE (the broker's own records)
-    order_events : every order state change, in order (records.ORDER_ROW, all symbols)
-    equity : account snapshots (records.ACCOUNT_ROW: cash, position, mark, equity, ...)
-    signals : emitted signals and the order each led to (records.SIGNAL_ROW)
-    stats : dict symbol -> statistics(); accounts : dict symbol -> exact account
-    counters, latency : the engine's counters and latency percentiles (ns)
-    risk : dict symbol -> the risk gate's stats (decisions by reason code, breakers, trips)
-    risk_rejections : dict reason name -> orders the risk gate refused (all symbols)
-    breaker_trips : list of records.BreakerTrip (ts, symbol, breaker, value, limit, why, position)
-    models : dict symbol -> the ONNX generator's path, evaluator, why that one, and its output
-    records : the raw OUT_DTYPE records
-    """
-
-    def __init__(self, instruments: Sequence[Instrument], sims: Sequence[Any], records: np.ndarray,
-                 counters: Dict[str, int], latency: Dict[str, Any], seconds: float,
-                 models: Optional[Dict[str, Dict[str, str]]] = None) -> None:
-        from orpflow import records as R
-        self.instruments = list(instruments)
-        self.symbols = [i.symbol for i in instruments]
-        self.records = records
-        self.orders = {s: sim.orders() for s, sim in zip(self.symbols, sims)}
-        self.fills = {s: sim.fills() for s, sim in zip(self.symbols, sims)}
-        self.accounts = {s: sim.account() for s, sim in zip(self.symbols, sims)}
-        self.order_events = R.order_rows(records, instruments)
-        self.equity = R.account_rows(records, instruments)
-        self.signals = R.signal_rows(records)
-        self.risk = {s: sim.risk_stats() for s, sim in zip(self.symbols, sims)}
-        self.risk_rejections = risk_rejections(list(self.risk.values()))
-        self.breaker_trips: List[R.BreakerTrip] = R.breaker_trips(records, instruments)
-        self.counters = counters
-        self.latency = latency
-        self.seconds = seconds
-        self.models = dict(models or {})
-        self.stats = {s: statistics(self.fills[s], self.accounts[s], self.equity[self.equity["slot"] == i])
-                      for i, s in enumerate(self.symbols)}
-
-    @property
-    def events_per_second(self) -> float:
-        return self.counters["events"] / self.seconds if self.seconds > 0 else float("nan")
-
-    def frames(self) -> Dict[str, Any]:
-        """pandas DataFrames: orders, fills (with a symbol column), equity, signals."""
-        import pandas as pd
-        from orpflow import records as R
-
-        def cat(d: Dict[str, np.ndarray]) -> Any:
-            parts = []
-            for s, a in d.items():
-                df = pd.DataFrame(a)
-                df.insert(0, "symbol", s)
-                parts.append(df)
-            return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
-        return {"orders": cat(self.orders), "fills": cat(self.fills),
-                "equity": R.as_frame(self.equity, self.instruments),
-                "signals": R.as_frame(self.signals, self.instruments)}
-
-    def plot(self, symbol: Optional[str] = None, ax: Any = None) -> Any:
-        """Equity and position over event time, fills marked (needs matplotlib)."""
-        try:
-            import matplotlib.pyplot as plt
-        except ImportError:
-            raise ImportError("plot() needs matplotlib: pip install 'orpflow[plot]'") from None
-        slot = 0 if symbol is None else self.symbols.index(symbol)
-        sym = self.symbols[slot]
-        eq = self.equity[self.equity["slot"] == slot]
-        if ax is None:
-            _, ax = plt.subplots(2, 1, sharex=True, figsize=(10, 6))
-        t = (eq["ts_exch"] - eq["ts_exch"][0]) / 1e9 if len(eq) else eq["ts_exch"]
-        ax[0].plot(t, eq["equity"], lw=1)
-        ax[0].set_ylabel("equity")
-        ax[0].set_title(f"{sym}: PnL {self.stats[sym]['pnl']:.4f}, {self.stats[sym]['trade_count']} fills")
-        ax[1].step(t, eq["position"], where="post", lw=1)
-        ax[1].set_ylabel("position")
-        ax[1].set_xlabel("seconds")
-        return ax
-
-    def __repr__(self) -> str:
-        parts = [f"{s}: {st['trade_count']} fills, PnL {st['pnl']:.6g}" for s, st in self.stats.items()]
-        return f"BacktestResult({self.counters['events']:,} events; " + "; ".join(parts) + ")"
 
 
 def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,

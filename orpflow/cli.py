@@ -57,7 +57,10 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("config", help="engine config (TOML)")
     b.add_argument("paths", nargs="*", help="data files (default: the config's)")
     b.add_argument("--save-fills", default=None, help="save the fills as .npy")
-    b.add_argument("--plot", default=None, help="save an equity/position plot (PNG, needs matplotlib)")
+    b.add_argument("--plot", default=None,
+                   help="save a price/fills, position, equity and drawdown plot (PNG, needs matplotlib)")
+    b.add_argument("--report", action="store_true",
+                   help="print the text report (statistics, orders, risk, breakers, data quality)")
     n = sub.add_parser("bench", help="engine benchmarks on real data: one table")
     n.add_argument("--data", nargs="*", default=None, help="recordings (default: the bundled sample)")
     n.add_argument("--events", type=int, default=10_000_000, help="events in the long replay (memory)")
@@ -406,6 +409,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     check_memory(f"[feed] repeat = {cfg.feed.repeat}", events.nbytes * cfg.feed.repeat)
     events = repeat_events(events, cfg.feed.repeat)
     res = backtest(events, cfg, progress=True)
+    res.feed_report = report
     c = res.counters
     if report.lines:
         print(f"feed         {report.summary()}")
@@ -415,18 +419,20 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     _print_models(res.models)
     _print_risk(res.risk_rejections, res.breaker_trips, cfg.risk.on_breaker, events)
     _print_accounts(res.accounts)
+    from orpflow.results import sharpe_text
     for sym, s in res.stats.items():
-        print(f"stats        {sym}: PnL {s['pnl']:.6f}, Sharpe {s['sharpe']:.2f}, max drawdown "
+        print(f"stats        {sym}: PnL {s['pnl']:.6f}, Sharpe {sharpe_text(s)}, max drawdown "
               f"{s['max_drawdown'] * 100:.3f}%, win rate {s['win_rate'] * 100:.1f}%, avg trade "
               f"{s['avg_trade']:.6f}, {s['trade_count']} fills")
     _print_latency(res.latency)
+    if args.report:
+        print("\n" + res.report())
     if args.save_fills:
         np.save(args.save_fills, res.fills[insts[0].symbol])
     if args.plot:
         import matplotlib
         matplotlib.use("Agg")
-        ax = res.plot()
-        ax[0].figure.savefig(args.plot)
+        res.plot().savefig(args.plot)
     return 0
 
 

@@ -46,7 +46,7 @@ ORDER_ROW = np.dtype([
     ("tif", "<i1"), ("status", "<i1"), ("reason", "<i4"), ("price", "<f8"), ("qty", "<f8"),
     ("filled", "<f8"), ("price_ticks", "<i8"), ("qty_units", "<i8"), ("filled_units", "<i8"),
     ("ts_request", "<i8"), ("ts_arrival", "<i8"), ("ts_done", "<i8"), ("expire_at", "<i8"),
-    ("fees", "<f8"), ("event_no", "<i8"),
+    ("fees", "<f8"), ("event_no", "<i8"), ("ts_exch", "<i8"), ("ts_local", "<i8"),
 ])
 FILL_ROW = np.dtype([
     ("slot", "<i4"), ("fill_id", "<i8"), ("order_id", "<i8"), ("client_id", "<i8"), ("side", "<i1"),
@@ -103,7 +103,7 @@ def _scale_cols(out: np.ndarray, slots: np.ndarray, insts: Sequence[Instrument],
             continue
         for name, (src, kind) in cols.items():
             num, den = inst.price_scale if kind == "px" else inst.size_scale
-            out[name][m] = src[m] * (num / den)
+            out[name][m] = src[m] * num / den      # one correctly rounded division
 
 
 def _money_cols(out: np.ndarray, r: np.ndarray, insts: Sequence[Instrument], cols: Dict[str, int]) -> None:
@@ -117,12 +117,14 @@ def _money_cols(out: np.ndarray, r: np.ndarray, insts: Sequence[Instrument], col
 
 
 def order_rows(recs: np.ndarray, insts: Sequence[Instrument]) -> np.ndarray:
-    """One row per OUT_ORDER record (every state change, in order)."""
+    """One row per OUT_ORDER record (every state change, in order); ts_exch / ts_local: the
+    venue's and the local clock when the change happened."""
     r = _of(recs, OUT_ORDER)
     v = r["v"]
     out = np.zeros(len(r), ORDER_ROW)
-    _fill(out, r, ("slot", "event_no"), ("order_id", "client_id", "price_ticks", "qty_units",
-                                         "filled_units", "ts_request", "ts_arrival", "ts_done"))
+    _fill(out, r, ("slot", "event_no", "ts_exch", "ts_local"),
+          ("order_id", "client_id", "price_ticks", "qty_units", "filled_units", "ts_request", "ts_arrival",
+           "ts_done"))
     out["expire_at"] = v[:, 11]
     packed = v[:, 10]
     out["side"] = (packed & 0xFF) - 1
