@@ -567,6 +567,20 @@ class Engine:
         self._after()
         return self._parts[self._slot(symbol)][0].account()
 
+    def frames(self) -> Dict[str, Any]:
+        """Decoded pandas DataFrames as ``BacktestResult.frames()`` (docs/research.md): orders
+        and fills, and with keep_records=True also order_events, equity, signals, breakers."""
+        self._after()
+        from orpflow import records as R
+        from orpflow.results import decoded_frames
+        tables = {}
+        if self.keep_records:
+            recs, insts = self.records(), self.instruments
+            tables = {"order_events": R.order_rows(recs, insts), "equity": R.account_rows(recs, insts),
+                      "signals": R.signal_rows(recs), "breakers": R.breaker_rows(recs, insts)}
+        return decoded_frames(self.instruments, {s: self.orders(s) for s in self.symbols},
+                              {s: self.fills(s) for s in self.symbols}, tables)
+
     def _slot(self, symbol: Optional[str]) -> int:
         if symbol is None:
             if len(self.symbols) != 1:

@@ -88,6 +88,19 @@ def risk_rejections(risk_stats: Sequence[Dict[str, Any]]) -> Dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def decoded_frames(instruments: Sequence[Instrument], orders: Dict[str, np.ndarray],
+                   fills: Dict[str, np.ndarray], tables: Dict[str, np.ndarray]) -> Dict[str, Any]:
+    """Decoded DataFrames of per-symbol orders and fills and of the record tables (shared by
+    BacktestResult.frames and Engine.frames)."""
+    import pandas as pd
+
+    def per_symbol(kind: str, d: Dict[str, np.ndarray]) -> Any:
+        return pd.concat([decode(a, kind, instruments, s) for s, a in d.items()])
+    out = {"orders": per_symbol("orders", orders), "fills": per_symbol("fills", fills)}
+    out.update({kind: decode(rows, kind, instruments) for kind, rows in tables.items()})
+    return out
+
+
 class BacktestResult:
     """What a backtest returns: numpy record tables, ``frames()`` (decoded pandas DataFrames),
     ``report()`` (a text summary) and ``plot()`` (a matplotlib Figure).
@@ -157,15 +170,9 @@ class BacktestResult:
         ``orpflow.results.to_records(frame, kind)`` rebuilds the records exactly from the raw
         columns.
         """
-        import pandas as pd
-
-        def per_symbol(kind: str, d: Dict[str, np.ndarray]) -> Any:
-            return pd.concat([decode(a, kind, self.instruments, s) for s, a in d.items()])
-        return {"orders": per_symbol("orders", self.orders), "fills": per_symbol("fills", self.fills),
-                "order_events": decode(self.order_events, "order_events", self.instruments),
-                "equity": decode(self.equity, "equity", self.instruments),
-                "signals": decode(self.signals, "signals", self.instruments),
-                "breakers": decode(self.breakers, "breakers", self.instruments)}
+        return decoded_frames(self.instruments, self.orders, self.fills, {
+            "order_events": self.order_events, "equity": self.equity, "signals": self.signals,
+            "breakers": self.breakers})
 
     def report(self) -> str:
         """A text summary: per instrument its statistics, orders by status, risk refusals by
