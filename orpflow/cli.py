@@ -430,7 +430,10 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     if args.save_fills:
         np.save(args.save_fills, res.fills[insts[0].symbol])
     if args.plot:
-        import matplotlib
+        try:
+            import matplotlib
+        except ImportError:
+            raise ImportError("--plot needs matplotlib: pip install 'orpflow[plot]'") from None
         matplotlib.use("Agg")
         res.plot().savefig(args.plot)
     return 0

@@ -286,12 +286,17 @@ def test_report_names_everything(sample) -> None:
         res.feed_report = saved
 
 
-def test_cli_backtest_report(capsys) -> None:
+def test_cli_backtest_report_and_plot(capsys, tmp_path) -> None:
+    pytest.importorskip("matplotlib")
     from orpflow.cli import main
-    assert main(["backtest", str(PAPER), str(SAMPLE), "--report"]) == 0
+    png_path = tmp_path / "bt.png"
+    assert main(["backtest", str(PAPER), str(SAMPLE), "--report", "--plot", str(png_path)]) == 0
     out = capsys.readouterr().out
     assert "Sharpe n/a (span" in out              # the stats line
-    assert "  risk refused   " in out and "  book           " in out
+    assert "  risk refused   " in out and "  book           " in out and "\nfeed           " in out
+    assert png_path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["backtest", str(PAPER), str(SAMPLE)]) == 0
+    assert "risk refused" not in capsys.readouterr().out      # the report only when asked
 
 
 # ------------------------------------------------------------------ plots
