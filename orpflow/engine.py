@@ -573,13 +573,13 @@ class Engine:
         self._after()
         from orpflow import records as R
         from orpflow.results import decoded_frames
-        tables = {}
+        tables, recs = {}, None
         if self.keep_records:
             recs, insts = self.records(), self.instruments
             tables = {"order_events": R.order_rows(recs, insts), "equity": R.account_rows(recs, insts),
                       "signals": R.signal_rows(recs), "breakers": R.breaker_rows(recs, insts)}
         return decoded_frames(self.instruments, {s: self.orders(s) for s in self.symbols},
-                              {s: self.fills(s) for s in self.symbols}, tables)
+                              {s: self.fills(s) for s in self.symbols}, tables, recs)
 
     def _slot(self, symbol: Optional[str]) -> int:
         if symbol is None:

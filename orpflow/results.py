@@ -88,16 +88,40 @@ def risk_rejections(risk_stats: Sequence[Dict[str, Any]]) -> Dict[str, int]:
     return dict(sorted(out.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+# money the engine's records carry as exact 128-bit integers: frame -> (record kind, {column: v[k]})
+_MONEY = {"order_events": ("OUT_ORDER", {"fees": 8}), "equity": ("OUT_ACCOUNT", {"cash": 0, "realised": 4, "fees": 6}),
+          "fills": ("OUT_FILL", {"fee": 6, "realised": 8})}
+
+
 def decoded_frames(instruments: Sequence[Instrument], orders: Dict[str, np.ndarray],
-                   fills: Dict[str, np.ndarray], tables: Dict[str, np.ndarray]) -> Dict[str, Any]:
+                   fills: Dict[str, np.ndarray], tables: Dict[str, np.ndarray],
+                   records: Optional[np.ndarray] = None) -> Dict[str, Any]:
     """Decoded DataFrames of per-symbol orders and fills and of the record tables (shared by
-    BacktestResult.frames and Engine.frames)."""
+    BacktestResult.frames and Engine.frames). With the engine's `records`, the exact money
+    beside each float money column as ``<name>_raw`` (Python ints in the money unit)."""
     import pandas as pd
+    from orpflow import records as R
 
     def per_symbol(kind: str, d: Dict[str, np.ndarray]) -> Any:
         return pd.concat([decode(a, kind, instruments, s) for s, a in d.items()])
     out = {"orders": per_symbol("orders", orders), "fills": per_symbol("fills", fills)}
     out.update({kind: decode(rows, kind, instruments) for kind, rows in tables.items()})
+    if records is None:
+        return out
+    for kind, (rec_kind, cols) in _MONEY.items():
+        if kind not in out:
+            continue
+        r = R.select(records, records["kind"] == getattr(R, rec_kind))
+        if kind == "fills":             # the frame is symbol by symbol; the records in time order
+            parts = [R.select(r, r["slot"] == i) for i in range(len(instruments))]
+            if [len(p) for p in parts] != [len(fills[i.symbol]) for i in instruments]:
+                continue                # fills freed as they were written (keep_history = false)
+            r = np.concatenate(parts) if parts else r
+        if len(r) != len(out[kind]):
+            continue
+        for name, k in cols.items():
+            out[kind][name + "_raw"] = pd.array(R.money_ints(r["v"], k), dtype=object) if len(r) else \
+                pd.array([], dtype=object)
     return out
 
 
@@ -165,14 +189,16 @@ class BacktestResult:
         record integer is kept as ``<name>_raw`` (``price_raw``, ``side_raw``, ``ts_exch_raw``).
         The index is a UTC DatetimeIndex of the venue's event time (``ts_exch``; the local
         receive time is the ``ts_local`` column), except "orders": when the strategy sent the
-        order (``ts_request``, local clock). Money (cash, fees, realised, equity) is float
-        quote currency; the exact amounts are in ``accounts``. The floats are for reading:
+        order (``ts_request``, local clock). Money (cash, fee(s), realised, equity) is float
+        quote currency, with the engine's exact integer beside it as ``fees_raw``, ``cash_raw``,
+        ... (Python ints in the money unit: ``orpflow.config.MoneyScale(instrument).to_decimal``
+        gives the exact Decimal; orders' fees: see order_events). The floats are for reading:
         ``orpflow.results.to_records(frame, kind)`` rebuilds the records exactly from the raw
         columns.
         """
         return decoded_frames(self.instruments, self.orders, self.fills, {
             "order_events": self.order_events, "equity": self.equity, "signals": self.signals,
-            "breakers": self.breakers})
+            "breakers": self.breakers}, self.records)
 
     def report(self) -> str:
         """A text summary: per instrument its statistics, orders by status, risk refusals by

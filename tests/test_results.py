@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 import orpflow as of
 from orpflow import records as R
+from orpflow.config import MoneyScale
 from orpflow.frames import INDEX, KINDS, decode
 from orpflow.results import SHARPE_MIN_RETURNS, SHARPE_MIN_SPAN_S, statistics, to_records
 
@@ -81,6 +82,12 @@ def test_frames_are_decoded(sample) -> None:
     sig = fr["signals"]
     assert set(sig["no_order"]) <= set(R.NO_ORDER_WHY) and set(sig["side"]) <= {"buy", "sell", "none"}
     assert list(fr["breakers"]["breaker"]) == [t.breaker for t in res.breaker_trips]
+    # exact money beside the floats: the fills' fees add up to the account's, to the last digit
+    scale = MoneyScale(inst)
+    fees = [scale.to_decimal(x) for x in fills["fee_raw"]]
+    assert sum(fees, Decimal(0)) == res.accounts["BTCUSDT"]["fees"] > 0
+    assert np.allclose([float(f) for f in fees], fills["fee"], rtol=1e-12, atol=0)
+    assert scale.to_decimal(eq["cash_raw"].iloc[-1]) == res.accounts["BTCUSDT"]["cash"]
     # every order state change carries the venue time it happened at
     assert (fr["order_events"].index.asi8 > 0).all()
 
