@@ -127,7 +127,9 @@ def decode(rows: np.ndarray, kind: str, instruments: Sequence[Instrument],
     if "slot" in names:
         slots = rows["slot"].astype(np.intp)
         syms = np.array([i.symbol for i in instruments], dtype=object)
-        symcol: Any = syms[np.clip(slots, 0, len(syms) - 1)] if n and len(syms) else np.full(n, None, object)
+        known = (slots >= 0) & (slots < len(syms))
+        symcol: Any = np.full(n, None, object)
+        symcol[known] = syms[slots[known]]          # a slot of no instrument: NaN (slot keeps it)
     else:
         slot = [i.symbol for i in instruments].index(symbol) if symbol is not None else 0
         slots = np.full(n, slot, np.intp)

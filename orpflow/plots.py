@@ -127,8 +127,8 @@ def plot_book(events: np.ndarray, instrument: Any, start: Any = None, end: Any =
     Parameters
     ----------
     events
-        EVENT_DTYPE records of `instrument`, in arrival order (the whole recording: the book
-        is built from its start; only the window is drawn).
+        EVENT_DTYPE records in arrival order (the whole recording: the book is built from its
+        start; only the window is drawn); other instruments' records are left out.
     instrument
         Its Instrument.
     start, end
@@ -151,6 +151,9 @@ def plot_book(events: np.ndarray, instrument: Any, start: Any = None, end: Any =
     plt = _plt()
     from orpflow.events import Flags
     from orpflow.features import compute_features
+    mine = events["instrument"] == instrument.id
+    if not mine.all():                  # a multi-instrument array: this instrument's records
+        events = np.ascontiguousarray(events[mine])
     rows = compute_features(events, instrument)
     book = rows[(rows["kind"] == 0) & (rows["book_ok"] != 0)]
     book = book[_window(book["ts_exch"], start, end)]
