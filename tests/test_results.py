@@ -392,16 +392,23 @@ def test_import_orpflow_stays_light() -> None:
     assert out.strip() == "[]"
 
 
-def test_engine_frames_match_the_backtest(sample) -> None:
+def test_engine_frames_match_the_backtest(sample, tmp_path) -> None:
     """The threaded Engine decodes the same way: its frames equal the backtest's (same
-    events, config and seed give the same records)."""
+    events, config and seed give the same records). Its performance has no equity series:
+    Sharpe NaN with the reason, stored as NULL."""
     import dataclasses
     from orpflow.config import PersistenceConfig
     res, events, cfg = sample
-    cfg = dataclasses.replace(cfg, persistence=PersistenceConfig(path=None))
+    db = tmp_path / "run.db"
+    cfg = dataclasses.replace(cfg, persistence=PersistenceConfig(path=str(db)))
     eng = of.Engine(cfg, events=events, keep_records=True).start()
     assert eng.wait(60)
     eng.close()
+    perf = eng.performance()["BTCUSDT"]
+    assert math.isnan(perf["sharpe"]) and perf["sharpe_reason"] == "no equity series"
+    with of.Store(str(db)) as store:
+        row = store.performance(run_id=1)
+        assert row["sharpe"][0] is None and row["pnl"][0] == pytest.approx(res.stats["BTCUSDT"]["pnl"])
     got, want = eng.frames(), res.frames()
     assert set(got) == set(want)
     for kind in got:
