@@ -188,7 +188,7 @@ def to_records(frame: Any, kind: str, instruments: Optional[Sequence[Instrument]
     Every integer comes from its ``<name>_raw`` column when the frame has it: the round trip
     ``to_records(decode(rows, kind, insts), kind)`` is exact, byte for byte. Without the raw
     column it is re-encoded from the decoded one (names -> codes; floats -> the nearest whole
-    number of ticks / size units, exact below about 2**50 units; NaT -> 0), which needs
+    number of ticks / size units, exact below about 2**48 units; NaT -> 0), which needs
     `instruments` for prices and sizes.
     """
     dtype, index, how = _spec(kind)
