@@ -31,6 +31,7 @@ from orpflow.config import (
 from orpflow.engine import Engine, load_engine_events, repeat_events
 from orpflow.backtest import BacktestResult, backtest
 from orpflow.persistence import Store
+from orpflow.sweep import sweep          # light: dask and pandas load when a sweep runs
 
 __version__ = "0.1.0"
 
@@ -60,5 +61,5 @@ __all__ = [
     "BrokerConfig", "ConfigError", "EngineConfig", "ExecutionConfig", "FeedConfig", "InstrumentConfig",
     "MetricsConfig", "PersistenceConfig", "config_from_dict", "load_config", "Engine",
     "load_engine_events", "repeat_events", "BacktestResult", "backtest", "Store",
-    "Strategy", "CStrategy", "Trade", "OrderUpdate", "FillUpdate",
+    "Strategy", "CStrategy", "Trade", "OrderUpdate", "FillUpdate", "sweep",
 ]
