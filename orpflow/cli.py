@@ -69,6 +69,7 @@ def _parser() -> argparse.ArgumentParser:
                         "of several files (repeatable; default: the config's data)")
     w.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPU count)")
     w.add_argument("--serial", action="store_true", help="run every backtest in this process, without dask")
+    w.add_argument("--batch", type=int, default=None, help="backtests per dask task (default: about 8 tasks a worker)")
     w.add_argument("--work-dir", default=None, help="keep the converted slices (.npy) in this folder")
     w.add_argument("--out", default=None, help="write every row to a .csv or .parquet file")
     w.add_argument("--top", type=int, default=10, help="rows to print, best PnL first")
@@ -474,11 +475,13 @@ def sweep_cmd(args: argparse.Namespace) -> int:
         data = [[f for f in item.split(",") if f] for group in args.data for item in group]
     if args.workers is not None and args.workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.batch is not None and args.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     if args.out and not args.out.endswith((".csv", ".parquet")):
         raise ConfigError(f"--out {args.out}: expected a .csv or .parquet file name")
     t0 = time.perf_counter()
     df = sweep(args.config, grid, data, "serial" if args.serial else None, n_workers=args.workers,
-               work_dir=args.work_dir, progress=not args.no_progress)
+               work_dir=args.work_dir, progress=not args.no_progress, batch=args.batch)
     dt = time.perf_counter() - t0
     if args.out:
         if args.out.endswith(".parquet"):

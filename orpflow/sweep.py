@@ -18,7 +18,7 @@ import numpy as np
 
 from orpflow.config import ConfigError, EngineConfig, _check_resolves, _one_line, load_config
 
-__all__ = ["sweep", "apply_overrides", "parse_grid_value", "run_task", "STAT_COLUMNS", "TIMING_COLUMNS"]
+__all__ = ["sweep", "apply_overrides", "parse_grid_value", "run_task", "run_batch", "STAT_COLUMNS", "TIMING_COLUMNS"]
 
 #: Per-instrument statistics (backtest.statistics) and counts in every row, in column order.
 STAT_COLUMNS = ("pnl", "realised", "fees", "sharpe", "max_drawdown", "win_rate", "avg_trade", "trade_count",
@@ -207,6 +207,12 @@ def run_task(config: EngineConfig, events_path: str, strategy: Any = None) -> Li
     return rows
 
 
+def run_batch(items: Sequence[Tuple[EngineConfig, str]], strategy: Any = None) -> List[List[Dict[str, Any]]]:
+    """run_task for each (config, events path): one dask task carries several backtests, so
+    the scheduler's cost (a few ms a task) is paid once per batch, not once per backtest."""
+    return [run_task(c, p, strategy) for c, p in items]
+
+
 def _error_rows(symbols: Sequence[str], exc: BaseException, seconds: float) -> List[Dict[str, Any]]:
     err = f"{type(exc).__name__}: {_one_line(exc)}"
     return [{"symbol": s, **{k: float("nan") for k in STAT_COLUMNS}, "error": err, "seconds": seconds}
@@ -227,7 +233,7 @@ def _need(what: str) -> Any:
 def sweep(config: Union[EngineConfig, str], grid: Optional[Mapping[str, Sequence[Any]]] = None,
           data: Optional[Sequence[DataSlice]] = None, client: Any = None, *,
           n_workers: Optional[int] = None, work_dir: Optional[str] = None,
-          progress: bool = True, strategy: Any = None) -> Any:
+          progress: bool = True, strategy: Any = None, batch: Optional[int] = None) -> Any:
     """One backtest per (parameter set, data slice); a pandas DataFrame, one row per task
     and instrument, in grid order then data order (whatever order the tasks finish in).
 
@@ -255,6 +261,9 @@ def sweep(config: Union[EngineConfig, str], grid: Optional[Mapping[str, Sequence
         A progress bar (orpflow.progress) as tasks finish.
     strategy
         Passed to backtest() in every task (it must pickle to reach the workers).
+    batch
+        Backtests per dask task (default: about 8 tasks per worker, at most 64 backtests
+        each): fewer, larger tasks spend less time in the scheduler; 1 gives one task each.
 
     Returns
     -------
@@ -276,6 +285,8 @@ def sweep(config: Union[EngineConfig, str], grid: Optional[Mapping[str, Sequence
         raise TypeError("config must be an EngineConfig or a path to a TOML file")
     if n_workers is not None and not (isinstance(n_workers, int) and 1 <= n_workers <= 1024):
         raise ValueError(f"n_workers must be a whole number in [1, 1024], got {n_workers!r}")
+    if batch is not None and not (isinstance(batch, int) and batch >= 1):
+        raise ValueError(f"batch must be a whole number >= 1, got {batch!r}")
     points = grid_points(grid)
     if grid:
         check_grid_keys(cfg, list(grid))
@@ -297,7 +308,7 @@ def sweep(config: Union[EngineConfig, str], grid: Optional[Mapping[str, Sequence
                     results[k] = run_task(configs[pi], paths[si], strategy)
                     bar.update()
             else:
-                _run_dask(client, n_workers, tasks, configs, paths, strategy, results, bar)
+                _run_dask(client, n_workers, batch, tasks, configs, paths, strategy, results, bar)
     finally:
         if own_dir:
             shutil.rmtree(folder, ignore_errors=True)
@@ -317,8 +328,8 @@ def _progress(total: int, enabled: bool) -> Any:
     return Progress(total, "sweep", "backtests", enabled=enabled)
 
 
-def _run_dask(client: Any, n_workers: Optional[int], tasks: List[Tuple[int, int]], configs: List[EngineConfig],
-              paths: List[str], strategy: Any, results: List[Any], bar: Any) -> None:
+def _run_dask(client: Any, n_workers: Optional[int], batch: Optional[int], tasks: List[Tuple[int, int]],
+              configs: List[EngineConfig], paths: List[str], strategy: Any, results: List[Any], bar: Any) -> None:
     import logging
     import uuid
     from distributed import Client, LocalCluster, as_completed
@@ -329,23 +340,30 @@ def _run_dask(client: Any, n_workers: Optional[int], tasks: List[Tuple[int, int]
                                processes=True, dashboard_address=None, silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
+        if batch is None:
+            workers = n_workers if own else len(client.scheduler_info().get("workers", {}))
+            batch = max(1, min(64, -(-len(tasks) // (8 * max(1, workers or 1)))))
         tag = uuid.uuid4().hex[:12]
         futures = []
         index = {}
-        for k, (pi, si) in enumerate(tasks):
-            # the path travels, never the array; pure=False: a rerun is a new task
-            f = client.submit(run_task, configs[pi], paths[si], strategy, key=f"orpflow-sweep-{tag}-{k}", pure=False)
+        for b, start in enumerate(range(0, len(tasks), batch)):
+            ks = list(range(start, min(len(tasks), start + batch)))
+            # paths travel, never arrays; pure=False: a rerun is a new task
+            items = [(configs[tasks[k][0]], paths[tasks[k][1]]) for k in ks]
+            f = client.submit(run_batch, items, strategy, key=f"orpflow-sweep-{tag}-{b}", pure=False)
             futures.append(f)
-            index[f.key] = k
+            index[f.key] = ks
         symbols = [ic.symbol for ic in configs[0].instruments]
         for f in as_completed(futures):
-            k = index[f.key]
+            ks = index[f.key]
             try:
-                results[k] = f.result()
+                rows = f.result()
             except Exception as exc:        # a worker lost, a task that could not be sent
-                results[k] = _error_rows(symbols, exc, float("nan"))
+                rows = [_error_rows(symbols, exc, float("nan")) for _ in ks]
+            for k, r in zip(ks, rows):
+                results[k] = r
             f.release()
-            bar.update()
+            bar.update(len(ks))
     finally:
         if own:
             client.close()

@@ -100,15 +100,19 @@ def test_workers_receive_paths_never_arrays(cfg, slices, client, monkeypatch):
         sent.append(args)
         return real(fn, *args, **kwargs)
     monkeypatch.setattr(client, "submit", spy)
-    df = of.sweep(cfg, {"signal.threshold": [0.6, 0.9]}, [slices[0], slices[1:]], client, progress=False)
-    assert len(sent) == 4 and len(df) == 4 and (df["error"] == "").all()
+    df = of.sweep(cfg, {"signal.threshold": [0.6, 0.9]}, [slices[0], slices[1:]], client, progress=False,
+                  batch=3)
+    assert len(df) == 4 and (df["error"] == "").all()
     assert df["data"].tolist() == [slices[0], ",".join(slices[1:])] * 2
+    assert [len(args[0]) for args in sent] == [3, 1]            # batches of 3 backtests
+    items = [item for args in sent for item in args[0]]
     for args in sent:
         assert not any(isinstance(a, np.ndarray) for a in args)
-        path = args[1]
+    for config, path in items:
+        assert isinstance(config, of.EngineConfig)
         assert isinstance(path, str) and path.endswith(".npy")
         assert not Path(path).exists()          # the temporary work folder is gone afterwards
-    assert {a[1] for a in sent} != set(slices)  # converted copies, not the caller's files
+    assert len({p for _, p in items}) == 2 and not {p for _, p in items} & set(slices)  # converted copies
 
 
 def test_work_dir_keeps_one_npy_per_slice(cfg, slices, tmp_path):
@@ -142,7 +146,7 @@ def test_a_failing_task_is_an_error_row_and_the_rest_complete(slices, client, tm
     toml.write_text(f'[strategy]\nclass = "boom.py:Boom"\n[[instruments]]\nsymbol = "BTCUSDT"\n'
                     f'paths = [{str(SAMPLE)!r}]\n')
     df = of.sweep(str(toml), {"strategy.params.mode": ["ok", "raise", "ok"]}, slices[:2], client,
-                  progress=False)
+                  progress=False, batch=1)
     assert df["strategy.params.mode"].tolist() == ["ok", "ok", "raise", "raise", "ok", "ok"]
     failed = df[df["strategy.params.mode"] == "raise"]
     assert failed["error"].str.startswith("RuntimeError: boom: mode raise").all()
@@ -193,6 +197,8 @@ def test_bad_data_errors(cfg, tmp_path):
         of.sweep(cfg, None, [[]], client="serial", progress=False)
     with pytest.raises(ValueError, match="n_workers"):
         of.sweep(cfg, None, n_workers=0, progress=False)
+    with pytest.raises(ValueError, match="batch"):
+        of.sweep(cfg, None, batch=0, progress=False)
 
 
 def test_apply_overrides_matches_the_toml_loader(tmp_path):
@@ -243,6 +249,7 @@ def test_cli_sweep_on_workers(slices, tmp_path, capsys):
     (["--grid", "signal.threshold=0.5", "--grid", "signal.threshold=0.7"], ["signal.threshold", "twice"]),
     (["--data", "missing-day.gz"], ["missing-day.gz"]),
     (["--workers", "0"], ["--workers"]),
+    (["--batch", "0"], ["--batch"]),
     (["--out", "r.txt"], ["r.txt"]),
 ])
 def test_cli_mistakes_are_one_line_exit_2(args, words, tmp_path, capsys, monkeypatch):
