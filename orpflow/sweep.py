@@ -337,7 +337,7 @@ def _run_dask(client: Any, n_workers: Optional[int], batch: Optional[int], tasks
     own = client is None
     if own:
         cluster = LocalCluster(n_workers=n_workers or os.cpu_count() or 1, threads_per_worker=1,
-                               processes=True, dashboard_address=None, silence_logs=logging.ERROR)
+                               processes=True, dashboard_address="127.0.0.1:0", silence_logs=logging.ERROR)
         client = Client(cluster)
     try:
         if batch is None:

@@ -54,7 +54,7 @@ def slices(cfg, tmp_path_factory):
 def client():
     from distributed import Client, LocalCluster
     import logging
-    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address="127.0.0.1:0",
                            silence_logs=logging.ERROR)
     c = Client(cluster)
     yield c
@@ -306,3 +306,23 @@ def test_progress_uses_tqdm_when_installed(cfg, slices, capsys):
     of.sweep(cfg, {"signal.threshold": [0.6, 0.9]}, slices[:1], "serial")
     err = capsys.readouterr().err
     assert "2/2" in err and "sweep" in err and "(100%)" not in err       # tqdm's bar, not the fallback line
+
+
+# ------------------------------------------------------------------ the notebook
+
+def test_sweep_notebook_executes(tmp_path, monkeypatch):
+    for m in ("nbformat", "nbclient", "ipykernel", "matplotlib"):
+        pytest.importorskip(m, reason=f"the notebook needs {m} (pip install 'orpflow[test]')")
+    if not SAMPLE.is_file():
+        pytest.skip(f"bundled sample {SAMPLE} missing")
+    import nbformat
+    from nbclient import NotebookClient
+    out = tmp_path / "out"
+    monkeypatch.setenv("ORPFLOW_SWEEP_DATA", str(SAMPLE))
+    monkeypatch.setenv("ORPFLOW_SWEEP_OUT", str(out))
+    nb = nbformat.read(REPO / "examples" / "notebooks" / "sweep.ipynb", as_version=4)
+    # run from tmp_path: the kernel imports the installed orpflow, not the source tree
+    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    assert "32 backtests, 0 failed" in printed, printed
