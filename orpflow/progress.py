@@ -31,8 +31,11 @@ class Progress:
         self._open = bool(enabled)
         if not self._open:
             return
+        import warnings
         try:
-            from tqdm.auto import tqdm
+            with warnings.catch_warnings():     # Jupyter without ipywidgets: tqdm warns, then
+                warnings.simplefilter("ignore")  # falls back to its text bar (what we want)
+                from tqdm.auto import tqdm
         except ImportError:
             tqdm = None
         if tqdm is not None:
