@@ -132,9 +132,15 @@ def grid_points(grid: Optional[Mapping[str, Sequence[Any]]]) -> List[Dict[str, A
     values = []
     for k in keys:
         v = grid[k]
-        if isinstance(v, (str, bytes)) or not isinstance(v, Sequence) or not len(v):
+        try:
+            if isinstance(v, (str, bytes, Mapping)):
+                raise TypeError
+            vs = [x.item() if isinstance(x, np.generic) else x for x in v]   # np.linspace -> floats
+        except TypeError:
+            vs = []
+        if not vs:
             raise ConfigError(f"grid key {k!r}: expected a non-empty list of values, got {v!r}")
-        values.append(list(v))
+        values.append(vs)
     return [dict(zip(keys, combo)) for combo in itertools.product(*values)]
 
 

@@ -176,6 +176,8 @@ def test_a_missing_slice_file_on_a_worker_is_an_error_row(cfg, tmp_path):
     ({"risk.max_position": ["1e30"]}, ["risk.max_position", "size range"]),  # fails only to resolve
     ({"execution.order_type": ["market", "limitx"]}, ["execution.order_type", "limitx"]),
     ({"signal.threshold": []}, ["signal.threshold", "non-empty"]),
+    ({"signal.threshold": 0.5}, ["signal.threshold", "non-empty"]),
+    ({"signal.threshold": "0.5"}, ["signal.threshold", "non-empty"]),
     ({"strategy.params.x": [1]}, ["strategy.params.x", "class"]),
 ])
 def test_bad_grid_is_a_config_error_naming_the_key_before_any_task(cfg, monkeypatch, grid, words):
@@ -199,6 +201,13 @@ def test_bad_data_errors(cfg, tmp_path):
         of.sweep(cfg, None, n_workers=0, progress=False)
     with pytest.raises(ValueError, match="batch"):
         of.sweep(cfg, None, batch=0, progress=False)
+
+
+def test_numpy_grid_values_are_plain_values(cfg, slices):
+    df = of.sweep(cfg, {"signal.threshold": np.linspace(0.6, 0.9, 2), "signal.persistence": np.arange(2, 4)},
+                  slices[:1], "serial", progress=False)
+    assert len(df) == 4 and (df["error"] == "").all()
+    assert df["signal.persistence"].tolist() == [2, 3, 2, 3] and type(df["signal.persistence"][0].item()) is int
 
 
 def test_apply_overrides_matches_the_toml_loader(tmp_path):
