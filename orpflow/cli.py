@@ -479,6 +479,10 @@ def sweep_cmd(args: argparse.Namespace) -> int:
         raise ConfigError(f"--batch must be >= 1, got {args.batch}")
     if args.out and not args.out.endswith((".csv", ".parquet")):
         raise ConfigError(f"--out {args.out}: expected a .csv or .parquet file name")
+    if args.out and args.out.endswith(".parquet"):          # known before the sweep, not after
+        import importlib.util
+        if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+            raise ImportError(f"--out {args.out}: writing Parquet needs pyarrow (pip install pyarrow)")
     t0 = time.perf_counter()
     df = sweep(args.config, grid, data, "serial" if args.serial else None, n_workers=args.workers,
                work_dir=args.work_dir, progress=not args.no_progress, batch=args.batch)

@@ -271,6 +271,18 @@ def test_cli_mistakes_are_one_line_exit_2(args, words, tmp_path, capsys, monkeyp
         assert w in err
 
 
+def test_cli_parquet_without_pyarrow_fails_before_the_sweep(tmp_path, capsys, monkeypatch):
+    import importlib.util
+    from orpflow.cli import main
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: None if name in ("pyarrow", "fastparquet") else real(name, *a))
+    monkeypatch.setattr(sys.modules["orpflow.sweep"], "sweep", lambda *a, **k: pytest.fail("sweep ran"))
+    assert main(["sweep", str(PAPER), "--serial", "--out", str(tmp_path / "r.parquet")]) == 2
+    err = capsys.readouterr().err
+    assert "r.parquet" in err and "pyarrow" in err and len(err.strip().splitlines()) == 1
+
+
 def test_cli_missing_config_and_missing_dask(tmp_path, capsys, monkeypatch):
     from orpflow.cli import main
     assert main(["sweep", str(tmp_path / "none.toml"), "--serial"]) == 2
