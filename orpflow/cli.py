@@ -355,7 +355,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, persistence=PersistenceConfig(path=None))
     if args.duration is not None and not args.duration >= 0:
         raise ConfigError(f"--duration must be >= 0 seconds, got {args.duration}")
-    engine = Engine(cfg)
+    engine = Engine(cfg, progress=True)
     stop = []
     for s in (sig.SIGINT, sig.SIGTERM):
         sig.signal(s, lambda *_: stop.append(1))

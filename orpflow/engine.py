@@ -207,6 +207,8 @@ class Engine:
         the same callbacks in the same order as a backtest, on the strategy thread; an
         exception in one stops the run (everything written until then is persisted) and
         ``wait()`` re-raises it.
+    progress
+        Show the config's data files converting at start() (orpflow.progress; several files).
 
     Use ``start()`` then ``wait()`` (run the replay to its end) or ``stop()`` (graceful: stop
     the feed, drain both rings, commit; < 1 s), or ``with Engine(cfg) as e: ...``.
@@ -214,7 +216,7 @@ class Engine:
 
     def __init__(self, config: Union[EngineConfig, str], events: Optional[np.ndarray] = None,
                  *, paths: Optional[Sequence[str]] = None, keep_records: bool = False,
-                 strategy: Any = None) -> None:
+                 strategy: Any = None, progress: bool = False) -> None:
         self.config = load_config(config) if isinstance(config, str) else config
         if not isinstance(self.config, EngineConfig):
             raise TypeError("config must be an EngineConfig or a path to a TOML file")
@@ -223,6 +225,7 @@ class Engine:
         self.core, self._parts = build_core(self.config, self.instruments, strategy)
         self._events = events
         self._paths = paths
+        self._progress = progress
         self.feed_report: Any = None
         self.writer: Any = None
         self.metrics: Any = None
@@ -259,7 +262,8 @@ class Engine:
             self._make_live()
         else:
             if self._events is None:
-                self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths)
+                self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths,
+                                                                    progress=self._progress)
             from orpflow.events import check_event_array
             check_event_array(self._events)
             self.market = EventRing(cfg.feed.market_ring)

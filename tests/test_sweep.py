@@ -347,3 +347,19 @@ def test_sweep_notebook_executes(tmp_path, monkeypatch):
     assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "32 backtests, 0 failed" in printed, printed
+
+
+def test_loading_several_files_shows_progress_per_file(cfg, slices, monkeypatch, capsys):
+    seen = []
+    events, _ = of.load_engine_events(cfg, cfg.make_instruments(), slices[:2],
+                                      progress=lambda done, total: seen.append((done, total)))
+    assert seen == [(1, 2), (2, 2)] and len(events) > 0
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    of.load_engine_events(cfg, cfg.make_instruments(), slices[:2], progress=True)
+    assert capsys.readouterr().err.endswith("\rload 2 / 2 files (100%)\n")
+    of.load_engine_events(cfg, cfg.make_instruments(), slices[:1], progress=True)   # one file: no bar
+    of.load_engine_events(cfg, cfg.make_instruments(), slices[:2], progress=False)
+    assert capsys.readouterr().err == ""
+    from orpflow.cli import main
+    assert main(["backtest", str(PAPER), *slices[:2]]) == 0
+    assert "\rload 2 / 2 files (100%)\n" in capsys.readouterr().err
