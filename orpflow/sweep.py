@@ -153,7 +153,7 @@ def _slices(data: Optional[Sequence[DataSlice]]) -> List[Tuple[str, Optional[Lis
     if isinstance(data, (str, os.PathLike)):
         raise ConfigError("data must be a list of slices (a path, or a list of paths per slice), "
                           "e.g. data=[\"day1.gz\", \"day2.gz\"]")
-    out = []
+    out: List[Tuple[str, Optional[List[str]]]] = []
     for item in data:
         files = [os.fspath(item)] if isinstance(item, (str, os.PathLike)) else [os.fspath(p) for p in item]
         if not files:
@@ -302,7 +302,7 @@ def sweep(config: Union[EngineConfig, str], grid: Optional[Mapping[str, Sequence
         raise ConfigError("data slices need a config with exactly one instrument")
 
     own_dir = work_dir is None
-    folder = tempfile.mkdtemp(prefix="orpflow-sweep-") if own_dir else os.fspath(work_dir)
+    folder = tempfile.mkdtemp(prefix="orpflow-sweep-") if work_dir is None else os.fspath(work_dir)
     try:
         os.makedirs(folder, exist_ok=True)
         paths = _convert(cfg, slices, folder, progress)
@@ -371,6 +371,6 @@ def _run_dask(client: Any, n_workers: Optional[int], batch: Optional[int], tasks
             f.release()
             bar.update(len(ks))
     finally:
-        if own:
+        if cluster is not None:
             client.close()
             cluster.close()
