@@ -329,26 +329,6 @@ def test_progress_uses_tqdm_when_installed(cfg, slices, capsys):
     assert "2/2" in err and "sweep" in err and "(100%)" not in err       # tqdm's bar, not the fallback line
 
 
-# ------------------------------------------------------------------ the notebook
-
-def test_sweep_notebook_executes(tmp_path, monkeypatch):
-    for m in ("nbformat", "nbclient", "ipykernel", "matplotlib"):
-        pytest.importorskip(m, reason=f"the notebook needs {m} (pip install 'orpflow[test]')")
-    if not SAMPLE.is_file():
-        pytest.skip(f"bundled sample {SAMPLE} missing")
-    import nbformat
-    from nbclient import NotebookClient
-    out = tmp_path / "out"
-    monkeypatch.setenv("ORPFLOW_SWEEP_DATA", str(SAMPLE))
-    monkeypatch.setenv("ORPFLOW_SWEEP_OUT", str(out))
-    nb = nbformat.read(REPO / "examples" / "notebooks" / "sweep.ipynb", as_version=4)
-    # run from tmp_path: the kernel imports the installed orpflow, not the source tree
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert (out / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    assert "32 backtests, 0 failed" in printed, printed
-
-
 def test_loading_several_files_shows_progress_per_file(cfg, slices, monkeypatch, capsys):
     seen = []
     events, _ = of.load_engine_events(cfg, cfg.make_instruments(), slices[:2],
