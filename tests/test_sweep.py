@@ -343,3 +343,12 @@ def test_loading_several_files_shows_progress_per_file(cfg, slices, monkeypatch,
     from orpflow.cli import main
     assert main(["backtest", str(PAPER), *slices[:2]]) == 0
     assert "\rload 2 / 2 files (100%)\n" in capsys.readouterr().err
+
+
+def test_strategy_argument_reaches_every_backtest(cfg, slices):
+    """strategy= replaces the config's signal strategy in each backtest (here the compiled base,
+    which sends nothing: no orders where the signal strategy trades)."""
+    grid = {"signal.threshold": [0.6, 0.9]}
+    own = of.sweep(cfg, grid, slices[2:], "serial", progress=False)
+    base = of.sweep(cfg, grid, slices[2:], "serial", progress=False, strategy=of.CStrategy())
+    assert (own["orders"] > 0).all() and (base["orders"] == 0).all() and (base["error"] == "").all()
