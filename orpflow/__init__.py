@@ -32,6 +32,7 @@ from orpflow.engine import Engine, load_engine_events, repeat_events
 from orpflow.backtest import BacktestResult, backtest
 from orpflow.plots import plot_book, plot_features
 from orpflow.persistence import Store
+from orpflow.sweep import sweep          # light: dask and pandas load when a sweep runs
 
 __version__ = "0.1.0"
 
@@ -61,5 +62,5 @@ __all__ = [
     "BrokerConfig", "ConfigError", "EngineConfig", "ExecutionConfig", "FeedConfig", "InstrumentConfig",
     "MetricsConfig", "PersistenceConfig", "config_from_dict", "load_config", "Engine",
     "load_engine_events", "repeat_events", "BacktestResult", "backtest", "Store",
-    "Strategy", "CStrategy", "Trade", "OrderUpdate", "FillUpdate", "plot_book", "plot_features",
+    "Strategy", "CStrategy", "Trade", "OrderUpdate", "FillUpdate", "plot_book", "plot_features", "sweep",
 ]

@@ -6,7 +6,6 @@ the same events, config and seed give the same orders and fills as an Engine run
 """
 from __future__ import annotations
 
-import sys
 import time
 from typing import Any, Callable, Optional, Union
 
@@ -34,7 +33,8 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
     config
         An EngineConfig or the path of its TOML file (persistence, metrics and feed are not used).
     progress
-        True: a progress line on stderr for runs of more than 2**20 events; or a callable
+        True: a progress bar (tqdm if installed, else a line on stderr) for runs of more than
+        2**20 events; or a callable
         ``f(done, total)``. Progress is reported between nogil chunks of 2**20 events, so it
         costs nothing per event.
     measure
@@ -60,7 +60,8 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
     if callable(progress):
         report = progress
     elif progress and n > PROGRESS_CHUNK:
-        report = _stderr_progress
+        from orpflow.progress import progress_callback
+        report = progress_callback("backtest", "events")
     t0 = time.perf_counter()
     if report is None:
         core.run_array(events)
@@ -74,9 +75,3 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
     return BacktestResult(insts, [p[0] for p in parts], core.take_records(), core.counters(), lat, seconds,
                           model_descriptions([i.symbol for i in insts], parts))
 
-
-def _stderr_progress(done: int, total: int) -> None:
-    sys.stderr.write(f"\rbacktest {done:,} / {total:,} events ({100.0 * done / total:.0f}%)")
-    if done >= total:
-        sys.stderr.write("\n")
-    sys.stderr.flush()

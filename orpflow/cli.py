@@ -61,6 +61,22 @@ def _parser() -> argparse.ArgumentParser:
                    help="save a price/fills, position, equity and drawdown plot (PNG, needs matplotlib)")
     b.add_argument("--report", action="store_true",
                    help="print the text report (statistics, orders, risk, breakers, data quality)")
+    w = sub.add_parser("sweep", help="one backtest per parameter set and data slice, in parallel (dask)",
+                       description="Every combination of the --grid values over every --data slice, on a "
+                                   "local dask cluster; prints the best rows by PnL.")
+    w.add_argument("config", help="engine config (TOML)")
+    w.add_argument("--grid", action="append", default=[], metavar="SECTION.KEY=V1,V2,...",
+                   help="values of one config key (repeatable), e.g. --grid signal.threshold=0.5,0.7,0.9")
+    w.add_argument("--data", action="append", nargs="+", default=None, metavar="FILE[,FILE...]",
+                   help="data slices: each FILE is one slice; FILE1,FILE2 (comma-joined) is one slice "
+                        "of several files (repeatable; default: the config's data)")
+    w.add_argument("--workers", type=int, default=None, help="worker processes (default: the CPU count)")
+    w.add_argument("--serial", action="store_true", help="run every backtest in this process, without dask")
+    w.add_argument("--batch", type=int, default=None, help="backtests per dask task (default: about 8 tasks a worker)")
+    w.add_argument("--work-dir", default=None, help="keep the converted slices (.npy) in this folder")
+    w.add_argument("--out", default=None, help="write every row to a .csv or .parquet file")
+    w.add_argument("--top", type=int, default=10, help="rows to print, best PnL first")
+    w.add_argument("--no-progress", action="store_true", help="no progress bar")
     n = sub.add_parser("bench", help="engine benchmarks on real data: one table")
     n.add_argument("--data", nargs="*", default=None, help="recordings (default: the bundled sample)")
     n.add_argument("--events", type=int, default=10_000_000, help="events in the long replay (memory)")
@@ -117,6 +133,8 @@ def _load(args: argparse.Namespace) -> Tuple[Any, Any, Any, float]:
     report = of.FeedReport()
     t0 = time.perf_counter()
     parts = []
+    from orpflow.progress import Progress
+    bar = Progress(len(args.paths), "load", "files", enabled=len(args.paths) > 1)
     for path in args.paths:
         fmt = _format_of(path, args.format)
         if fmt == "npy":
@@ -125,6 +143,8 @@ def _load(args: argparse.Namespace) -> Tuple[Any, Any, Any, float]:
             parts.append(of.read_tardis(path, inst, report=report))
         else:
             parts.append(of.read_binance([path], inst, report=report))
+        bar.update()
+    bar.close()
     events = np.concatenate(parts) if len(parts) > 1 else parts[0]
     _warn_feed(report)
     return inst, events, report, time.perf_counter() - t0
@@ -338,7 +358,7 @@ def run(args: argparse.Namespace) -> int:
         cfg = dataclasses.replace(cfg, persistence=PersistenceConfig(path=None))
     if args.duration is not None and not args.duration >= 0:
         raise ConfigError(f"--duration must be >= 0 seconds, got {args.duration}")
-    engine = Engine(cfg)
+    engine = Engine(cfg, progress=True)
     stop = []
     for s in (sig.SIGINT, sig.SIGTERM):
         sig.signal(s, lambda *_: stop.append(1))
@@ -404,7 +424,7 @@ def backtest_cmd(args: argparse.Namespace) -> int:
     from orpflow.config import check_memory
     cfg = load_config(args.config)
     insts = cfg.make_instruments()
-    events, report = load_engine_events(cfg, insts, args.paths or None)
+    events, report = load_engine_events(cfg, insts, args.paths or None, progress=True)
     _warn_feed(report)
     check_memory(f"[feed] repeat = {cfg.feed.repeat}", events.nbytes * cfg.feed.repeat)
     events = repeat_events(events, cfg.feed.repeat)
@@ -436,6 +456,71 @@ def backtest_cmd(args: argparse.Namespace) -> int:
             raise ImportError("--plot needs matplotlib: pip install 'orpflow[plot]'") from None
         matplotlib.use("Agg")
         res.plot().savefig(args.plot)
+    return 0
+
+
+def _grid_arg(text: str) -> Tuple[str, List[Any]]:
+    """--grid SECTION.KEY=V1,V2,... -> (key, values); values read as TOML (0.5, 3, true, "x")."""
+    from orpflow.config import ConfigError
+    from orpflow.sweep import parse_grid_value
+    key, eq, values = text.partition("=")
+    parts = [v for v in values.split(",")]
+    if not eq or not key.strip() or not values.strip() or any(not v.strip() for v in parts):
+        raise ConfigError(f"--grid {text!r}: expected SECTION.KEY=V1,V2,... (e.g. signal.threshold=0.5,0.7)")
+    return key.strip(), [parse_grid_value(v) for v in parts]
+
+
+def sweep_cmd(args: argparse.Namespace) -> int:
+    from orpflow.config import ConfigError
+    from orpflow.sweep import sweep
+    grid: Dict[str, List[Any]] = {}
+    for g in args.grid:
+        key, values = _grid_arg(g)
+        if key in grid:
+            raise ConfigError(f"--grid {key}: given twice; list all its values in one --grid")
+        grid[key] = values
+    data = None
+    if args.data:
+        data = [[f for f in item.split(",") if f] for group in args.data for item in group]
+    if args.workers is not None and args.workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {args.workers}")
+    if args.batch is not None and args.batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {args.batch}")
+    if args.out and not args.out.endswith((".csv", ".parquet")):
+        raise ConfigError(f"--out {args.out}: expected a .csv or .parquet file name")
+    if args.out and args.out.endswith(".parquet"):          # known before the sweep, not after
+        import importlib.util
+        if not any(importlib.util.find_spec(m) for m in ("pyarrow", "fastparquet")):
+            raise ImportError(f"--out {args.out}: writing Parquet needs pyarrow (pip install pyarrow)")
+    t0 = time.perf_counter()
+    df = sweep(args.config, grid, data, "serial" if args.serial else None, n_workers=args.workers,
+               work_dir=args.work_dir, progress=not args.no_progress, batch=args.batch)
+    dt = time.perf_counter() - t0
+    if args.out:
+        if args.out.endswith(".parquet"):
+            df.to_parquet(args.out, index=False)
+        else:
+            df.to_csv(args.out, index=False)
+    errors = df[df["error"] != ""]
+    tasks = len(df) // max(1, df["symbol"].nunique())
+    import os
+    where = "in this process" if args.serial else f"on {args.workers or os.cpu_count()} workers"
+    sets = 1
+    for v in grid.values():
+        sets *= len(v)
+    print(f"sweep        {tasks:,} backtests ({sets:,} parameter sets x {tasks // sets:,} data slices) {where} "
+          f"in {dt:.2f} s; {len(errors) // max(1, df['symbol'].nunique()):,} failed")
+    show = list(grid) + (["data"] if df["data"].nunique() > 1 else []) + \
+        (["symbol"] if df["symbol"].nunique() > 1 else []) + \
+        ["pnl", "sharpe", "max_drawdown", "trade_count", "round_trips", "risk_rejections"]
+    ok = df[df["error"] == ""].sort_values("pnl", ascending=False, kind="stable")
+    if len(ok) and args.top > 0:
+        print(f"best {min(args.top, len(ok))} by PnL:")
+        print(ok[show].head(args.top).to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    for _, r in errors.head(5).iterrows():
+        print(f"failed       {', '.join(f'{k}={r[k]!r}' for k in grid)} {r['data']}: {r['error']}")
+    if args.out:
+        print(f"written      {len(df):,} rows to {args.out}")
     return 0
 
 
@@ -547,6 +632,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return backtest_cmd(args)
         if args.command == "bench":
             return bench(args)
+        if args.command == "sweep":
+            return sweep_cmd(args)
         if args.command == "serve-replay":
             return serve_replay(args)
     except ConfigError as exc:

@@ -33,7 +33,8 @@ PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 # ------------------------------------------------------------------ building blocks
 
-def _read(inst: Instrument, paths: Sequence[str], fmt: Optional[str], report: Any) -> np.ndarray:
+def _read(inst: Instrument, paths: Sequence[str], fmt: Optional[str], report: Any,
+          tick: Any = None) -> np.ndarray:
     import os
     import orpflow as of
     if not paths:
@@ -53,6 +54,8 @@ def _read(inst: Instrument, paths: Sequence[str], fmt: Optional[str], report: An
             parts.append(of.read_tardis(path, inst, report=report))
         else:
             parts.append(of.read_binance([path], inst, report=report))
+        if tick is not None:
+            tick()
     return np.concatenate(parts) if len(parts) > 1 else parts[0]
 
 
@@ -95,17 +98,28 @@ def repeat_events(events: np.ndarray, times: int) -> np.ndarray:
 
 
 def load_engine_events(config: EngineConfig, insts: Sequence[Instrument],
-                       paths: Optional[Sequence[str]] = None) -> Tuple[np.ndarray, Any]:
+                       paths: Optional[Sequence[str]] = None,
+                       progress: Any = None) -> Tuple[np.ndarray, Any]:
     """(events, FeedReport) for the config's instruments, merged in local-time order.
     `paths` replaces the files of a single-instrument config. ([feed] repeat is applied by
-    the Engine's feed; for a backtest use repeat_events.)"""
+    the Engine's feed; for a backtest use repeat_events.) `progress`: True shows files
+    converted (orpflow.progress, when there are several), or a callable ``f(done, total)``."""
     import orpflow as of
+    from orpflow.progress import progress_callback
     report = of.FeedReport()
     if paths is not None and len(insts) != 1:
         raise ConfigError("data files on the command line need a config with exactly one instrument")
+    files = [list(paths) if paths is not None else list(ic.paths) for ic in config.instruments]
+    total = sum(len(f) for f in files)
+    cb = progress if callable(progress) else progress_callback("load", "files", bool(progress) and total > 1)
+    done = [0]
+
+    def tick() -> None:
+        done[0] += 1
+        cb(done[0], total)                  # type: ignore[misc]
     arrays = []
-    for ic, inst in zip(config.instruments, insts):
-        arrays.append(_read(inst, list(paths) if paths is not None else ic.paths, ic.format, report))
+    for ic, inst, f in zip(config.instruments, insts, files):
+        arrays.append(_read(inst, f, ic.format, report, tick if cb is not None else None))
     if len(arrays) == 1:
         events = arrays[0]
     else:
@@ -193,6 +207,8 @@ class Engine:
         the same callbacks in the same order as a backtest, on the strategy thread; an
         exception in one stops the run (everything written until then is persisted) and
         ``wait()`` re-raises it.
+    progress
+        Show the config's data files converting at start() (orpflow.progress; several files).
 
     Use ``start()`` then ``wait()`` (run the replay to its end) or ``stop()`` (graceful: stop
     the feed, drain both rings, commit; < 1 s), or ``with Engine(cfg) as e: ...``.
@@ -200,7 +216,7 @@ class Engine:
 
     def __init__(self, config: Union[EngineConfig, str], events: Optional[np.ndarray] = None,
                  *, paths: Optional[Sequence[str]] = None, keep_records: bool = False,
-                 strategy: Any = None) -> None:
+                 strategy: Any = None, progress: bool = False) -> None:
         self.config = load_config(config) if isinstance(config, str) else config
         if not isinstance(self.config, EngineConfig):
             raise TypeError("config must be an EngineConfig or a path to a TOML file")
@@ -209,6 +225,7 @@ class Engine:
         self.core, self._parts = build_core(self.config, self.instruments, strategy)
         self._events = events
         self._paths = paths
+        self._progress = progress
         self.feed_report: Any = None
         self.writer: Any = None
         self.metrics: Any = None
@@ -245,7 +262,8 @@ class Engine:
             self._make_live()
         else:
             if self._events is None:
-                self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths)
+                self._events, self.feed_report = load_engine_events(cfg, self.instruments, self._paths,
+                                                                    progress=self._progress)
             from orpflow.events import check_event_array
             check_event_array(self._events)
             self.market = EventRing(cfg.feed.market_ring)

@@ -87,3 +87,21 @@ def test_mm_hftbacktest_script_rejects_bad_arguments(tmp_path):
     p = subprocess.run([sys.executable, str(MM_SCRIPT), "--data", str(tmp_path / "missing.gz")],
                        capture_output=True, text=True, timeout=120, cwd=str(tmp_path))
     assert p.returncode == 0 and "SKIP" in p.stdout and "Traceback" not in p.stderr
+
+
+SWEEP_SCRIPT = REPO / "benchmarks" / "bench_sweep.py"
+
+
+def test_sweep_bench_script_smoke(tmp_path):
+    """bench_sweep.py with a tiny N: both sweeps run and give the same rows (no timing looked at)."""
+    pytest.importorskip("distributed", reason="dask.distributed is not installed (pip install 'orpflow[sweep]')")
+    pytest.importorskip("pandas")
+    if not SAMPLE.is_file():
+        pytest.skip(f"bundled sample {SAMPLE} missing")
+    out = tmp_path / "sweep.json"
+    p = subprocess.run([sys.executable, str(SWEEP_SCRIPT), "--tasks", "4", "--reps", "1", "--workers", "1",
+                        "--json", str(out)], capture_output=True, text=True, timeout=300, cwd=str(tmp_path))
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    res = json.loads(out.read_text())
+    assert res["identical_rows"] and res["errors"] == 0 and res["tasks"] == 4
+    assert "speed-up" in p.stdout and "tasks/s" in p.stdout
