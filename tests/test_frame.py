@@ -269,3 +269,13 @@ def test_bbo_rows(rows):
     assert list(ev["price"]) == [x for t, _ in good for x in (t, t + 1)]
     assert list(ev["qty"]) == [x for _, u in good for x in (u, u + 1)]
     assert list(ev["flags"]) == [F.BBO | F.BID, F.BBO | F.ASK | F.LAST] * len(good)
+
+
+def test_docs_example_runs_and_prints_what_it_says(capsys):
+    from helpers import REPO
+    text = (REPO / "docs" / "data.md").read_text()
+    code = text.split("```python\n", 1)[1].split("```", 1)[0]
+    exec(compile(code, "docs/data.md", "exec"), {})
+    printed = capsys.readouterr().out.splitlines()
+    claimed = [line.split("# ", 1)[1].strip() for line in code.splitlines() if line.startswith("print(")]
+    assert printed == claimed

@@ -130,8 +130,7 @@ def events_from_frame(frame: Any, instrument: Instrument, kind: str,
     if len(lengths) > 1:
         raise ValueError(f"{kind} frame: columns have different lengths {sorted(lengths)}")
     n = lengths.pop() if lengths else 0
-    report = report if report is not None else FeedReport()
-    report.lines += n
+    mine = FeedReport(lines=n)            # this call's counts: its warning names only them
     conv = _Converter(instrument, float_tolerance)
 
     reason = np.zeros(n, np.int64)
@@ -179,10 +178,16 @@ def events_from_frame(frame: Any, instrument: Instrument, kind: str,
         else:
             out, refused, good_msgs = _book(kind, base, side, reason, ts_bad)
 
-    report.messages += good_msgs
-    report.records += len(out)
-    _count(report, refused, source)
-    _warn_rejects(report)
+    mine.messages, mine.records = good_msgs, len(out)
+    _count(mine, refused, source)
+    _warn_rejects(mine)
+    if report is not None:
+        report.lines += mine.lines
+        report.messages += mine.messages
+        report.records += mine.records
+        for name, k in mine.rejected.items():
+            report.rejected[name] = report.rejected.get(name, 0) + k
+        report.examples.extend(mine.examples[:max(0, 20 - len(report.examples))])
     return out
 
 
