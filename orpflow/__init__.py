@@ -35,6 +35,10 @@ from orpflow.persistence import Store
 
 __version__ = "0.1.0"
 
+# a library configures no handler: the application decides where orpflow's records go
+import logging as _logging
+_logging.getLogger("orpflow").addHandler(_logging.NullHandler())
+
 
 def get_include() -> str:
     """Directory of orpflow's C headers, for building your own Cython against orpflow's .pxd."""

@@ -12,6 +12,7 @@ reads snapshots, counters and latency histograms lock-free and flips the kill sw
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -28,6 +29,7 @@ __all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", 
            "repeat_spans"]
 
 _BOUNDS: Optional[Tuple[np.ndarray, np.ndarray]] = None
+log = logging.getLogger(__name__)
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
@@ -276,6 +278,11 @@ class Engine:
         atexit.register(self._at_exit)
         for t in self._threads.values():
             t.start()
+        log.info("engine started: %s", ", ".join(self.symbols), extra={
+            "run_id": getattr(self.writer, "run_id", None), "strategy_id": cfg.strategy_id,
+            "symbols": self.symbols, "source": "live" if cfg.feed.live else "replay",
+            "events": None if self._events is None else len(self._events) * cfg.feed.repeat,
+            "database": cfg.persistence.path, "restored": bool(self.restored.get("symbols"))})
         return self
 
     def _make_live(self) -> None:
@@ -367,6 +374,22 @@ class Engine:
             self._stop_feed()
         if w is not None:
             self._close_store(w)
+        self._log_end()
+
+    def _log_end(self) -> None:
+        """The run's end (once, by the persistence thread, after the last record)."""
+        status = "failed" if self.error is not None else "stopped" if self._stopping else "finished"
+        c = self.core.counters()
+        extra = {"run_id": getattr(self.writer, "run_id", None), "strategy_id": self.config.strategy_id,
+                 "symbols": self.symbols, "status": status, "events": int(c["events"]),
+                 "orders": int(c["orders"]), "fills": int(c["fills"]), "breaker_trips": len(self._trips),
+                 "elapsed_s": round((self._t_end or time.perf_counter()) - self._t_start, 6)}
+        if self.error is not None:
+            err = self.error
+            log.error("engine failed: %s: %s", type(err).__name__, err, extra=extra,
+                      exc_info=(type(err), err, err.__traceback__))
+        else:
+            log.info("engine %s", status, extra=extra)
 
     def _close_store(self, w: Any) -> None:
         """The run's end, written by the thread that wrote its records (whoever waits for it,
@@ -387,6 +410,8 @@ class Engine:
 
     def _note(self, recs: np.ndarray) -> None:
         from orpflow import records as R
+        from orpflow.logs import log_out_records
+        log_out_records(recs, self.instruments, getattr(self.writer, "run_id", None))
         if self.keep_records:
             self._kept.append(recs)
         self._fill_counts += np.bincount(recs["slot"][recs["kind"] == R.OUT_FILL], minlength=len(self.symbols))
