@@ -178,3 +178,27 @@ def test_bad_log_flag_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exc:
         main(["backtest", str(PAPER), "--log-format", "xml"])
     assert exc.value.code == 2 and "--log-format" in capsys.readouterr().err
+
+
+def test_live_feed_logs_connections_and_snapshots(tmp_path, caplog):
+    pytest.importorskip("picows")
+    from helpers import loopback
+    from test_live import live_config, run_until_sent
+    caplog.set_level(logging.INFO, logger="orpflow")
+    with loopback([SAMPLE], speed=0, close_after=(3000,)) as srv:
+        cfg = live_config(srv, tmp_path, record=False)
+        with of.Engine(cfg) as e:
+            run_until_sent(e, srv)
+            e.stop()
+        feed = e.stats()["feed"]
+    live = [r for r in caplog.records if r.name == "orpflow.live"]
+    connects = [r for r in live if r.msg == "%s %s"]
+    assert len(connects) == feed["connects"] == 2 and connects[-1].reconnects == feed["reconnects"] == 1
+    assert all(r.url == e.live.ws_url and r.url.startswith(srv.ws_url) for r in connects)
+    assert [r.levelname for r in live if r.msg.startswith("disconnected")] == ["WARNING"]
+    snaps = [r for r in live if r.msg.startswith("snapshot of")]
+    assert len(snaps) == feed["snapshots"] >= 2 and all(r.symbol == "BTCUSDT" and r.bytes > 0 for r in snaps)
+    names = [r.getMessage() for r in caplog.records if r.name == "orpflow.engine"]
+    assert names[0] == "engine started: BTCUSDT" and names[-1] == "engine stopped"
+    start = next(r for r in caplog.records if r.name == "orpflow.engine")
+    assert start.source == "live" and start.strategy_id == "live-test"
