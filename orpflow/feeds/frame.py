@@ -286,7 +286,7 @@ def _time_of(v: Any) -> Optional[int]:
         t = int(v.astype("datetime64[ns]").view(np.int64))
     elif isinstance(v, _dt.datetime):
         if hasattr(v, "tz_convert"):        # pandas Timestamp (NaT too): .value is UTC ns
-            t = int(v.value)
+            t = int(getattr(v, "value"))
         else:
             aware = v if v.tzinfo else v.replace(tzinfo=_dt.timezone.utc)
             delta = aware - _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
@@ -365,12 +365,11 @@ class _Converter:
             cache: Dict[Any, int] = {}
             pairs, inverse = [], np.zeros(len(col), np.int64)
             for i, v in enumerate(col.tolist()):
-                key = (type(v), v)
+                key: Optional[Tuple[type, Any]] = (type(v), v)
                 try:
                     j = cache.get(key)
                 except TypeError:                           # unhashable (e.g. a signalling NaN)
-                    j = None
-                    key = None
+                    j, key = None, None
                 if j is None:
                     j = len(pairs)
                     pairs.append(self._one(v, grid, off_grid))
@@ -443,9 +442,9 @@ def _book(kind: str, base: np.ndarray, side: np.ndarray, reason: np.ndarray, ts_
     msg_bad = np.zeros(len(starts), bool)
     np.logical_or.at(msg_bad, msg[bad_row], True)
     # the first bad row's reason names the message
-    first_bad = np.full(len(starts), -1, np.int64)
+    first_bad = np.full(len(starts), len(ev), np.int64)
     bad_idx = np.flatnonzero(bad_row)
-    first_bad[msg[bad_idx[::-1]]] = bad_idx[::-1]
+    np.minimum.at(first_bad, msg[bad_idx], bad_idx)
 
     kind_flag = FLAGS["SNAPSHOT"] if kind == "snapshot" else FLAGS["DEPTH"]
     ev["flags"] = kind_flag | side
