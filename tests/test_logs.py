@@ -202,3 +202,37 @@ def test_live_feed_logs_connections_and_snapshots(tmp_path, caplog):
     assert names[0] == "engine started: BTCUSDT" and names[-1] == "engine stopped"
     start = next(r for r in caplog.records if r.name == "orpflow.engine")
     assert start.source == "live" and start.strategy_id == "live-test"
+
+
+class _Boom(of.Strategy):
+    def on_trade(self, ctx, trade):
+        raise RuntimeError("boom in on_trade")
+
+
+def test_failure_crash_recovery_and_restore_are_logged(tmp_path, caplog):
+    from orpflow.persistence import connect
+    caplog.set_level(logging.INFO, logger="orpflow")
+    cfg = str(_paper(tmp_path))
+    e = of.Engine(cfg, strategy=_Boom())
+    e.start()
+    with pytest.raises(RuntimeError, match="boom"):
+        e.wait()
+    fail = [r for r in caplog.records if r.name == "orpflow.engine" and r.levelno == logging.ERROR]
+    assert len(fail) == 1 and fail[0].status == "failed" and fail[0].exc_info[1] is e.error
+    closed = [r for r in caplog.records if r.getMessage().startswith("database closed")]
+    assert closed[-1].status == "failed"
+    # a run left 'running' (the process was killed) is marked crashed by the next start, which
+    # logs it and then what it restored
+    with of.Engine(cfg) as e1:
+        e1.wait()
+    fills = len(e1.fills())          # the failed run stopped at its first trade, before any order
+    conn = connect(str(tmp_path / "paper.db"))
+    conn.execute("UPDATE runs SET status='running' WHERE run_id=?", (e1.writer.run_id,))
+    conn.close()
+    caplog.clear()
+    with of.Engine(cfg) as e2:
+        e2.wait()
+    crashed = [r for r in caplog.records if r.name == "orpflow.persistence" and r.levelno == logging.WARNING]
+    assert len(crashed) == 1 and crashed[0].crashed_runs == [e1.writer.run_id]
+    restored = [r for r in caplog.records if r.getMessage().startswith("restored BTCUSDT")]
+    assert len(restored) == 1 and restored[0].fills == fills > 0 and restored[0].run_id == e2.writer.run_id
