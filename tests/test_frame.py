@@ -279,3 +279,32 @@ def test_docs_example_runs_and_prints_what_it_says(capsys):
     printed = capsys.readouterr().out.splitlines()
     claimed = [line.split("# ", 1)[1].strip() for line in code.splitlines() if line.startswith("print(")]
     assert printed == claimed
+
+
+# the vectorised float path decides only where it is certain: it must agree with the exact
+# per-value path (shortest text, else the nearest step within the tolerance) on every float
+steps = st.sampled_from([("0.01", 1), ("0.5", 1), ("0.00000001", 1), ("0.1", 3), ("25", 1)])
+floats_near = st.tuples(st.integers(0, 10 ** 13), st.floats(-0.6, 0.6), st.sampled_from([0, 1e-12, 1e-6, 1e-4, 3e-4]))
+
+
+@settings(max_examples=200, deadline=None)
+@given(steps, st.lists(st.one_of(floats_near, st.floats(allow_nan=True, allow_infinity=True)), max_size=40),
+       st.sampled_from([1e-4, 1e-9, 0.3]))
+def test_float_fast_path_agrees_with_the_exact_path(step, values, tol):
+    from orpflow.feeds.frame import _Converter
+    inst = of.Instrument("XYZ", venue="generic", tick_size=step[0], lot_size=step[0], size_increment=step[0])
+    xs = []
+    for v in values:
+        if isinstance(v, tuple):              # a step count, maybe nudged off the grid
+            k, frac, scale = v
+            xs.append((k + frac * scale / 0.6) * float(Decimal(step[0])))
+        else:
+            xs.append(v)
+    col = np.array(xs, dtype=np.float64)
+    conv = _Converter(inst, tol)
+    units, reason = conv.units(col, inst.tick, REASONS_OFF_TICK)
+    want = [conv._one(float(x), inst.tick, REASONS_OFF_TICK) for x in col]
+    assert list(zip(reason.tolist(), units.tolist())) == [tuple(w) for w in want]
+
+
+REASONS_OFF_TICK = int(of.Reason.OFF_TICK)
