@@ -563,10 +563,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "serve-replay":
             return serve_replay(args)
     except ConfigError as exc:
-        print(f"orpflow: config error: {_line(exc)}", file=sys.stderr)
+        _fail("config error", _line(exc))
         return 2
     except (FileNotFoundError, ValueError, ImportError) as exc:
-        print(f"orpflow: error: {_line(exc)}", file=sys.stderr)
+        _fail("error", _line(exc))
         return 2
     except BrokenPipeError:          # output piped into `head` and closed early
         import os
@@ -574,9 +574,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     except OSError as exc:           # a directory or an unreadable file where a file was expected
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"orpflow: error: {where}{exc.strerror or _line(exc)}", file=sys.stderr)
+        _fail("error", f"{where}{exc.strerror or _line(exc)}")
         return 2
     return 2
+
+
+def _fail(kind: str, text: str) -> None:
+    """The one stderr line of a mistake: as it always read, or one JSON log record when the
+    command logs JSON (a log collector then parses every line)."""
+    import logging
+    handler = [h for h in logging.getLogger("orpflow").handlers if getattr(h, "_orpflow_cli_handler", False)]
+    from orpflow.logs import JsonFormatter
+    if handler and isinstance(handler[0].formatter, JsonFormatter):
+        logging.getLogger("orpflow.cli").error("%s: %s", kind, text, extra={"error": kind})
+    else:
+        print(f"orpflow: {kind}: {text}", file=sys.stderr)
 
 
 def _line(exc: BaseException) -> str:

@@ -236,3 +236,17 @@ def test_failure_crash_recovery_and_restore_are_logged(tmp_path, caplog):
     assert len(crashed) == 1 and crashed[0].crashed_runs == [e1.writer.run_id]
     restored = [r for r in caplog.records if r.getMessage().startswith("restored BTCUSDT")]
     assert len(restored) == 1 and restored[0].fills == fills > 0 and restored[0].run_id == e2.writer.run_id
+
+
+def test_a_mistake_is_one_line_in_either_format(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[[instruments]]\nsymbol = 'BTCUSDT'\ntick_size = true\n")
+    assert main(["backtest", str(bad)]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith("orpflow: config error: [instruments[0]] tick_size")
+    assert main(["backtest", str(bad), "--log-format", "json"]) == 2
+    (rec,) = _json_lines(capsys.readouterr().err)
+    assert rec["level"] == "ERROR" and rec["error"] == "config error" and "tick_size" in rec["message"]
+    assert main(["run", str(tmp_path / "missing.toml"), "--log-format", "json"]) == 2
+    (rec,) = _json_lines(capsys.readouterr().err)
+    assert rec["error"] == "error" and "missing.toml" in rec["message"]
