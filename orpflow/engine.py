@@ -276,13 +276,14 @@ class Engine:
         # whole replay), so at exit a running engine is stopped and drained here, before
         # daemon threads are frozen: whatever reached the out ring is written, the run marked
         atexit.register(self._at_exit)
-        for t in self._threads.values():
-            t.start()
+        # before the threads: their records (sync changes, trips, the end) come after this one
         log.info("engine started: %s", ", ".join(self.symbols), extra={
             "run_id": getattr(self.writer, "run_id", None), "strategy_id": cfg.strategy_id,
             "symbols": self.symbols, "source": "live" if cfg.feed.live else "replay",
             "events": None if self._events is None else len(self._events) * cfg.feed.repeat,
             "database": cfg.persistence.path, "restored": bool(self.restored.get("symbols"))})
+        for t in self._threads.values():
+            t.start()
         return self
 
     def _make_live(self) -> None:
