@@ -54,6 +54,9 @@ def test_run_with_json_logs(tmp_path, capsys, monkeypatch):
     assert end["breaker_trips"] == len(trips) and trips[0]["run_id"] == start["run_id"]
     assert by_msg["database opened"]["run_id"] == start["run_id"]
     assert by_msg["database closed"]["status"] == "finished"
+    # the database opens first; then the start precedes every record of the run, the end ends it
+    first = next(r for r in recs if r["logger"] != "orpflow.persistence")
+    assert first is start and recs[-1] is end
     sync = [r for r in recs if r["logger"] == "orpflow.feed"]
     assert sync and sync[-1]["in_sync"] is True and sync[-1]["state"] == "IN_SYNC"
     # the report on stdout is unchanged: still the user's summary, not log lines
