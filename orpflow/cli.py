@@ -583,8 +583,8 @@ def _fail(kind: str, text: str) -> None:
     """The one stderr line of a mistake: as it always read, or one JSON log record when the
     command logs JSON (a log collector then parses every line)."""
     import logging
-    handler = [h for h in logging.getLogger("orpflow").handlers if getattr(h, "_orpflow_cli_handler", False)]
-    from orpflow.logs import JsonFormatter
+    from orpflow.logs import JsonFormatter, is_cli_handler
+    handler = [h for h in logging.getLogger("orpflow").handlers if is_cli_handler(h)]
     if handler and isinstance(handler[0].formatter, JsonFormatter):
         logging.getLogger("orpflow.cli").error("%s: %s", kind, text, extra={"error": kind})
     else:

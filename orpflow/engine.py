@@ -23,6 +23,7 @@ from orpflow._core.engine import EngineCore, hist_bucket_bounds
 from orpflow._core.ring import EventRing
 from orpflow.config import ConfigError, EngineConfig, MoneyScale, load_config
 from orpflow.instrument import Instrument
+from orpflow.logs import log_out_records
 from orpflow.runtime import build_core, model_descriptions
 
 __all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events",
@@ -411,7 +412,6 @@ class Engine:
 
     def _note(self, recs: np.ndarray) -> None:
         from orpflow import records as R
-        from orpflow.logs import log_out_records
         log_out_records(recs, self.instruments, getattr(self.writer, "run_id", None))
         if self.keep_records:
             self._kept.append(recs)

@@ -17,7 +17,7 @@ import math
 import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure", "fields", "log_out_records"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure", "fields", "is_cli_handler", "log_out_records"]
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 FORMATS = ("text", "json")
@@ -88,6 +88,11 @@ def _text(v: Any) -> str:
 _OURS = "_orpflow_cli_handler"
 
 
+def is_cli_handler(handler: logging.Handler) -> bool:
+    """Whether ``configure`` added this handler."""
+    return bool(getattr(handler, _OURS, False))
+
+
 def configure(level: str = "info", fmt: str = "text", stream: Optional[TextIO] = None) -> logging.Handler:
     """Send the ``orpflow`` loggers' records at ``level`` and above to ``stream`` (default
     stderr) in ``fmt`` ("text" or "json"). Calling it again replaces the handler it added;
@@ -98,7 +103,7 @@ def configure(level: str = "info", fmt: str = "text", stream: Optional[TextIO] =
         raise ValueError(f"log format {fmt!r}: expected one of {', '.join(FORMATS)}")
     root = logging.getLogger("orpflow")
     for h in list(root.handlers):
-        if getattr(h, _OURS, False):
+        if is_cli_handler(h):
             root.removeHandler(h)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())

@@ -11,7 +11,7 @@ import pytest
 import orpflow as of
 from orpflow import records as R
 from orpflow.cli import main
-from orpflow.logs import JsonFormatter, TextFormatter, configure, fields
+from orpflow.logs import JsonFormatter, TextFormatter, configure, fields, is_cli_handler
 from helpers import REPO, SAMPLE
 
 PAPER = REPO / "examples" / "paper.toml"
@@ -163,8 +163,7 @@ def test_configure_replaces_its_own_handler_only():
     try:
         configure("info", "json", io.StringIO())
         h = configure("debug", "json", buf)
-        assert root.handlers.count(other) == 1 and sum(getattr(x, "_orpflow_cli_handler", False)
-                                                        for x in root.handlers) == 1
+        assert root.handlers.count(other) == 1 and sum(map(is_cli_handler, root.handlers)) == 1
         logging.getLogger("orpflow.test").debug("hello", extra={"k": 1})
         assert json.loads(buf.getvalue())["k"] == 1
         with pytest.raises(ValueError, match="log level"):
