@@ -11,6 +11,7 @@ from orpflow._core.book import OrderBook
 from orpflow._core.ring import EventRing
 from orpflow._core.snapshot import MarketSnapshot
 from orpflow.feeds import FeedReport, read_binance, read_cryptofeed, read_tardis
+from orpflow.feeds import events_from_frame, merge_events
 from orpflow.config import FeatureConfig, Fees, Latency, RiskLimits, SignalConfig
 from orpflow.model_config import OnnxSignal
 from orpflow.features import FEATURE_DTYPE, FEATURE_NAMES, FeatureRunner, compute_features
@@ -36,6 +37,10 @@ from orpflow.sweep import sweep          # light: dask and pandas load when a sw
 
 __version__ = "0.1.0"
 
+# a library configures no handler: the application decides where orpflow's records go
+import logging as _logging
+_logging.getLogger("orpflow").addHandler(_logging.NullHandler())
+
 
 def get_include() -> str:
     """Directory of orpflow's C headers, for building your own Cython against orpflow's .pxd."""
@@ -54,6 +59,7 @@ __all__ = [
     "EVENT_DTYPE", "Flags", "Reason", "flags", "check_event_array", "empty_events",
     "load_events", "save_events", "Instrument", "OrderBook", "EventRing", "MarketSnapshot",
     "FeedReport", "read_binance", "read_cryptofeed", "read_tardis",
+    "events_from_frame", "merge_events",
     "FeatureConfig", "SignalConfig", "OnnxSignal", "FEATURE_DTYPE", "FEATURE_NAMES", "FeatureRunner",
     "compute_features", "SIGNAL_DTYPE", "SignalRunner", "compute_signals",
     "signals_from_features", "FeatureExtension", "SignalGenerator", "get_include", "__version__",

@@ -6,6 +6,7 @@ the same events, config and seed give the same orders and fills as an Engine run
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any, Callable, Optional, Union
 
@@ -18,6 +19,7 @@ from orpflow.results import SECONDS_PER_YEAR, BacktestResult, risk_rejections, s
 __all__ = ["backtest", "BacktestResult", "statistics", "risk_rejections"]
 
 PROGRESS_CHUNK = 1 << 20                    # events per nogil call when reporting progress
+log = logging.getLogger("orpflow.engine")     # the engine's loop: one lifecycle logger for both
 
 
 def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
@@ -56,6 +58,8 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
     core, parts = build_core(cfg, insts, strategy)
     core.measure = measure
     n = len(events)
+    log.info("backtest started: %s", ", ".join(i.symbol for i in insts),
+             extra={"symbols": [i.symbol for i in insts], "events": n, "strategy_id": cfg.strategy_id})
     report: Optional[Callable[[int, int], None]] = None
     if callable(progress):
         report = progress
@@ -72,6 +76,19 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
         core.final_accounts()
     seconds = time.perf_counter() - t0
     lat = {name: latency_percentiles(core, name) for name in ("incore", "feature")}
-    return BacktestResult(insts, [p[0] for p in parts], core.take_records(), core.counters(), lat, seconds,
-                          model_descriptions([i.symbol for i in insts], parts))
+    res = BacktestResult(insts, [p[0] for p in parts], core.take_records(), core.counters(), lat, seconds,
+                         model_descriptions([i.symbol for i in insts], parts))
+    _log_end(res)
+    return res
+
+
+def _log_end(res: BacktestResult) -> None:
+    """Breaker trips and book sync changes of the run, then its end (orpflow.logs)."""
+    from orpflow.logs import log_out_records
+    log_out_records(res.records, res.instruments)
+    c = res.counters
+    log.info("backtest finished", extra={
+        "symbols": res.symbols, "status": "finished", "events": int(c["events"]),
+        "orders": int(c["orders"]), "fills": int(c["fills"]), "breaker_trips": len(res.breaker_trips),
+        "elapsed_s": round(res.seconds, 6)})
 

@@ -109,7 +109,18 @@ def _parser() -> argparse.ArgumentParser:
                    help="at the end, play the files again (long sessions; clients resync)")
     s.add_argument("--keep-times", action="store_true",
                    help="send every byte as recorded (default: exchange times E/T moved to the send time)")
+    for command in sub.choices.values():
+        _add_log_args(command)
     return p
+
+
+def _add_log_args(p: argparse.ArgumentParser) -> None:
+    """--log-format / --log-level, the same on every command (orpflow.logs.configure)."""
+    from orpflow.logs import FORMATS, LEVELS
+    p.add_argument("--log-format", choices=FORMATS, default="text",
+                   help="stderr log lines: text, or json (one object per line)")
+    p.add_argument("--log-level", choices=LEVELS, default="info", type=str.lower,
+                   help="least severe level logged (default info)")
 
 
 def _format_of(path: str, forced: Optional[str]) -> str:
@@ -153,8 +164,9 @@ def _load(args: argparse.Namespace) -> Tuple[Any, Any, Any, float]:
 def _warn_feed(report: Any) -> None:
     """A damaged input file is a warning (its readable lines were used), not an error."""
     if report is not None:
-        for line in report.warnings():
-            print(f"orpflow: warning: {line}", file=sys.stderr)
+        import logging
+        for (src, n, why), line in zip(report.truncated, report.warnings()):
+            logging.getLogger("orpflow.feed").warning("%s", line, extra={"file": src, "line": n})
 
 
 def replay(args: argparse.Namespace) -> int:
@@ -388,7 +400,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         summary = engine.stop(timeout=5.0) if (stop or engine.running()) else (engine.wait(), engine.summary())[1]
     except TimeoutError as exc:            # a stalled disk: everything is still written first
-        print(f"orpflow: {exc}; waiting", file=sys.stderr, flush=True)
+        import logging
+        logging.getLogger("orpflow.engine").warning("%s; waiting", exc)
         engine.wait()
         summary = engine.summary()
     st = summary["stats"]
@@ -597,8 +610,10 @@ def _version() -> str:
 
 def _show_warning(message: Any, category: Any, filename: str, lineno: int, file: Any = None,
                   line: Any = None) -> None:
-    """Library warnings (rejected feed messages) as one "orpflow: warning:" line each."""
-    print(f"orpflow: warning: {' '.join(str(message).split())}", file=sys.stderr)
+    """Library warnings (rejected feed messages) as one log record each (orpflow.feed)."""
+    import logging
+    logging.getLogger("orpflow.feed").warning("%s", " ".join(str(message).split()),
+                                              extra={"category": category.__name__})
 
 
 def main(argv: Optional[List[str]] = None) -> int:
@@ -606,13 +621,20 @@ def main(argv: Optional[List[str]] = None) -> int:
     p = _parser()
     p.add_argument("--version", action="version", version=f"orpflow {_version()}")
     args = p.parse_args(argv)
+    import logging
     import signal
+    from orpflow.logs import configure
     handlers = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    root = logging.getLogger("orpflow")
+    level = root.level
+    handler = configure(args.log_level, args.log_format)
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             return _dispatch(args)
     finally:                         # `run` installs its own; main() called in-process gives them back
+        root.removeHandler(handler)  # main() called in-process leaves the logging as it found it
+        root.setLevel(level)
         if threading.current_thread() is threading.main_thread():
             for s, h in handlers.items():
                 if h is not None:    # None: a handler not set from Python, nothing to give back
@@ -637,10 +659,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         if args.command == "serve-replay":
             return serve_replay(args)
     except ConfigError as exc:
-        print(f"orpflow: config error: {_line(exc)}", file=sys.stderr)
+        _fail("config error", _line(exc))
         return 2
     except (FileNotFoundError, ValueError, ImportError) as exc:
-        print(f"orpflow: error: {_line(exc)}", file=sys.stderr)
+        _fail("error", _line(exc))
         return 2
     except BrokenPipeError:          # output piped into `head` and closed early
         import os
@@ -648,9 +670,21 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     except OSError as exc:           # a directory or an unreadable file where a file was expected
         where = f"{exc.filename}: " if exc.filename else ""
-        print(f"orpflow: error: {where}{exc.strerror or _line(exc)}", file=sys.stderr)
+        _fail("error", f"{where}{exc.strerror or _line(exc)}")
         return 2
     return 2
+
+
+def _fail(kind: str, text: str) -> None:
+    """The one stderr line of a mistake: as it always read, or one JSON log record when the
+    command logs JSON (a log collector then parses every line)."""
+    import logging
+    from orpflow.logs import JsonFormatter, is_cli_handler
+    handler = [h for h in logging.getLogger("orpflow").handlers if is_cli_handler(h)]
+    if handler and isinstance(handler[0].formatter, JsonFormatter):
+        logging.getLogger("orpflow.cli").error("%s: %s", kind, text, extra={"error": kind})
+    else:
+        print(f"orpflow: {kind}: {text}", file=sys.stderr)
 
 
 def _line(exc: BaseException) -> str:

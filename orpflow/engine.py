@@ -12,6 +12,7 @@ reads snapshots, counters and latency histograms lock-free and flips the kill sw
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
@@ -22,12 +23,14 @@ from orpflow._core.engine import EngineCore, hist_bucket_bounds
 from orpflow._core.ring import EventRing
 from orpflow.config import ConfigError, EngineConfig, MoneyScale, load_config
 from orpflow.instrument import Instrument
+from orpflow.logs import log_out_records
 from orpflow.runtime import build_core, model_descriptions
 
 __all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events",
            "repeat_spans"]
 
 _BOUNDS: Optional[Tuple[np.ndarray, np.ndarray]] = None
+log = logging.getLogger(__name__)
 PERCENTILES = (50.0, 90.0, 99.0, 99.9)
 
 
@@ -292,6 +295,12 @@ class Engine:
         # whole replay), so at exit a running engine is stopped and drained here, before
         # daemon threads are frozen: whatever reached the out ring is written, the run marked
         atexit.register(self._at_exit)
+        # before the threads: their records (sync changes, trips, the end) come after this one
+        log.info("engine started: %s", ", ".join(self.symbols), extra={
+            "run_id": getattr(self.writer, "run_id", None), "strategy_id": cfg.strategy_id,
+            "symbols": self.symbols, "source": "live" if cfg.feed.live else "replay",
+            "events": None if self._events is None else len(self._events) * cfg.feed.repeat,
+            "database": cfg.persistence.path, "restored": bool(self.restored.get("symbols"))})
         for t in self._threads.values():
             t.start()
         return self
@@ -385,6 +394,22 @@ class Engine:
             self._stop_feed()
         if w is not None:
             self._close_store(w)
+        self._log_end()
+
+    def _log_end(self) -> None:
+        """The run's end (once, by the persistence thread, after the last record)."""
+        status = "failed" if self.error is not None else "stopped" if self._stopping else "finished"
+        c = self.core.counters()
+        extra = {"run_id": getattr(self.writer, "run_id", None), "strategy_id": self.config.strategy_id,
+                 "symbols": self.symbols, "status": status, "events": int(c["events"]),
+                 "orders": int(c["orders"]), "fills": int(c["fills"]), "breaker_trips": len(self._trips),
+                 "elapsed_s": round((self._t_end or time.perf_counter()) - self._t_start, 6)}
+        if self.error is not None:
+            err = self.error
+            log.error("engine failed: %s: %s", type(err).__name__, err, extra=extra,
+                      exc_info=(type(err), err, err.__traceback__))
+        else:
+            log.info("engine %s", status, extra=extra)
 
     def _close_store(self, w: Any) -> None:
         """The run's end, written by the thread that wrote its records (whoever waits for it,
@@ -405,6 +430,7 @@ class Engine:
 
     def _note(self, recs: np.ndarray) -> None:
         from orpflow import records as R
+        log_out_records(recs, self.instruments, getattr(self.writer, "run_id", None))
         if self.keep_records:
             self._kept.append(recs)
         self._fill_counts += np.bincount(recs["slot"][recs["kind"] == R.OUT_FILL], minlength=len(self.symbols))

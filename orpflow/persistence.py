@@ -16,6 +16,7 @@ out of step with the trades table.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from typing import Any, Dict, List, Optional, Sequence, Tuple
@@ -27,6 +28,8 @@ from orpflow.instrument import Instrument
 from orpflow import records as R
 from orpflow.dbfile import (APPLICATION_ID, DatabaseLocked, PersistenceError, WriterLock,
                             check_database, create_private)
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 2          # PRAGMA user_version; 2: WITHOUT ROWID tables, typed signals table
 
@@ -143,8 +146,13 @@ def restore_state(conn: Any, strategy_id: str, insts: Sequence[Instrument]) -> D
     """What a restart of `strategy_id` resumes from, per symbol (absent: no history):
     exact money ints (cash, cost, realised, fees), position units, round trips, and the
     orders the last run left open. Also marks runs that never ended as 'crashed'."""
+    crashed = [r[0] for r in conn.execute("SELECT run_id FROM runs WHERE strategy_id=? AND status='running'",
+                                          (strategy_id,))]
     conn.execute("UPDATE runs SET status='crashed' WHERE strategy_id=? AND status='running'",
                  (strategy_id,))
+    if crashed:
+        log.warning("runs that never ended marked crashed: %s", crashed,
+                    extra={"strategy_id": strategy_id, "crashed_runs": crashed})
     runs = [r[0] for r in conn.execute("SELECT run_id FROM runs WHERE strategy_id=? ORDER BY run_id",
                                        (strategy_id,))]
     out: Dict[str, Any] = {"runs": runs, "symbols": {}}
@@ -247,6 +255,15 @@ class Writer:
             self.lock.release()
             raise
         self.lock.set_run(self.run_id)
+        log.info("database opened: %s (run %d)", path, self.run_id,
+                 extra={"database": path, "run_id": self.run_id, "strategy_id": strategy_id,
+                        "runs_before": len(self.restored["runs"])})
+        for sym, st in self.restored["symbols"].items():
+            log.info("restored %s: position %d units from %d fills, %d open orders", sym, st["position"],
+                     st["fills"], len(st["open_orders"]),
+                     extra={"symbol": sym, "run_id": self.run_id, "strategy_id": strategy_id,
+                            "position_units": st["position"], "fills": st["fills"],
+                            "open_orders": len(st["open_orders"]), "round_trips": st["round_trips"]})
         self.records = 0
         self.rows_written = 0
         self.commits = 0
@@ -269,6 +286,9 @@ class Writer:
             self.write_s += time.perf_counter() - t
             self._open = False
             self.commits += 1
+            if log.isEnabledFor(logging.DEBUG):     # one per batch, never per record
+                log.debug("commit", extra={"run_id": self.run_id, "records": self._pending,
+                                           "commit_ms": round((time.perf_counter() - t) * 1e3, 3)})
         self._pending = 0
         self._last_commit = time.perf_counter()
 
@@ -448,6 +468,10 @@ class Writer:
                          p["final_position"], p["final_equity"]))
                 self.conn.execute("UPDATE runs SET ended_ns=?, status=?, events=?, records=? WHERE run_id=?",
                                   (time.time_ns(), status, int(events), self.records, self.run_id))
+            log.info("database closed: run %d %s", self.run_id, status,
+                     extra={"database": self.path, "run_id": self.run_id, "status": status,
+                            "records": self.records, "commits": self.commits,
+                            "write_s": round(self.write_s, 6)})
         finally:
             try:
                 self.conn.close()

@@ -144,7 +144,8 @@ def check(rc, out: str, err: str, text: str) -> None:
         lines = err.splitlines()
         assert len(lines) == 1 and lines[0].startswith("orpflow:"), where
     else:
-        assert all(l.startswith("orpflow: warning:") for l in err.splitlines()), where
+        # log lines (orpflow.logs, text format): warnings and the run's info records
+        assert all(l.startswith(("orpflow: warning:", "orpflow: info:")) for l in err.splitlines()), where
 
 
 def test_mutated_configs_never_show_a_traceback(tmp_path, data):

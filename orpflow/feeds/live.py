@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import logging
 import random
 import threading
 import time
@@ -42,6 +43,7 @@ __all__ = ["LiveFeed", "RestWeights", "stream_names"]
 _CODE_NAMES = {code: name for name, code in REASONS.items()}
 STABLE_S = 30.0          # a connection that lived this long resets the reconnect backoff
 POLL_S = 0.05            # book sync and silence checks
+log = logging.getLogger("orpflow.live")    # connections and REST snapshots (picows logs to orpflow.feed)
 
 
 def stream_names(venue: Venue, symbols: Sequence[str], depth_ms: int, trades: str) -> List[str]:
@@ -281,6 +283,8 @@ class LiveFeed:
                 except Exception as exc:            # refused, reset, TLS, handshake, timeout
                     self.counts["connect_errors"] += 1
                     self.last_error = f"connect {self.ws_url}: {type(exc).__name__}: {exc}"
+                    log.warning("%s", self.last_error, extra={"url": self.ws_url, "attempt": attempt,
+                                                               "error": f"{type(exc).__name__}: {exc}"})
                     await self._pause(attempt)
                     attempt += 1
                     continue
@@ -292,6 +296,10 @@ class LiveFeed:
                 self.counts["connects"] += 1
                 if self.counts["connects"] > 1:
                     self.counts["reconnects"] += 1
+                log.info("%s %s", "reconnected to" if self.counts["connects"] > 1 else "connected to",
+                         self.ws_url, extra={"url": self.ws_url, "symbols": self.symbols,
+                                             "connects": self.counts["connects"],
+                                             "reconnects": self.counts["reconnects"]})
                 born = time.monotonic()
                 self.last_frame_s = born
                 for sym in self.symbols:           # whatever was missed: a fresh book
@@ -301,6 +309,9 @@ class LiveFeed:
                 self._transport = None
                 if self._stopping:
                     break
+                log.warning("disconnected from %s after %.1f s; reconnecting", self.ws_url,
+                            time.monotonic() - born, extra={"url": self.ws_url,
+                                                            "lived_s": round(time.monotonic() - born, 3)})
                 attempt = 0 if time.monotonic() - born > STABLE_S else attempt + 1
                 await self._pause(attempt)
         finally:
@@ -325,6 +336,7 @@ class LiveFeed:
             rec = self.recorder
             if rec is not None and rec.error is not None:       # a full disk: stop, say why
                 self.failure = OSError(f"recording to {self.cfg.record} failed: {rec.error}")
+                log.error("%s", self.failure, extra={"recording": self.cfg.record})
                 self._stopping = True
                 self._wake()
                 return
@@ -335,6 +347,7 @@ class LiveFeed:
             if now - self.last_frame_s > silence:
                 self.counts["silent_reconnects"] += 1
                 self.last_error = f"no data for {silence:g} s: reconnecting"
+                log.warning("%s", self.last_error, extra={"url": self.ws_url, "silence_s": silence})
                 self.last_frame_s = now
                 t.disconnect()
                 continue
@@ -343,6 +356,8 @@ class LiveFeed:
                     continue
                 if not snap.read()["in_sync"]:
                     self.counts["resyncs"] += 1
+                    log.info("book of %s out of sync: requesting a snapshot", sym,
+                             extra={"symbol": sym, "resyncs": self.counts["resyncs"]})
                     self._want_snapshot(sym)
 
     # ---------------------------------------------------------------- REST snapshots
@@ -377,6 +392,8 @@ class LiveFeed:
                 self.counts["snapshot_errors"] += 1
                 self.last_error = (f"GET {url}: HTTP {status} {body[:200].decode('utf-8', 'replace')}"
                                    if status else f"GET {url}: {body.decode('utf-8', 'replace')}")
+                log.warning("snapshot of %s failed: %s", sym, self.last_error,
+                            extra={"symbol": sym, "status": status, "attempt": attempt})
                 if status not in (418, 429):
                     await self._pause(attempt)
                     attempt += 1
@@ -422,6 +439,8 @@ class LiveFeed:
         recording of several symbols says whose it is."""
         self.counts["snapshots"] += 1
         self._pushed_at[sym] = time.monotonic()
+        log.info("snapshot of %s received (%d bytes)", sym, len(body),
+                 extra={"symbol": sym, "bytes": len(body), "snapshots": self.counts["snapshots"]})
         payload = b'{"stream":"%s@depthSnapshot","data":%s}' % (sym.lower().encode(), body.strip())
         self.deliver(payload, time.monotonic_ns())
 
