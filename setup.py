@@ -13,11 +13,13 @@ The default build is portable (no -march=native): wheels need that, and valgrind
 host-specific instructions.
 """
 import os
+import shutil
 from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 DEBUG = os.environ.get("ORPFLOW_CYTHON_DEBUG") == "1"
 ANNOTATE = os.environ.get("ORPFLOW_ANNOTATE") == "1"
@@ -41,6 +43,29 @@ class BuildExt(build_ext):
         super().run()
         MODE_MARKER.parent.mkdir(parents=True, exist_ok=True)
         MODE_MARKER.write_text(MODE)
+
+
+# examples/ files the package carries as orpflow/examples/ (orpflow.sample_path(),
+# orpflow.example_config(), `orpflow init`): one copy in the repository, copied at build time in
+# the same layout, so paper.toml's relative data path holds in both places.
+PACKAGED_EXAMPLES = ["paper.toml", "live.toml", "data/binance_spot_btcusdt_sample.gz", "data/README.md"]
+
+
+class BuildPy(build_py):
+    """build_py, plus PACKAGED_EXAMPLES into the built package. An in-place (editable) build
+    skips them: orpflow/bundled.py reads the checkout's examples/ there."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        for rel in PACKAGED_EXAMPLES:
+            src = Path("examples") / rel
+            if not src.is_file():      # an sdist without examples/ would build a wheel without them
+                raise SystemExit(f"examples/{rel} is missing: the wheel carries it (setup.py PACKAGED_EXAMPLES)")
+            dst = Path(self.build_lib) / "orpflow" / "examples" / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
 
 
 COMPONENTS = ["types", "ring", "snapshot", "levels", "book", "convert", "binance_json", "features", "signals", "model",
@@ -92,7 +117,7 @@ extensions = [
 ]
 
 setup(
-    cmdclass={"build_ext": BuildExt},
+    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
     ext_modules=cythonize(
         extensions,
         compiler_directives=directives,

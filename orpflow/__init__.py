@@ -31,6 +31,7 @@ from orpflow.config import (
 from orpflow.engine import Engine, load_engine_events, repeat_events
 from orpflow.backtest import BacktestResult, backtest
 from orpflow.persistence import Store
+from orpflow.bundled import example_config, sample_path
 
 __version__ = "0.1.0"
 
@@ -61,4 +62,5 @@ __all__ = [
     "MetricsConfig", "PersistenceConfig", "config_from_dict", "load_config", "Engine",
     "load_engine_events", "repeat_events", "BacktestResult", "backtest", "Store",
     "Strategy", "CStrategy", "Trade", "OrderUpdate", "FillUpdate",
+    "sample_path", "example_config",
 ]
