@@ -3,7 +3,37 @@
 Light to import: numpy and the compiled core only. Heavy optional pieces (ONNX, Prometheus)
 load when a feature that needs them is configured.
 """
-from orpflow.events import (
+import importlib as _importlib
+
+
+def _source_tree_guard() -> None:
+    """A checkout's orpflow/ has no compiled modules: imported from there (python started in
+    the checkout, a notebook beside it) it would fail on its first compiled import with an
+    error that does not say why. Say why, and what to do."""
+    try:
+        _importlib.import_module("orpflow._core.types")
+    except ModuleNotFoundError as exc:
+        if exc.name != "orpflow._core.types":
+            raise
+        import os
+        import sys
+        here = os.path.dirname(os.path.abspath(__file__))
+        root = os.path.dirname(here)
+        py = f"Python {sys.version_info[0]}.{sys.version_info[1]}"
+        if os.path.isfile(os.path.join(root, "setup.py")) and os.path.isdir(os.path.join(root, "examples")):
+            msg = (f"orpflow is being imported from the source tree at {root}, which has no compiled "
+                   f"extensions (for {py}): run from another folder, so that the installed orpflow is "
+                   "imported (pip install . first), or build the checkout in place with `pip install -e .`")
+        else:
+            msg = (f"the orpflow at {here} has no compiled extension for {py} (orpflow._core.types): "
+                   "reinstall orpflow for this Python")
+        raise ImportError(msg) from None
+
+
+_source_tree_guard()
+del _source_tree_guard, _importlib
+
+from orpflow.events import (  # noqa: E402  (after the guard: the first compiled import)
     EVENT_DTYPE, Flags, Reason, check_event_array, empty_events, flags, load_events, save_events,
 )
 from orpflow.instrument import Instrument
