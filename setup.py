@@ -40,6 +40,21 @@ class BuildExt(build_ext):
         previous = MODE_MARKER.read_text() if MODE_MARKER.exists() else None
         if previous != MODE:
             self.force = True
+        # Cython runs here, when extensions are built, not when setup.py is read: an sdist
+        # (and pip's metadata step) never cythonizes. The extensions keep their identity
+        # (build_ext has set them up): only their sources become the generated C.
+        generated = {ext.name: ext for ext in cythonize(
+            self.extensions,
+            compiler_directives=directives,
+            annotate=ANNOTATE,
+            force=ANNOTATE,      # annotation HTML is only written when Cython actually runs
+            include_path=["."],
+            # one C tree per mode: Cython regenerates by file time only, so switching the debug
+            # directives must not reuse C generated under the other mode
+            build_dir=f"build/cython-{MODE}",
+        )}
+        for ext in self.extensions:
+            ext.sources = generated[ext.name].sources
         super().run()
         MODE_MARKER.parent.mkdir(parents=True, exist_ok=True)
         MODE_MARKER.write_text(MODE)
@@ -116,16 +131,4 @@ extensions = [
     for name in COMPONENTS
 ]
 
-setup(
-    cmdclass={"build_ext": BuildExt, "build_py": BuildPy},
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives=directives,
-        annotate=ANNOTATE,
-        force=ANNOTATE,      # annotation HTML is only written when Cython actually runs
-        include_path=["."],
-        # one C tree per mode: Cython regenerates by file time only, so switching the debug
-        # directives must not reuse C generated under the other mode
-        build_dir=f"build/cython-{MODE}",
-    ),
-)
+setup(cmdclass={"build_ext": BuildExt, "build_py": BuildPy}, ext_modules=extensions)
