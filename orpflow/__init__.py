@@ -1,7 +1,17 @@
 """orpflow: low-latency order-flow trading with a nogil Cython core.
 
-Light to import: numpy and the compiled core only. Heavy optional pieces (ONNX, Prometheus)
-load when a feature that needs them is configured.
+The L2 order book, features, signals, pre-trade risk, the paper broker and the engine's
+per-event loop run compiled, without the GIL, over C structs; Python reads the market data,
+holds the config, runs the feed, strategy and persistence threads, writes SQLite and serves
+the ``orpflow`` command.
+
+Light to import: numpy, orjson and the compiled core. The rest loads when it is used: SQLite
+(apsw) when a database is opened, Prometheus when metrics are enabled, ONNX when a model is
+configured, pandas and matplotlib for frames and plots, ``orpflow.ml`` on first access.
+
+``sample_path()`` is the real Binance recording that comes with the package and
+``example_config("paper")`` a session over it (``orpflow run``); ``orpflow init DIR`` writes a
+copy of that config to start from.
 """
 import importlib as _importlib
 
