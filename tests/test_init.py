@@ -3,6 +3,7 @@ turns them into a session that runs from any folder."""
 from __future__ import annotations
 
 import os
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -84,8 +85,9 @@ def test_init_then_run_from_an_empty_folder(tmp_path):
     init = subprocess.run(cli + ["init", "session"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=120, env=env)
     assert init.returncode == 0, init.stderr
-    assert init.stdout.splitlines()[-1] == "next: orpflow run session/paper.toml"
-    run = subprocess.run(cli + ["run", "session/paper.toml", "--no-db"], cwd=tmp_path, capture_output=True,
+    config = str(Path("session") / "paper.toml")
+    assert init.stdout.splitlines()[-1] == f"next: orpflow run {shlex.quote(config)}"
+    run = subprocess.run(cli + ["run", config, "--no-db"], cwd=tmp_path, capture_output=True,
                          text=True, timeout=300, env=env)
     assert run.returncode == 0, run.stdout + run.stderr
     engine = next(ln for ln in run.stdout.splitlines() if ln.startswith("engine"))
