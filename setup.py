@@ -42,7 +42,8 @@ class BuildExt(build_ext):
             self.force = True
         # Cython runs here, when extensions are built, not when setup.py is read: an sdist
         # (and pip's metadata step) never cythonizes. The extensions keep their identity
-        # (build_ext has set them up): only their sources become the generated C.
+        # (build_ext has set them up, in private attributes): what Cython changed (the sources
+        # become the generated C, depends gains the C headers) is copied onto them.
         generated = {ext.name: ext for ext in cythonize(
             self.extensions,
             compiler_directives=directives,
@@ -54,7 +55,7 @@ class BuildExt(build_ext):
             build_dir=f"build/cython-{MODE}",
         )}
         for ext in self.extensions:
-            ext.sources = generated[ext.name].sources
+            ext.__dict__.update((k, v) for k, v in vars(generated[ext.name]).items() if not k.startswith("_"))
         super().run()
         MODE_MARKER.parent.mkdir(parents=True, exist_ok=True)
         MODE_MARKER.write_text(MODE)
