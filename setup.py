@@ -13,11 +13,13 @@ The default build is portable (no -march=native): wheels need that, and valgrind
 host-specific instructions.
 """
 import os
+import shutil
 from pathlib import Path
 
 from Cython.Build import cythonize
 from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
+from setuptools.command.build_py import build_py
 
 DEBUG = os.environ.get("ORPFLOW_CYTHON_DEBUG") == "1"
 ANNOTATE = os.environ.get("ORPFLOW_ANNOTATE") == "1"
@@ -38,9 +40,48 @@ class BuildExt(build_ext):
         previous = MODE_MARKER.read_text() if MODE_MARKER.exists() else None
         if previous != MODE:
             self.force = True
+        # Cython runs here, when extensions are built, not when setup.py is read: an sdist
+        # (and pip's metadata step) never cythonizes. The extensions keep their identity
+        # (build_ext has set them up, in private attributes): what Cython changed (the sources
+        # become the generated C, depends gains the C headers) is copied onto them.
+        generated = {ext.name: ext for ext in cythonize(
+            self.extensions,
+            compiler_directives=directives,
+            annotate=ANNOTATE,
+            force=ANNOTATE,      # annotation HTML is only written when Cython actually runs
+            include_path=["."],
+            # one C tree per mode: Cython regenerates by file time only, so switching the debug
+            # directives must not reuse C generated under the other mode
+            build_dir=f"build/cython-{MODE}",
+        )}
+        for ext in self.extensions:
+            ext.__dict__.update((k, v) for k, v in vars(generated[ext.name]).items() if not k.startswith("_"))
         super().run()
         MODE_MARKER.parent.mkdir(parents=True, exist_ok=True)
         MODE_MARKER.write_text(MODE)
+
+
+# examples/ files the package carries as orpflow/examples/ (orpflow.sample_path(),
+# orpflow.example_config(), `orpflow init`): one copy in the repository, copied at build time in
+# the same layout, so paper.toml's relative data path holds in both places.
+PACKAGED_EXAMPLES = ["paper.toml", "live.toml", "data/binance_spot_btcusdt_sample.gz", "data/README.md"]
+
+
+class BuildPy(build_py):
+    """build_py, plus PACKAGED_EXAMPLES into the built package. An in-place (editable) build
+    skips them: orpflow/bundled.py reads the checkout's examples/ there."""
+
+    def run(self):
+        super().run()
+        if getattr(self, "editable_mode", False):
+            return
+        for rel in PACKAGED_EXAMPLES:
+            src = Path("examples") / rel
+            if not src.is_file():      # an sdist without examples/ would build a wheel without them
+                raise SystemExit(f"examples/{rel} is missing: the wheel carries it (setup.py PACKAGED_EXAMPLES)")
+            dst = Path(self.build_lib) / "orpflow" / "examples" / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
 
 
 COMPONENTS = ["types", "ring", "snapshot", "levels", "book", "convert", "binance_json", "features", "signals", "model",
@@ -91,16 +132,4 @@ extensions = [
     for name in COMPONENTS
 ]
 
-setup(
-    cmdclass={"build_ext": BuildExt},
-    ext_modules=cythonize(
-        extensions,
-        compiler_directives=directives,
-        annotate=ANNOTATE,
-        force=ANNOTATE,      # annotation HTML is only written when Cython actually runs
-        include_path=["."],
-        # one C tree per mode: Cython regenerates by file time only, so switching the debug
-        # directives must not reuse C generated under the other mode
-        build_dir=f"build/cython-{MODE}",
-    ),
-)
+setup(cmdclass={"build_ext": BuildExt, "build_py": BuildPy}, ext_modules=extensions)

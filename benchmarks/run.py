@@ -297,7 +297,7 @@ def bench_book(name, inst, events, S, prefix_n):
 
 # ---------------------------------------------------------------------------- features + signal
 
-BUDGET_NS = 300.0          # DESIGN.md section 11: in-core tick-to-trade p50 target per event
+BUDGET_NS = 300.0          # in-core tick-to-trade p50 target per event (docs/architecture.md, Engine)
 FEATURES_CFG = of.FeatureConfig(vpin_bucket_volume="1")
 
 

@@ -1,4 +1,4 @@
-"""backtest(): the engine's loop in the caller's thread over an event array (DESIGN §7).
+"""backtest(): the engine's loop in the caller's thread over an event array (docs/engine.md).
 
 The same compiled ``core_step`` as the threaded Engine, with no rings and no threads: its
 output records go to a buffer instead of the `out` ring. Decisions read event time only, so

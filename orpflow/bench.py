@@ -21,19 +21,14 @@ import numpy as np
 
 from orpflow.config import EngineConfig, config_from_dict
 
-SAMPLE_NAME = "binance_spot_btcusdt_sample.gz"
 SIM_ORDER_BYTES = 160      # sizeof(SimOrder), sizeof(SimFill) (broker_state.pxd)
 SIM_FILL_BYTES = 112
 
 
 def find_sample() -> Path:
-    """The bundled sample: beside the package in a checkout, or under ./examples/data."""
-    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
-        p = base / "examples" / "data" / SAMPLE_NAME
-        if p.is_file():
-            return p
-    raise FileNotFoundError(f"examples/data/{SAMPLE_NAME} not found: run from the repository, "
-                            "or pass recordings with --data")
+    """The bundled sample (orpflow.sample_path())."""
+    from orpflow.bundled import sample_path
+    return sample_path()
 
 # Loose rules so a few minutes of data give a few thousand orders (enough latency samples);
 # rate limits off. The order path is the same as with the default rules, only more often.

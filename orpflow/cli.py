@@ -46,6 +46,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--show", type=int, default=10, help="emitted signals to print")
     g.add_argument("--save-features", default=None, help="save the feature rows as .npy")
     g.add_argument("--save-signals", default=None, help="save the signal rows as .npy")
+    i = sub.add_parser("init", help="write a starter config (paper.toml over the bundled sample) into a folder")
+    i.add_argument("folder", help="where paper.toml goes (created if missing)")
+    i.add_argument("--force", action="store_true", help="overwrite an existing paper.toml")
     e = sub.add_parser("run", help="a paper-trading session: the threaded engine over the config's data")
     e.add_argument("config", help="engine config (TOML), e.g. examples/paper.toml")
     e.add_argument("--speed", type=float, default=None, help="replay speed (0: full speed, 1: recorded pace)")
@@ -599,6 +602,19 @@ def serve_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def init(args: argparse.Namespace) -> int:
+    import shlex
+    from orpflow.bundled import init_folder
+    try:
+        path = init_folder(args.folder, force=args.force)
+    except FileExistsError as exc:
+        print(f"orpflow: error: {_line(exc)}", file=sys.stderr)
+        return 2
+    print(f"wrote {path}: a paper-trading session over the sample recording that comes with orpflow")
+    print(f"next: orpflow run {shlex.quote(str(path))}")
+    return 0
+
+
 def _version() -> str:
     try:
         from importlib.metadata import version
@@ -648,6 +664,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             return replay(args)
         if args.command == "signals":
             return signals(args)
+        if args.command == "init":
+            return init(args)
         if args.command == "run":
             return run(args)
         if args.command == "backtest":

@@ -1,4 +1,4 @@
-"""Engine: the threaded paper-trading session (DESIGN §6).
+"""Engine: the threaded paper-trading session (docs/engine.md).
 
     feed thread ──market ring──> strategy thread (one nogil loop) ──out ring──> persistence thread
 

@@ -1,6 +1,6 @@
 """examples/market_making: the Python and Cython market makers (and grids) compute the same
-integer prices, so on the bundled sample they send the same orders and get identical fills;
-the notebook runs end to end."""
+integer prices, so on the bundled sample they send the same orders and get identical fills.
+The notebook runs (and its plot and fills are checked) in tests/test_notebooks.py."""
 import importlib
 from collections import Counter
 import shutil
@@ -155,21 +155,3 @@ def test_python_and_cython_grids_fill_identically(events, py_mods, cy_mods):
             (o["side"], o["price"], o["qty"]) in g.waiting
     assert (g.refills, g.dropped) == (gc.refills, gc.dropped)
     assert_same(py, cy)
-
-
-def test_notebook_executes(tmp_path, monkeypatch):
-    for m in ("nbformat", "nbclient", "ipykernel", "matplotlib"):
-        pytest.importorskip(m, reason=f"the notebook needs {m} (pip install 'orpflow[test]')")
-    import nbformat
-    from nbclient import NotebookClient
-    out = tmp_path / "out"
-    monkeypatch.setenv("ORPFLOW_MM_EXAMPLE", str(EXAMPLE))
-    monkeypatch.setenv("ORPFLOW_MM_DATA", str(SAMPLE))
-    monkeypatch.setenv("ORPFLOW_MM_OUT", str(out))
-    nb = nbformat.read(EXAMPLE / "market_making.ipynb", as_version=4)
-    # run from tmp_path: the kernel imports the installed orpflow, not a source tree
-    NotebookClient(nb, timeout=300, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
-    assert (out / "market_making.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    fills_line = next(ln for ln in printed.splitlines() if ln.startswith("orders "))
-    assert int(fills_line.split("fills ")[1].split()[0]) > 0, printed

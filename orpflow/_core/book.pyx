@@ -196,7 +196,7 @@ cdef int64_t AWAIT_FIRST_STALE_NS = 5000000000
 
 
 cdef int book_depth_action(Book *b, const Event *e) noexcept nogil:
-    """Decide what a diff message does, from its first record (Binance rules, DESIGN §4)."""
+    """Decide what a diff message does, from its first record (Binance rules: docs/architecture.md, Sequencing)."""
     cdef int64_t lid = b.last_update_id
     cdef bint spot = b.venue == VENUE_BINANCE_SPOT
     if b.venue == VENUE_GENERIC:
@@ -514,12 +514,12 @@ cdef void book_metrics(const Book *b, BookMetrics *m) noexcept nogil:
     cdef const Level *tb = NULL
     cdef const Level *ta = NULL
     cdef int64_t nb = 0, na = 0
+    # begun either way (a few loads): the C compiler then sees them initialised
+    side_iter_begin(&bit, &b.bid)
+    side_iter_begin(&ait, &b.ask)
     if cached:
         nb = book_top(b, False, levels, &tb)
         na = book_top(b, True, levels, &ta)
-    else:
-        side_iter_begin(&bit, &b.bid)
-        side_iter_begin(&ait, &b.ask)
     for i in range(levels):
         if cached:
             has_b = i < nb
@@ -797,7 +797,7 @@ cdef class OrderBook:
         return out
 
     def metrics(self):
-        """Book metrics (DESIGN §4) as a dict of floats (NaN where a side is missing)."""
+        """Book metrics (docs/architecture.md, Metrics) as a dict of floats (NaN where a side is missing)."""
         cdef BookMetrics m
         self._enter_read()
         book_metrics(self.book, &m)

@@ -196,7 +196,7 @@ cdef class BinanceConverter:
     # ---- entry points ----
 
     def feed_lines(self, lines):
-        """Recorded lines ``b"<local_recv_ns> <json>"`` (the ../shared/data/binance format)."""
+        """Recorded lines ``b"<local_recv_ns> <json>"`` (how Binance recordings are stored: one message a line, prefixed by its receive time)."""
         cdef bytes line
         cdef Py_ssize_t sp
         cdef int rc

@@ -1,5 +1,5 @@
 """The compiled engine's Python surface: EngineCore (orpflow.Engine and orpflow.backtest
-drive it) over the per-event loop of orpflow/_core/loop.pyx (DESIGN §6, §7).
+drive it) over the per-event loop of orpflow/_core/loop.pyx (docs/engine.md).
 
 EngineCore owns the Core state (every instrument's slot: book, broker, risk, features,
 strategy), runs the loop over an array in the caller's thread (``run_array``: backtest) or

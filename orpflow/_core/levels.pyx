@@ -665,7 +665,8 @@ cdef void check_side(const BookSide *s, str name) except *:
         raise AssertionError(f"{name}: top read {got} levels of {s.n}")
     side_iter_begin(&it, s)
     for i in range(got):
-        side_iter_next(&it, &lv)
+        if not side_iter_next(&it, &lv):
+            raise AssertionError(f"{name}: the walk ended at level {i}, the top read has {got}")
         if top[i].key != lv.key or top[i].qty != lv.qty:
             raise AssertionError(f"{name}: top level {i} {top[i].key}/{top[i].qty}, walk {lv.key}/{lv.qty}")
 

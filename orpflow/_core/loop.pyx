@@ -1,4 +1,4 @@
-"""The engine's per-event loop and its thread loops, nogil (DESIGN §6, §7).
+"""The engine's per-event loop and its thread loops, nogil (docs/engine.md).
 
 ``core_step`` is the whole strategy for one record: the strategy's start and due timers, the
 venue and the book (``exec_apply``), on a row-making record the feature groups the strategy
@@ -53,7 +53,7 @@ cdef extern from "orp_bits.h":
     int64_t orp_max_i64(int64_t a, int64_t b) noexcept nogil
 
 # Idle back-off of the strategy thread: spin (pause) for Core.spin_ns after the last record,
-# then sleep in short steps. Only this thread spins (DESIGN §6: never more spinners than cores).
+# then sleep in short steps. Only this thread spins (never more spinning threads than cores).
 cdef int64_t IDLE_SLEEP_NS = 50000
 cdef int64_t FEED_WAIT_NS = 20000       # the feed's sleep while the market ring is full
 cdef int64_t OUT_WAIT_SPINS = 64        # spins before the strategy sleeps on a full out ring

@@ -1,6 +1,6 @@
 """Pre-trade risk checks and circuit breakers over C structs, nogil.
 
-``risk_check`` runs DESIGN's checks in order; the first failure is the order's reason code.
+``risk_check`` runs the checks in a fixed order (docs/risk.md); the first failure is the order's reason code.
 Breakers trip from the account marks, round trips, rejections and book sync losses the broker
 reports, and stay tripped until ``reset_breakers``; while one is, ``on_breaker`` decides what
 passes (by default only orders that reduce the position). Each trip keeps when and why. The kill switch is one atomic word any

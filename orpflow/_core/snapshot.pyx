@@ -1,4 +1,4 @@
-"""Seqlock-protected MarketSnapshot (DESIGN §5); the protocol itself is ORP_seqlock_* in
+"""Seqlock-protected MarketSnapshot (docs/architecture.md, Snapshot); the protocol itself is ORP_seqlock_* in
 orp_atomic.h.
 
 Writer: seq -> odd (relaxed) + release fence, store the payload word by word (relaxed atomics),
@@ -28,7 +28,7 @@ cdef extern from "orp_atomic.h":
     void ORP_seqlock_write(int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
     int64_t ORP_seqlock_read(const int64_t *seq, int64_t *dst, const int64_t *src, size_t words) noexcept nogil
 
-assert SNAPSHOT_LEVELS <= TOP_CACHE      # the published levels come from the book's top cache
+assert <int>SNAPSHOT_LEVELS <= <int>TOP_CACHE      # the published levels come from the book's top cache
 
 # the payload is copied as int64 words (checked when a MarketSnapshot is made)
 cdef size_t PAYLOAD_WORDS = sizeof(SnapshotData) // 8

@@ -32,7 +32,7 @@ class OrderContext:
 
 
 class RiskGate:
-    """Checks an order in DESIGN's order; the first failure is its reason code."""
+    """Checks an order in the compiled gate's order (docs/risk.md); the first failure is its reason code."""
 
     def __init__(self, limits: Any, instrument: Any) -> None:
         self.limits, self.instrument = limits, instrument
