@@ -66,10 +66,22 @@ def _check_quickstart(nb, cwd: Path) -> None:
     assert int(engine.split()[1].rstrip(",")) > 0, printed
 
 
+def _check_sweep(nb, cwd: Path) -> None:
+    assert (cwd / "sweep-out" / "sweep.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "32 backtests, 0 failed" in _printed(nb), _printed(nb)
+
+
+def _check_research(nb, cwd: Path) -> None:
+    printed = _printed(nb)
+    assert "binance_spot_btcusdt_sample.gz" in printed and "Sharpe" in printed, printed
+
+
 CHECKS = {
     "examples/market_making/market_making.ipynb": _check_market_making,
     "examples/ml/train.ipynb": _check_ml,
     "examples/notebooks/quickstart.ipynb": _check_quickstart,
+    "examples/notebooks/research.ipynb": _check_research,
+    "examples/notebooks/sweep.ipynb": _check_sweep,
 }
 
 
