@@ -259,6 +259,10 @@ def test_purged_split_never_overlaps(df, fraction, embargo_ms):
 @given(frames(), st.integers(2, 5), st.integers(0, 20))
 def test_purged_kfold_never_overlaps(df, k, embargo_ms):
     emb = embargo_ms * MS
+    if len(df) < k:                                   # fewer rows than folds: refused, by name
+        with pytest.raises(ValueError, match="too few"):
+            list(purged_kfold(df, k, embargo_ms))
+        return
     seen = []
     for train, test in purged_kfold(df, k, embargo_ms):
         seen.extend(test.index)

@@ -6,6 +6,7 @@ and the compiled converter produce byte-identical event arrays from the same lin
 from __future__ import annotations
 
 import json
+import math
 import re
 from typing import Dict, List, Sequence, Tuple, Union
 
@@ -102,7 +103,7 @@ class BinanceConverter:
         start = len(self.records)
         try:
             try:
-                obj = json.loads(payload, parse_constant=_no_constants)
+                obj = json.loads(payload, parse_constant=_no_constants, parse_float=_finite_float, parse_int=_json_int)
             except (ValueError, UnicodeDecodeError):
                 raise _Reject("MALFORMED")
             if type(obj) is not dict:
@@ -251,6 +252,21 @@ def _no_constants(name: str):
     raise ValueError(f"JSON constant {name} is not valid JSON")
 
 
+# The compiled path reads JSON with orjson: a number that is infinite as a double is not JSON
+# to it (the whole message is MALFORMED, before any symbol is looked at), and an integer beyond
+# the 64-bit range becomes a float. Python's json reads both; these make it read as orjson does.
+def _finite_float(text: str) -> float:
+    v = float(text)
+    if math.isinf(v):
+        raise ValueError(f"number is infinity when parsed as double: {text[:40]}")
+    return v
+
+
+def _json_int(text: str):
+    v = int(text)
+    return v if -(1 << 63) <= v < (1 << 64) else _finite_float(text)
+
+
 def _name(code: int) -> str:
     from orpflow.events import Reason
     return Reason(code).name
@@ -309,7 +325,7 @@ class BinanceStreamConverter:
         start = len(self.records)
         try:
             try:
-                obj = json.loads(payload, parse_constant=_no_constants)
+                obj = json.loads(payload, parse_constant=_no_constants, parse_float=_finite_float, parse_int=_json_int)
             except (ValueError, UnicodeDecodeError):
                 raise _Reject("MALFORMED")
             if type(obj) is not dict:
