@@ -24,7 +24,7 @@ log = logging.getLogger("orpflow.engine")     # the engine's loop: one lifecycle
 
 def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
              progress: Union[bool, Callable[[int, int], None], None] = None,
-             measure: bool = True, strategy: Any = None) -> BacktestResult:
+             measure: bool = True, strategy: Any = None, log_events: bool = True) -> BacktestResult:
     """Run the engine's loop over `events` in this thread; returns a BacktestResult.
 
     Parameters
@@ -46,6 +46,10 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
         compiled ``CStrategy`` (single-instrument config), a dict {symbol: strategy}, or a
         callable ``f(instrument) -> strategy``. An exception in one of its callbacks stops the
         run and is re-raised here.
+    log_events
+        Log the run's start and end (``orpflow.engine``), its circuit breaker trips
+        (``orpflow.risk``) and book sync changes (``orpflow.feed``) after it ends. False: none
+        (sweeps: thousands of backtests, their trips counted in the result rows).
     """
     from orpflow.engine import latency_percentiles
     from orpflow.runtime import build_core, model_descriptions
@@ -58,8 +62,9 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
     core, parts = build_core(cfg, insts, strategy)
     core.measure = measure
     n = len(events)
-    log.info("backtest started: %s", ", ".join(i.symbol for i in insts),
-             extra={"symbols": [i.symbol for i in insts], "events": n, "strategy_id": cfg.strategy_id})
+    if log_events:
+        log.info("backtest started: %s", ", ".join(i.symbol for i in insts),
+                 extra={"symbols": [i.symbol for i in insts], "events": n, "strategy_id": cfg.strategy_id})
     report: Optional[Callable[[int, int], None]] = None
     if callable(progress):
         report = progress
@@ -78,7 +83,8 @@ def backtest(events: np.ndarray, config: Union[EngineConfig, str], *,
     lat = {name: latency_percentiles(core, name) for name in ("incore", "feature")}
     res = BacktestResult(insts, [p[0] for p in parts], core.take_records(), core.counters(), lat, seconds,
                          model_descriptions([i.symbol for i in insts], parts))
-    _log_end(res)
+    if log_events:
+        _log_end(res)
     return res
 
 

@@ -197,7 +197,7 @@ def run_task(config: EngineConfig, events_path: str, strategy: Any = None) -> Li
     symbols = [ic.symbol for ic in config.instruments]
     try:
         events = np.load(events_path, mmap_mode="r")
-        res = backtest(events, config, strategy=strategy)
+        res = backtest(events, config, strategy=strategy, log_events=False)
     except Exception as exc:                # the sweep goes on; the row says what happened
         return _error_rows(symbols, exc, time.perf_counter() - t0)
     c = res.counters

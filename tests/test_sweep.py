@@ -352,3 +352,18 @@ def test_strategy_argument_reaches_every_backtest(cfg, slices):
     own = of.sweep(cfg, grid, slices[2:], "serial", progress=False)
     base = of.sweep(cfg, grid, slices[2:], "serial", progress=False, strategy=of.CStrategy())
     assert (own["orders"] > 0).all() and (base["orders"] == 0).all() and (base["error"] == "").all()
+
+
+def test_a_sweep_logs_nothing_per_backtest(cfg, slices, caplog):
+    """A backtest logs its start, end, trips and sync changes; a sweep's thousands of backtests
+    do not (their trips are counted in the rows), while a lone backtest still does."""
+    import logging
+    with caplog.at_level(logging.DEBUG, logger="orpflow"):
+        df = of.sweep(cfg, {"signal.threshold": [0.3, 0.5]}, slices[-1:], "serial", progress=False)
+    assert (df["breaker_trips"] > 0).any()                     # trips happened, and were not logged
+    assert not [r for r in caplog.records if r.name in ("orpflow.engine", "orpflow.risk", "orpflow.feed")]
+    events = np.load(slices[-1])
+    with caplog.at_level(logging.DEBUG, logger="orpflow"):
+        of.backtest(events, cfg)
+    names = {r.name for r in caplog.records}
+    assert {"orpflow.engine", "orpflow.risk", "orpflow.feed"} <= names, names
