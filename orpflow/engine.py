@@ -23,7 +23,7 @@ from orpflow._core.engine import EngineCore, hist_bucket_bounds
 from orpflow._core.ring import EventRing
 from orpflow.config import ConfigError, EngineConfig, MoneyScale, load_config
 from orpflow.instrument import Instrument
-from orpflow.logs import log_out_records
+from orpflow.logs import log_failure, log_out_records
 from orpflow.runtime import build_core, model_descriptions
 
 __all__ = ["Engine", "build_core", "load_engine_events", "latency_percentiles", "repeat_events",
@@ -406,8 +406,7 @@ class Engine:
                  "elapsed_s": round((self._t_end or time.perf_counter()) - self._t_start, 6)}
         if self.error is not None:
             err = self.error
-            log.error("engine failed: %s: %s", type(err).__name__, err, extra=extra,
-                      exc_info=(type(err), err, err.__traceback__))
+            log_failure(log, err, f"engine failed: {type(err).__name__}: {err}", extra)
         else:
             log.info("engine %s", status, extra=extra)
 

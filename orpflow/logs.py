@@ -17,7 +17,8 @@ import math
 import sys
 from typing import Any, Dict, Optional, Sequence, TextIO
 
-__all__ = ["JsonFormatter", "TextFormatter", "configure", "fields", "is_cli_handler", "log_out_records"]
+__all__ = ["JsonFormatter", "TextFormatter", "configure", "fields", "is_cli_handler", "log_failure",
+           "log_out_records"]
 
 LEVELS = ("debug", "info", "warning", "error", "critical")
 FORMATS = ("text", "json")
@@ -62,6 +63,8 @@ class JsonFormatter(logging.Formatter):
             out.setdefault(k, _plain(v))
         if record.exc_info:
             out["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            out["exc"] = record.exc_text
         return json.dumps(out, ensure_ascii=False)
 
 
@@ -76,7 +79,22 @@ class TextFormatter(logging.Formatter):
             text += "  " + " ".join(f"{k}={_text(v)}" for k, v in extra.items())
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            text += "\n" + record.exc_text
         return text
+
+
+def log_failure(logger: logging.Logger, exc: BaseException, message: str, extra: Dict[str, Any]) -> None:
+    """An ERROR record carrying the exception's traceback as text (``exc_text``, which every
+    logging.Formatter prints), not the exception itself: a record's exc_info keeps the
+    traceback's frames, and with them the engine and its C memory, alive for as long as any
+    handler holds the record (a MemoryHandler, a queue, pytest's log capture)."""
+    if not logger.isEnabledFor(logging.ERROR):
+        return
+    import traceback
+    record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, (), None, extra=extra)
+    record.exc_text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)).rstrip("\n")
+    logger.handle(record)
 
 
 def _text(v: Any) -> str:
